@@ -1,0 +1,294 @@
+//! Validated, internal configuration types: what the rest of tagcache reads.
+//!
+//! These are built from the YAML mirror in [`super::raw`] by [`super::load`]; they
+//! are never deserialized directly and every value in them has been checked.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::HeaderName;
+
+/// A secret read from the environment. Its `Debug` never prints the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself; call only where it is compared or sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the proxy listens (`listen`).
+    pub listen: SocketAddr,
+    /// The origin every request is forwarded to.
+    pub upstream: Upstream,
+    /// The admin listener.
+    pub admin: Admin,
+    /// Cache storage tiers.
+    pub storage: Storage,
+    /// Where the workspace and user identities come from.
+    pub tenant: Tenant,
+    /// Cached routes, in the order they are matched.
+    pub routes: Vec<Route>,
+    /// Invalidation events: event name to tag templates.
+    pub events: BTreeMap<String, Vec<Template>>,
+    /// Purge behaviour (origin tag headers, legacy webhook).
+    pub purge: Purge,
+    /// Process-level settings.
+    pub server: Server,
+    /// Request coalescing.
+    pub coalescing: Coalescing,
+    /// Emit `X-Cache-Key` and the key in `Cache-Status`.
+    pub debug_headers: bool,
+    /// Limits applied to requests.
+    pub limits: Limits,
+}
+
+/// The origin.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port` of the origin.
+    pub address: String,
+    /// Use TLS to the origin.
+    pub tls: bool,
+    /// SNI / Host for TLS; defaults to the host part of `address`.
+    pub sni: String,
+    /// TCP connect timeout (default 2s).
+    pub connect_timeout: Duration,
+    /// Time to wait for the origin's response header and each body read (default 30s).
+    pub read_timeout: Duration,
+    /// Time allowed for each write to the origin (default 30s).
+    pub write_timeout: Duration,
+    /// How long idle keep-alive connections to the origin are kept (default 60s).
+    pub idle_timeout: Duration,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Address of the admin listener (default `127.0.0.1:9090`).
+    pub listen: SocketAddr,
+    /// Bearer token for everything but `/health`; required when `listen` is not loopback.
+    pub token: Option<Secret>,
+    /// Largest admin request body accepted (default 1 MiB).
+    pub max_body: usize,
+    /// Secret for `X-Tagcache-Signature` HMAC webhooks, if enabled.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// Storage tiers.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The in-process memory tier.
+    pub memory: Option<MemoryStorage>,
+}
+
+/// The in-process memory tier.
+#[derive(Debug, Clone)]
+pub struct MemoryStorage {
+    /// Total bytes (headers + body + per-entry overhead) the store may hold.
+    pub max_size: usize,
+    /// Largest single response body stored; larger ones stream through uncached.
+    pub max_object_size: usize,
+}
+
+/// Where identities come from.
+#[derive(Debug, Clone, Default)]
+pub struct Tenant {
+    /// The workspace (tenant) identity.
+    pub workspace: Option<IdentitySource>,
+    /// The user identity.
+    pub user: Option<IdentitySource>,
+}
+
+/// Where one identity is read from.
+#[derive(Debug, Clone)]
+pub enum IdentitySource {
+    /// A request header, trusted as-is (deployments behind an authenticating gateway).
+    Header(HeaderName),
+}
+
+/// Which methods a route matches. Only GET and HEAD are ever cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMethod {
+    /// `GET` (HEAD requests are served from GET entries).
+    Get,
+}
+
+/// One piece of a route path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// A literal path segment, compared exactly.
+    Literal(String),
+    /// `{name}`: one non-empty segment captured as a path parameter.
+    Param(String),
+}
+
+/// A cached route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Route name, unique; part of every key and used in metrics.
+    pub name: String,
+    /// Method matched.
+    pub method: RouteMethod,
+    /// Path pattern, split on `/` (no empty segments).
+    pub segments: Vec<Segment>,
+    /// Fresh lifetime.
+    pub ttl: Duration,
+    /// Serve stale while one background refresh runs, for this long after expiry.
+    pub stale_while_revalidate: Duration,
+    /// Serve stale when the origin fails, for this long after expiry.
+    pub stale_if_error: Duration,
+    /// What goes into the key.
+    pub key: KeySpec,
+    /// What to do with a query parameter not in `key.query`.
+    pub unknown_query: UnknownQuery,
+    /// Conditions under which the request bypasses the cache.
+    pub bypass_when: Vec<BypassRule>,
+    /// Tag templates attached to every stored entry.
+    pub tags: Vec<Template>,
+    /// Response statuses that are stored (default `[200]`).
+    pub statuses: Vec<u16>,
+    /// Whether a request `Cache-Control: no-cache` fetches from origin (default true).
+    pub honor_client_no_cache: bool,
+}
+
+/// What goes into a route's cache key besides route name, workspace and path params.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Allowlisted query parameters, sorted and deduplicated.
+    pub query: Vec<String>,
+    /// Defaults applied before keying (a param equal to its default is the same key as absent).
+    pub defaults: BTreeMap<String, String>,
+    /// The user id is added to the key when any of these params has one of the values.
+    pub per_user_when: Vec<PerUserRule>,
+    /// Always key per user.
+    pub per_user: bool,
+}
+
+/// Key per user when `param` has one of `values` (after defaults).
+#[derive(Debug, Clone)]
+pub struct PerUserRule {
+    /// Query parameter name.
+    pub param: String,
+    /// Values that make the response user-specific.
+    pub values: Vec<String>,
+}
+
+/// What to do with query parameters not in the allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownQuery {
+    /// Bypass the cache (the param may change the response). The default.
+    #[default]
+    Bypass,
+    /// Drop the param from the key.
+    Ignore,
+}
+
+/// A bypass condition on a query parameter (after defaults).
+#[derive(Debug, Clone)]
+pub struct BypassRule {
+    /// Query parameter name.
+    pub param: String,
+    /// The condition.
+    pub when: BypassCondition,
+}
+
+/// Conditions a bypass rule can test.
+#[derive(Debug, Clone)]
+pub enum BypassCondition {
+    /// Numeric value greater than this (a non-numeric value also bypasses).
+    GreaterThan(f64),
+    /// Numeric value less than this (a non-numeric value also bypasses).
+    LessThan(f64),
+    /// Value equal to one of these.
+    Equals(Vec<String>),
+    /// The parameter is present at all.
+    Present,
+}
+
+/// A tag template such as `board:{workspace}:{board_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The source text, for messages.
+    pub source: String,
+    /// The parsed pieces.
+    pub parts: Vec<TemplatePart>,
+}
+
+/// A piece of a tag template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    /// Literal text.
+    Literal(String),
+    /// `{workspace}`: the request's workspace.
+    Workspace,
+    /// `{user}`: the request's user.
+    User,
+    /// `{name}`: a path parameter (routes) or body field (events).
+    Var(String),
+    /// `{query.name}`: a query parameter after defaults.
+    Query(String),
+}
+
+/// Purge behaviour.
+#[derive(Debug, Clone)]
+pub struct Purge {
+    /// Origin response headers read as tags, with their separators.
+    pub tag_headers: Vec<TagHeader>,
+    /// Legacy webhook body accepted on this admin path (default `/purge/legacy`).
+    pub legacy_path: String,
+    /// Tags purged for a legacy body; templates over its fields.
+    pub legacy_tags: Vec<Template>,
+}
+
+/// An origin header that carries tags.
+#[derive(Debug, Clone)]
+pub struct TagHeader {
+    /// Header name, e.g. `Surrogate-Key`.
+    pub name: HeaderName,
+    /// Separator: `' '` for Surrogate-Key, `','` for Cache-Tag.
+    pub separator: char,
+}
+
+/// Process-level settings.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Worker threads for the proxy service (default: number of CPUs).
+    pub threads: usize,
+    /// Grace period after SIGTERM before connections are closed (default 10s).
+    pub grace_period: Duration,
+}
+
+/// Request coalescing.
+#[derive(Debug, Clone)]
+pub struct Coalescing {
+    /// Whether concurrent misses for one key share one origin fetch (default true).
+    pub enabled: bool,
+    /// How long a waiter waits for the fill before going to the origin itself (default 10s).
+    pub wait_timeout: Duration,
+}
+
+/// Limits applied to requests.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest request URI accepted on cached routes (default 8 KiB).
+    pub max_uri_len: usize,
+    /// Most query parameters considered for a key (default 64); more bypasses.
+    pub max_query_params: usize,
+}
