@@ -1,1 +1,18 @@
-//! tagcache
+//! tagcache: a tenant-aware, tag-purgeable HTTP reverse-proxy cache on Pingora.
+//!
+//! The crate is both the `tagcache` binary and a library: [`cache::TagCache`]
+//! is the embeddable cache layer a custom Pingora `ProxyHttp` can call from
+//! its hooks, and [`server`] assembles tagcache's own proxy from a config.
+//! See `ARCHITECTURE.md` for the code map.
+
+pub mod admin;
+pub mod cache;
+pub mod config;
+pub mod key;
+pub mod metrics;
+pub mod proxy;
+pub mod purge;
+pub mod route;
+pub mod server;
+pub mod storage;
+pub mod tags;

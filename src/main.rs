@@ -1,3 +1,110 @@
-fn main() {
-    println!("Hello, world!");
+//! The `tagcache` command: run the proxy, check a config, purge.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+/// A tenant-aware, tag-purgeable HTTP reverse-proxy cache.
+#[derive(Parser)]
+#[command(name = "tagcache", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy and the admin listener.
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = "/etc/tagcache/tagcache.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a config file and exit.
+    Check {
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Purge tags through a running instance's admin API.
+    Purge {
+        /// Tag to purge (repeatable).
+        #[arg(long = "tag", required = true)]
+        tags: Vec<String>,
+        /// Mark entries stale instead of dropping them.
+        #[arg(long)]
+        soft: bool,
+        /// Admin API base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        admin: String,
+        /// Admin token (prefer the environment variable).
+        #[arg(long, env = "TAGCACHE_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match tagcache::config::load_file(&config) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    eprintln!("{w}");
+                }
+                println!("{}: ok ({} routes)", config.display(), loaded.config.routes.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => {
+            init_logging();
+            let loaded = match tagcache::config::load_file(&config) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            let config = Arc::new(loaded.config);
+            tracing::info!(listen = %config.listen, admin = %config.admin.listen, upstream = %config.upstream.address, routes = config.routes.len(), "starting tagcache");
+            match tagcache::server::build(config) {
+                Ok(built) => tagcache::server::run_forever(built),
+                Err(e) => {
+                    eprintln!("tagcache: could not start: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Purge { tags, soft, admin, token } => {
+            let body = serde_json::json!({ "tags": tags, "soft": soft }).to_string();
+            match tagcache::admin::client::post_json(&admin, "/purge", token.as_deref(), &body) {
+                Ok(a) if a.status == 200 => {
+                    println!("{}", a.body);
+                    ExitCode::SUCCESS
+                }
+                Ok(a) => {
+                    eprintln!("purge refused ({}): {}", a.status, a.body);
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("tagcache: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TAGCACHE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
 }

@@ -1,0 +1,409 @@
+//! The admin listener: health, stats, metrics, purge and events.
+//!
+//! It runs on its own address (loopback by default), separate from proxied
+//! traffic. Everything but `/health` needs `Authorization: Bearer <token>`
+//! when a token is configured; event webhooks may additionally require an
+//! HMAC signature. Bodies are read with a size limit; every refusal is a JSON
+//! error naming the problem.
+
+mod auth;
+pub mod client;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use http::{Method, Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::cache::TagCache;
+use crate::metrics::CacheStatus;
+use crate::purge::events::{self, EventError};
+use crate::purge::signature::Verifier;
+use crate::purge::{PurgeReport, Purger, UrlTarget};
+
+/// The admin HTTP application.
+pub struct AdminApp {
+    purger: Purger,
+    verifier: Option<Verifier>,
+}
+
+impl AdminApp {
+    /// The admin app for `cache`.
+    pub fn new(cache: Arc<TagCache>) -> Self {
+        let verifier = cache
+            .config()
+            .admin
+            .webhook_secret
+            .clone()
+            .map(Verifier::new);
+        AdminApp {
+            purger: Purger::new(cache),
+            verifier,
+        }
+    }
+
+    fn cache(&self) -> &TagCache {
+        self.purger.cache()
+    }
+}
+
+/// A JSON response.
+fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
+    let body = body.to_string().into_bytes();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .header("content-length", body.len())
+        .body(body)
+        .unwrap_or_default()
+}
+
+/// A JSON error `{"error": code, "message": ..., "field": ...}`.
+pub(crate) fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response<Vec<u8>> {
+    let mut body = json!({ "error": code, "message": message });
+    if let Some(f) = field {
+        body["field"] = json!(f);
+    }
+    json_response(status, &body)
+}
+
+/// Body of `POST /purge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeBody {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    urls: Vec<UrlItem>,
+    #[serde(default)]
+    workspaces: Vec<String>,
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    soft: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum UrlItem {
+    Plain(String),
+    Full {
+        url: String,
+        #[serde(default)]
+        workspace: Option<String>,
+        #[serde(default)]
+        user: Option<String>,
+    },
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        if method == Method::GET && path == "/health" {
+            return json_response(StatusCode::OK, &json!({ "status": "ok" }));
+        }
+        let admin = &self.cache().config().admin;
+        if let Err(why) = auth::check_bearer(session.req_header(), admin.token.as_ref()) {
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", why, Some("authorization"));
+        }
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/stats") => json_response(StatusCode::OK, &self.stats()),
+            ("GET", "/metrics") => {
+                self.cache().refresh_gauges();
+                let body = self.cache().metrics().render().into_bytes();
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .header("content-length", body.len())
+                    .body(body)
+                    .unwrap_or_default()
+            }
+            ("POST", "/purge") => match read_body(session, admin.max_body).await {
+                Ok(body) => self.purge(session, &body),
+                Err(resp) => resp,
+            },
+            ("POST", "/events") => match read_body(session, admin.max_body).await {
+                Ok(body) => self.events(session, &body, false),
+                Err(resp) => resp,
+            },
+            ("POST", p) if p == self.cache().config().purge.legacy_path => {
+                match read_body(session, admin.max_body).await {
+                    Ok(body) => self.events(session, &body, true),
+                    Err(resp) => resp,
+                }
+            }
+            ("PURGE", _) => self.purge_method(session),
+            (_, "/health" | "/stats" | "/metrics" | "/purge" | "/events") => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+                None,
+            ),
+            _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint", None),
+        }
+    }
+}
+
+/// Reads the request body up to `limit` bytes.
+async fn read_body(session: &mut ServerSession, limit: usize) -> Result<Vec<u8>, Response<Vec<u8>>> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!("request body exceeds {limit} bytes"),
+            None,
+        )
+    };
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "could not read the request body",
+                    None,
+                ))
+            }
+        }
+    }
+    Ok(buf.to_vec())
+}
+
+fn report_json(report: &PurgeReport) -> Value {
+    json!({
+        "purged": { "kind": report.kind, "tags": report.tags },
+        "soft": report.soft,
+        "epoch": report.epoch,
+        "took_us": report.took_us,
+    })
+}
+
+impl AdminApp {
+    fn stats(&self) -> Value {
+        let cache = self.cache();
+        let m = cache.metrics();
+        let mut totals = [0u64; 6];
+        let mut routes = serde_json::Map::new();
+        for r in m.routes() {
+            let mut route = serde_json::Map::new();
+            for (i, s) in CacheStatus::ALL.iter().enumerate() {
+                let n = r.get(*s);
+                totals[i] += n;
+                route.insert(s.as_str().to_ascii_lowercase(), json!(n));
+            }
+            route.insert("stores".into(), json!(r.stores.get()));
+            routes.insert(r.name.clone(), Value::Object(route));
+        }
+        let [hits, misses, bypasses, stale, expired, revalidated] = totals;
+        let served = hits + stale + revalidated;
+        let lookups = served + misses + expired;
+        let hit_rate = if lookups == 0 { 0.0 } else { served as f64 / lookups as f64 };
+        let stores: u64 = m.routes().iter().map(|r| r.stores.get()).sum();
+        let purges: u64 = ["tag", "url", "workspace", "event", "legacy", "mixed"]
+            .iter()
+            .map(|k| m.purges.with_label_values(&[k, "ok"]).get())
+            .sum();
+        let errors: u64 = ["origin", "client", "internal"]
+            .iter()
+            .map(|k| m.errors.with_label_values(&[k]).get())
+            .sum();
+        let mem = cache.memory().map(|s| s.stats());
+        json!({
+            "hits": hits,
+            "misses": misses,
+            "bypasses": bypasses,
+            "stale": stale,
+            "expired": expired,
+            "revalidated": revalidated,
+            "stores": stores,
+            "evictions": mem.as_ref().map_or(0, |s| s.evictions),
+            "purges": purges,
+            "errors": errors,
+            "hit_rate": hit_rate,
+            "entries": mem.as_ref().map_or(0, |s| s.entries),
+            "bytes": mem.as_ref().map_or(0, |s| s.bytes),
+            "tag_records": cache.registry().len(),
+            "routes": routes,
+        })
+    }
+
+    /// Identity headers of the admin request, used for URL purges.
+    fn header_identity(&self, session: &ServerSession) -> (Option<String>, Option<String>) {
+        let tenant = &self.cache().config().tenant;
+        let read = |src: &Option<crate::config::IdentitySource>| {
+            let crate::config::IdentitySource::Header(h) = src.as_ref()?;
+            session
+                .req_header()
+                .headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (read(&tenant.workspace), read(&tenant.user))
+    }
+
+    fn purge(&self, session: &ServerSession, body: &[u8]) -> Response<Vec<u8>> {
+        let m = self.cache().metrics();
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let parsed: PurgeBody = match serde_path_to_error::deserialize(&mut de) {
+            Ok(b) => b,
+            Err(e) => {
+                m.purges.with_label_values(&["tag", "invalid"]).inc();
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                // An unknown key is reported at its parent; name the key itself.
+                let field = field_of_serde_error(&msg)
+                    .filter(|_| msg.starts_with("unknown field"))
+                    .or_else(|| (path != ".").then(|| path.clone()));
+                return error(StatusCode::BAD_REQUEST, "invalid_body", &msg, field.as_deref());
+            }
+        };
+        let mut hashes: Vec<u64> = parsed.tags.iter().map(|t| crate::tags::hash(t)).collect();
+        let mut kinds = Vec::new();
+        if !parsed.tags.is_empty() {
+            kinds.push("tag");
+        }
+        let workspaces = parsed.workspaces.iter().chain(parsed.workspace.iter());
+        for w in workspaces {
+            kinds.push("workspace");
+            hashes.push(crate::tags::hash(&Purger::workspace_tag(w)));
+        }
+        let (hw, hu) = self.header_identity(session);
+        for item in &parsed.urls {
+            kinds.push("url");
+            let target = match item {
+                UrlItem::Plain(url) => UrlTarget {
+                    url: url.clone(),
+                    workspace: hw.clone(),
+                    user: hu.clone(),
+                },
+                UrlItem::Full { url, workspace, user } => UrlTarget {
+                    url: url.clone(),
+                    workspace: workspace.clone().or_else(|| hw.clone()),
+                    user: user.clone().or_else(|| hu.clone()),
+                },
+            };
+            match self.purger.url_tag(&target) {
+                Ok(h) => hashes.push(h),
+                Err(e) => {
+                    m.purges.with_label_values(&["url", "invalid"]).inc();
+                    return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_url", &e.to_string(), Some("urls"));
+                }
+            }
+        }
+        if hashes.is_empty() {
+            m.purges.with_label_values(&["tag", "invalid"]).inc();
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "nothing to purge: give \"tags\", \"urls\" or \"workspaces\"",
+                Some("tags"),
+            );
+        }
+        kinds.sort_unstable();
+        kinds.dedup();
+        let kind = if kinds.len() == 1 { kinds[0] } else { "mixed" };
+        let report = self.purger.purge_hashes(kind, &hashes, parsed.soft);
+        json_response(StatusCode::OK, &report_json(&report))
+    }
+
+    fn purge_method(&self, session: &ServerSession) -> Response<Vec<u8>> {
+        let url = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        let (workspace, user) = self.header_identity(session);
+        let soft = session
+            .req_header()
+            .headers
+            .get("x-purge-soft")
+            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
+        match self.purger.url_tag(&UrlTarget { url, workspace, user }) {
+            Ok(h) => {
+                let report = self.purger.purge_hashes("url", &[h], soft);
+                json_response(StatusCode::OK, &report_json(&report))
+            }
+            Err(e) => {
+                self.cache().metrics().purges.with_label_values(&["url", "invalid"]).inc();
+                error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_url", &e.to_string(), Some("url"))
+            }
+        }
+    }
+
+    fn events(&self, session: &ServerSession, body: &[u8], legacy: bool) -> Response<Vec<u8>> {
+        let kind = if legacy { "legacy" } else { "event" };
+        let m = self.cache().metrics();
+        if let Some(v) = &self.verifier {
+            let header = session
+                .req_header()
+                .headers
+                .get("x-tagcache-signature")
+                .and_then(|h| h.to_str().ok());
+            if let Err(e) = v.verify(header, body) {
+                m.purges.with_label_values(&[kind, "unauthorized"]).inc();
+                return error(StatusCode::UNAUTHORIZED, "bad_signature", &e.to_string(), Some("x-tagcache-signature"));
+            }
+        }
+        let config = self.cache().config();
+        let resolved = if legacy {
+            events::resolve_legacy(config, body)
+        } else {
+            events::resolve_events(config, body)
+        };
+        match resolved {
+            Ok(tags) => {
+                let soft = !legacy && serde_json::from_slice::<Value>(body)
+                    .ok()
+                    .and_then(|v| v.get("soft").and_then(Value::as_bool))
+                    .unwrap_or(false);
+                let report = self.purger.purge_tags(kind, &tags, soft);
+                let mut out = report_json(&report);
+                out["tags"] = json!(tags);
+                json_response(StatusCode::OK, &out)
+            }
+            Err(e) => {
+                m.purges.with_label_values(&[kind, "invalid"]).inc();
+                let (status, code) = match &e {
+                    EventError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+                    EventError::UnknownEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_event"),
+                    _ => (StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
+                };
+                error(status, code, &e.to_string(), e.field())
+            }
+        }
+    }
+}
+
+/// Pulls the field name out of a serde error message (`unknown field `x``,
+/// `missing field `x``, `invalid type ... at line` for a known field).
+fn field_of_serde_error(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = msg[start..].find('`')? + start;
+    Some(msg[start..end].to_string())
+}

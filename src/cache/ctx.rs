@@ -1,0 +1,57 @@
+//! Per-request state of the cache layer, carried through Pingora's hooks.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::key::BypassReason;
+use crate::metrics::CacheStatus;
+
+/// What tagcache knows about one request. Embedders keep one in their own
+/// `ProxyHttp::CTX` and pass it to every [`super::TagCache`] hook.
+#[derive(Debug, Default)]
+pub struct RequestCtx {
+    /// Index of the matched route, if any.
+    pub(crate) route: Option<usize>,
+    /// Why the cache is not used for this request, if it is not.
+    pub(crate) bypass: Option<BypassReason>,
+    /// Whether the cache was enabled for this request.
+    pub(crate) enabled: bool,
+    /// The request's workspace, on tenant-scoped routes.
+    pub(crate) workspace: Option<Arc<str>>,
+    /// The request's user, where the key carries it.
+    pub(crate) user: Option<Arc<str>>,
+    /// Framed primary key, built in `request_cache_filter`, consumed by `cache_key_callback`.
+    pub(crate) primary: Option<Vec<u8>>,
+    /// Readable key, only with `debug_headers`.
+    pub(crate) key_debug: Option<String>,
+    /// Purge epoch observed before the origin fetch.
+    pub(crate) born: u64,
+    /// The client asked for a fresh copy.
+    pub(crate) client_no_cache: bool,
+    /// Tags the origin sent (already namespaced).
+    pub(crate) origin_tags: Vec<String>,
+    /// Whether the origin response was admitted for storage.
+    pub(crate) stored: bool,
+    /// Why the origin response was not stored.
+    pub(crate) not_stored: Option<&'static str>,
+    /// The entry found was purged (hard) or soft-purged.
+    pub(crate) purged: Option<&'static str>,
+    /// When the origin request was sent.
+    pub(crate) upstream_start: Option<Instant>,
+    /// Status reported to the client.
+    pub(crate) status: Option<CacheStatus>,
+    /// The origin answered 304 to a revalidation.
+    pub(crate) revalidated: bool,
+}
+
+impl RequestCtx {
+    /// A fresh context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cache status decided for this request, once the response header was sent.
+    pub fn status(&self) -> Option<CacheStatus> {
+        self.status
+    }
+}

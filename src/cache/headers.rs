@@ -1,0 +1,98 @@
+//! The headers that tell clients what the cache did: `X-Cache-Status`,
+//! `X-Cache-Layer` and RFC 9211 `Cache-Status`.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use pingora_cache::CachePhase;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+use super::RequestCtx;
+use crate::metrics::CacheStatus;
+
+/// Name of the cache in `Cache-Status`.
+const CACHE_NAME: &str = "tagcache";
+
+/// Works out the status from the cache phase and writes the headers.
+pub(super) fn decorate(
+    session: &Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+) {
+    let phase = session.cache.phase();
+    let status = if !ctx.enabled {
+        CacheStatus::Bypass
+    } else {
+        match phase {
+            CachePhase::Hit => CacheStatus::Hit,
+            CachePhase::Stale | CachePhase::StaleUpdating => CacheStatus::Stale,
+            CachePhase::Expired => CacheStatus::Expired,
+            CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => CacheStatus::Revalidated,
+            CachePhase::Bypass => CacheStatus::Bypass,
+            // A miss whose response turned out not storable ends up disabled.
+            _ => CacheStatus::Miss,
+        }
+    };
+    ctx.status = Some(status);
+
+    let mut cs = String::with_capacity(64);
+    cs.push_str(CACHE_NAME);
+    match status {
+        CacheStatus::Hit | CacheStatus::Stale => {
+            cs.push_str("; hit");
+            if let Some(meta) = session.cache.maybe_cache_meta() {
+                let now = SystemTime::now();
+                let ttl = match meta.fresh_until().duration_since(now) {
+                    Ok(d) => d.as_secs() as i64,
+                    Err(e) => -(e.duration().as_secs() as i64),
+                };
+                let _ = write!(cs, "; ttl={ttl}");
+            }
+            if status == CacheStatus::Stale {
+                cs.push_str(if ctx.purged.is_some() {
+                    "; detail=soft-purged"
+                } else {
+                    "; detail=stale"
+                });
+            }
+        }
+        CacheStatus::Revalidated => {
+            cs.push_str("; fwd=stale; fwd-status=304");
+        }
+        CacheStatus::Miss | CacheStatus::Expired => {
+            let fwd = if status == CacheStatus::Expired {
+                "stale"
+            } else if ctx.client_no_cache {
+                "request"
+            } else {
+                "miss"
+            };
+            let _ = write!(cs, "; fwd={fwd}; fwd-status={}", resp.status.as_u16());
+            if ctx.stored {
+                cs.push_str("; stored");
+            } else if let Some(why) = ctx.not_stored {
+                let _ = write!(cs, "; detail=uncacheable-{why}");
+            }
+            if let Some(p) = ctx.purged {
+                let _ = write!(cs, "; detail={p}");
+            }
+        }
+        CacheStatus::Bypass => {
+            let detail = match (ctx.route, ctx.bypass) {
+                (None, _) => "no-route",
+                (Some(_), Some(reason)) => reason.as_str(),
+                (Some(_), None) => "bypass",
+            };
+            let _ = write!(cs, "; fwd=bypass; detail={detail}");
+        }
+    }
+    if let Some(key) = &ctx.key_debug {
+        let _ = write!(cs, "; key=\"{}\"", key.replace(['"', '\\'], "_"));
+        let _ = resp.insert_header("x-cache-key", key.as_str());
+    }
+    // Header values built from constants and sanitized text cannot be invalid.
+    let _ = resp.insert_header("x-cache-status", status.as_str());
+    let _ = resp.insert_header("x-cache-layer", status.layer());
+    let _ = resp.insert_header("cache-status", cs);
+}

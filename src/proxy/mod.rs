@@ -1,0 +1,220 @@
+//! tagcache's own Pingora proxy: forwards everything to the origin and calls
+//! the cache layer from each hook.
+//!
+//! ```text
+//! Pingora phase               tagcache
+//! ─────────────────────────── ─────────────────────────────────────────────
+//! request_filter              (nothing: admin endpoints live on their own listener)
+//! request_cache_filter        TagCache::request_cache_filter: route, identity, key, bypass
+//! cache_key_callback          TagCache::cache_key_callback
+//!   ── lookup in storage, coalescing lock ──
+//! cache_hit_filter            TagCache::cache_hit_filter: purge generations, client no-cache
+//! upstream_peer               the configured origin, with its timeouts
+//! upstream_request_filter     TagCache::upstream_request_filter (timing)
+//! upstream_response_filter    TagCache::upstream_response_filter: origin tags, strip them
+//! response_cache_filter       TagCache::response_cache_filter: storable? tags, freshness
+//! cache_vary_filter           TagCache::cache_vary_filter (Vary: Accept-Encoding)
+//! response_filter             TagCache::response_filter: X-Cache-*, Cache-Status
+//! should_serve_stale          TagCache::should_serve_stale: SWR, stale-if-error
+//! fail_to_proxy               502/504 JSON error with a short reason
+//! logging                     TagCache::logging: metrics
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_cache::key::CacheHashKey;
+use pingora_cache::{CacheMeta, ForcedFreshness, HitHandler, RespCacheable};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::cache::{RequestCtx, TagCache};
+use crate::config::Upstream;
+
+/// The proxy service logic.
+pub struct TagCacheProxy {
+    cache: Arc<TagCache>,
+    upstream: Upstream,
+}
+
+impl TagCacheProxy {
+    /// A proxy forwarding to the config's upstream through `cache`.
+    pub fn new(cache: Arc<TagCache>) -> Self {
+        let upstream = cache.config().upstream.clone();
+        TagCacheProxy { cache, upstream }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for TagCacheProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::new()
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+        let u = &self.upstream;
+        let mut peer = HttpPeer::new(u.address.as_str(), u.tls, u.sni.clone());
+        peer.options.connection_timeout = Some(u.connect_timeout);
+        peer.options.total_connection_timeout = Some(u.connect_timeout);
+        peer.options.read_timeout = Some(u.read_timeout);
+        peer.options.write_timeout = Some(u.write_timeout);
+        peer.options.idle_timeout = Some(u.idle_timeout);
+        Ok(Box::new(peer))
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {
+        self.cache.request_cache_filter(session, ctx);
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut Self::CTX) -> Result<pingora_cache::CacheKey> {
+        self.cache.cache_key_callback(ctx)
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        is_fresh: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<ForcedFreshness>> {
+        Ok(self.cache.cache_hit_filter(meta, is_fresh, ctx))
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<RespCacheable> {
+        let hash = session.cache.cache_key().primary_bin();
+        Ok(self
+            .cache
+            .response_cache_filter(session.req_header(), resp, hash, ctx))
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut Self::CTX,
+        req: &RequestHeader,
+    ) -> Option<pingora_cache::key::HashBinary> {
+        self.cache.cache_vary_filter(meta, req)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        self.cache.upstream_request_filter(ctx);
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        self.cache.upstream_response_filter(upstream_response, ctx);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        self.cache.response_filter(session, upstream_response, ctx);
+        Ok(())
+    }
+
+    fn should_serve_stale(&self, _session: &mut Session, ctx: &mut Self::CTX, error: Option<&Error>) -> bool {
+        self.cache.should_serve_stale(ctx, error)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Self::CTX) -> FailToProxy {
+        let code = error_status(e);
+        if code > 0 {
+            let _ = write_json_error(session, code, e).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        self.cache.logging(session, ctx, e);
+    }
+}
+
+/// The status to answer an error with; 0 when the client is already gone.
+pub fn error_status(e: &Error) -> u16 {
+    use pingora_error::ErrorSource;
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+/// A short, safe reason for an error: its type, never internal detail.
+fn reason(e: &Error) -> &'static str {
+    match e.etype() {
+        ErrorType::ConnectTimedout => "timed out connecting to the origin",
+        ErrorType::ConnectRefused => "the origin refused the connection",
+        ErrorType::ConnectNoRoute => "no route to the origin",
+        ErrorType::ConnectError | ErrorType::BindError | ErrorType::SocketError => {
+            "could not connect to the origin"
+        }
+        ErrorType::ReadTimedout => "timed out waiting for the origin",
+        ErrorType::WriteTimedout => "timed out sending to the origin",
+        ErrorType::ConnectionClosed => "the origin closed the connection",
+        ErrorType::ReadError => "the origin connection failed",
+        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => {
+            "the origin sent an invalid response"
+        }
+        _ => "the request could not be proxied",
+    }
+}
+
+async fn write_json_error(session: &mut Session, code: u16, e: &Error) -> Result<()> {
+    let error = match code {
+        502 => "bad_gateway",
+        504 => "gateway_timeout",
+        400 => "bad_request",
+        _ => "proxy_error",
+    };
+    let body = serde_json::json!({ "error": error, "reason": reason(e) }).to_string();
+    let mut resp = ResponseHeader::build(code, Some(4))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("x-cache-status", "BYPASS")?;
+    resp.insert_header("x-cache-layer", "ORIGIN")?;
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(Bytes::from(body)), true).await?;
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Purging: by tag, by URL, by workspace, and from backend events.
+//!
+//! Every kind of purge becomes a list of tags handed to the
+//! [`registry::TagRegistry`] in one call, so a purge costs the same whether
+//! it covers one entry or a million, and a batch applies all or nothing.
+
+pub mod events;
+pub mod registry;
+pub mod signature;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use pingora_cache::key::CacheHashKey;
+use pingora_http::RequestHeader;
+use serde::Serialize;
+
+use crate::cache::TagCache;
+use crate::tags;
+
+/// What a purge did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// `tag`, `url`, `workspace`, `event`, `legacy` or `mixed`.
+    pub kind: &'static str,
+    /// Tags purged (including the implicit tags of URLs and workspaces).
+    pub tags: usize,
+    /// Whether entries were marked stale rather than dropped.
+    pub soft: bool,
+    /// The purge epoch after this purge.
+    pub epoch: u64,
+    /// Time taken to apply the purge, in microseconds.
+    pub took_us: u64,
+}
+
+/// A URL to purge, with the identity its key was built with.
+#[derive(Debug, Clone, Default)]
+pub struct UrlTarget {
+    /// Path and query, e.g. `/api/boards/b1/contacts?page=2`.
+    pub url: String,
+    /// Workspace the entry was stored for.
+    pub workspace: Option<String>,
+    /// User the entry was stored for (per-user routes).
+    pub user: Option<String>,
+}
+
+/// Why a URL cannot be purged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// The URL is not a valid request target.
+    #[error("invalid URL {0:?}")]
+    Invalid(String),
+    /// The URL is not on a cached route, or could never be cached as given.
+    #[error("URL {url:?} is not cacheable: {reason}")]
+    NotCacheable {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// Applies purges to a [`TagCache`].
+#[derive(Debug, Clone)]
+pub struct Purger {
+    cache: Arc<TagCache>,
+}
+
+impl Purger {
+    /// A purger for `cache`.
+    pub fn new(cache: Arc<TagCache>) -> Self {
+        Purger { cache }
+    }
+
+    /// The cache purged.
+    pub fn cache(&self) -> &Arc<TagCache> {
+        &self.cache
+    }
+
+    /// Purges tag names, as given (no namespacing).
+    pub fn purge_tags(&self, kind: &'static str, names: &[String], soft: bool) -> PurgeReport {
+        let hashes: Vec<u64> = names.iter().map(|t| tags::hash(t)).collect();
+        self.purge_hashes(kind, &hashes, soft)
+    }
+
+    /// Purges already-hashed tags in one step.
+    pub fn purge_hashes(&self, kind: &'static str, hashes: &[u64], soft: bool) -> PurgeReport {
+        let start = Instant::now();
+        let epoch = self.cache.registry().purge(hashes, soft);
+        let took = start.elapsed();
+        let m = self.cache.metrics();
+        m.purges.with_label_values(&[kind, "ok"]).inc();
+        m.tags_purged.inc_by(hashes.len() as u64);
+        m.purge_latency.observe(took.as_secs_f64());
+        PurgeReport {
+            kind,
+            tags: hashes.len(),
+            soft,
+            epoch,
+            took_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The implicit tag of a whole workspace.
+    pub fn workspace_tag(workspace: &str) -> String {
+        tags::workspace_tag(workspace)
+    }
+
+    /// The implicit tag hash of the entry a URL would be stored under.
+    ///
+    /// # Errors
+    /// When the URL is invalid or could not be cached as given.
+    pub fn url_tag(&self, target: &UrlTarget) -> Result<u64, UrlError> {
+        let mut req = RequestHeader::build("GET", target.url.as_bytes(), None)
+            .map_err(|_| UrlError::Invalid(target.url.clone()))?;
+        let tenant = &self.cache.config().tenant;
+        if let (Some(crate::config::IdentitySource::Header(h)), Some(w)) =
+            (&tenant.workspace, &target.workspace)
+        {
+            req.insert_header(h.clone(), w.as_str())
+                .map_err(|_| UrlError::Invalid(target.url.clone()))?;
+        }
+        if let (Some(crate::config::IdentitySource::Header(h)), Some(u)) =
+            (&tenant.user, &target.user)
+        {
+            req.insert_header(h.clone(), u.as_str())
+                .map_err(|_| UrlError::Invalid(target.url.clone()))?;
+        }
+        let key = self
+            .cache
+            .key_for(&req)
+            .map_err(|reason| UrlError::NotCacheable {
+                url: target.url.clone(),
+                reason,
+            })?;
+        Ok(tags::hash(&tags::key_tag(&key.primary_bin())))
+    }
+}

@@ -1,0 +1,206 @@
+//! Tag generations: purge by tag in O(1), whatever the number of entries.
+//!
+//! A global epoch counts purges. An entry records the epoch it observed when
+//! its origin fetch started (`born`). Purging a tag bumps the epoch and
+//! records the new value as the tag's generation. On lookup an entry is
+//! purged if any of its tags has a generation newer than its birth: a purge
+//! touches one map slot per tag, never the entries.
+//!
+//! Hard and soft purges keep separate generations, so a soft purge after a
+//! hard one can never resurrect an entry the hard purge took out.
+//!
+//! State is bounded: a tag's record is dropped once every entry born before
+//! its last purge must have expired (`retention`, the longest lifetime any
+//! route allows); tags never purged cost nothing. The comparison uses only the
+//! epoch counter, no clocks, so the same rule holds when generations live in
+//! a store shared by several instances.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::RwLock;
+
+use crate::storage::EntryInfo;
+
+const SHARDS: usize = 16;
+
+/// What a lookup should do with an entry after checking its tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No tag of the entry was purged after it was born.
+    Valid,
+    /// A tag was soft-purged after its birth: serve only as stale, from this time.
+    Stale(SystemTime),
+    /// A tag was hard-purged after its birth: treat as a miss.
+    Purged,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TagState {
+    hard: u64,
+    soft: u64,
+    soft_at: SystemTime,
+    touched: Instant,
+}
+
+/// The tag generation table.
+#[derive(Debug)]
+pub struct TagRegistry {
+    epoch: AtomicU64,
+    /// The highest generation ever recorded: entries born at or after it skip the table.
+    newest: AtomicU64,
+    shards: [RwLock<HashMap<u64, TagState, ahash::RandomState>>; SHARDS],
+    retention: Duration,
+}
+
+impl TagRegistry {
+    /// A registry whose records are kept for `retention` after their last purge.
+    pub fn new(retention: Duration) -> Self {
+        TagRegistry {
+            epoch: AtomicU64::new(1),
+            newest: AtomicU64::new(0),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::default())),
+            retention,
+        }
+    }
+
+    /// The current epoch: record it as `born` before an origin fetch starts.
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Purges `tags` (hashes). Returns the new epoch. Every entry born before
+    /// this call returns is affected.
+    pub fn purge(&self, tags: &[u64], soft: bool) -> u64 {
+        let generation = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        for &tag in tags {
+            let mut shard = self.shards[shard_of(tag)].write();
+            let st = shard.entry(tag).or_insert(TagState {
+                hard: 0,
+                soft: 0,
+                soft_at: wall,
+                touched: now,
+            });
+            if soft {
+                st.soft = generation;
+                st.soft_at = wall;
+            } else {
+                st.hard = generation;
+            }
+            st.touched = now;
+        }
+        self.newest.fetch_max(generation, Ordering::SeqCst);
+        generation
+    }
+
+    /// Checks an entry's tags.
+    #[inline]
+    pub fn check(&self, info: &EntryInfo) -> Verdict {
+        if info.born >= self.newest.load(Ordering::SeqCst) {
+            return Verdict::Valid;
+        }
+        self.check_slow(info)
+    }
+
+    fn check_slow(&self, info: &EntryInfo) -> Verdict {
+        let mut stale: Option<SystemTime> = None;
+        for &tag in info.tags.iter() {
+            let shard = self.shards[shard_of(tag)].read();
+            if let Some(st) = shard.get(&tag) {
+                if st.hard > info.born {
+                    return Verdict::Purged;
+                }
+                if st.soft > info.born {
+                    stale = Some(stale.map_or(st.soft_at, |s| s.min(st.soft_at)));
+                }
+            }
+        }
+        stale.map_or(Verdict::Valid, Verdict::Stale)
+    }
+
+    /// Drops records older than the retention. Returns how many remain.
+    pub fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let mut left = 0;
+        for shard in &self.shards {
+            let mut shard = shard.write();
+            shard.retain(|_, st| now.duration_since(st.touched) < self.retention);
+            left += shard.len();
+        }
+        left
+    }
+
+    /// Number of tag records held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Whether no tag record is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[inline]
+fn shard_of(tag: u64) -> usize {
+    (tag >> 58) as usize % SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(reg: &TagRegistry, tags: &[u64]) -> EntryInfo {
+        EntryInfo {
+            route: 0,
+            workspace: None,
+            tags: tags.to_vec().into_boxed_slice(),
+            born: reg.epoch(),
+        }
+    }
+
+    #[test]
+    fn hard_purge_hits_only_older_entries_with_the_tag() {
+        let reg = TagRegistry::new(Duration::from_secs(60));
+        let a = entry(&reg, &[1, 2]);
+        let b = entry(&reg, &[3]);
+        reg.purge(&[2], false);
+        let c = entry(&reg, &[2]);
+        assert_eq!(reg.check(&a), Verdict::Purged);
+        assert_eq!(reg.check(&b), Verdict::Valid);
+        assert_eq!(reg.check(&c), Verdict::Valid);
+    }
+
+    #[test]
+    fn soft_purge_marks_stale_and_never_undoes_a_hard_purge() {
+        let reg = TagRegistry::new(Duration::from_secs(60));
+        let a = entry(&reg, &[1]);
+        reg.purge(&[1], true);
+        assert!(matches!(reg.check(&a), Verdict::Stale(_)));
+        reg.purge(&[1], false);
+        reg.purge(&[1], true);
+        assert_eq!(reg.check(&a), Verdict::Purged);
+    }
+
+    #[test]
+    fn fill_started_before_purge_is_purged() {
+        let reg = TagRegistry::new(Duration::from_secs(60));
+        // The fill observes the epoch, then the purge lands, then the entry is stored.
+        let filling = entry(&reg, &[7]);
+        reg.purge(&[7], false);
+        assert_eq!(reg.check(&filling), Verdict::Purged);
+    }
+
+    #[test]
+    fn sweep_bounds_state() {
+        let reg = TagRegistry::new(Duration::ZERO);
+        reg.purge(&(0..1000).collect::<Vec<_>>(), false);
+        assert_eq!(reg.len(), 1000);
+        assert_eq!(reg.sweep(), 0);
+        assert!(reg.is_empty());
+    }
+}

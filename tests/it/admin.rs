@@ -1,0 +1,72 @@
+//! The admin listener: health, stats, metrics, authentication.
+
+use crate::util::{Proxy, TOKEN};
+
+#[tokio::test]
+async fn health_is_open_and_the_rest_needs_the_token() {
+    let p = Proxy::start();
+    let h = p.client.get(p.admin_url("/health")).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    for path in ["/stats", "/metrics"] {
+        let r = p.client.get(p.admin_url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let r = p.client.get(p.admin_url(path)).header("authorization", "Bearer wrong").send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let r = p.client.get(p.admin_url(path)).header("authorization", format!("Bearer {TOKEN}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let r = p.client.post(p.admin_url("/purge")).body(r#"{"tags":["x"]}"#).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(j["error"], "unauthorized");
+}
+
+#[tokio::test]
+async fn stats_move_as_requests_flow() {
+    let p = Proxy::start();
+    let before = p.stats().await;
+    assert_eq!(before["hits"], 0);
+    p.get("/item/s1", Some("w1"), None).await; // miss + store
+    p.get("/item/s1", Some("w1"), None).await; // hit
+    p.get("/item/s1", Some("w1"), None).await; // hit
+    p.get("/api/boards/b/contacts?pageSize=999", Some("w1"), None).await; // bypass
+    let s = p.stats().await;
+    assert_eq!(s["hits"], 2);
+    assert_eq!(s["misses"], 1);
+    assert_eq!(s["stores"], 1);
+    assert_eq!(s["bypasses"], 1);
+    assert_eq!(s["entries"], 1);
+    assert!(s["bytes"].as_u64().unwrap() > 0);
+    assert!((s["hit_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(s["routes"]["item"]["hit"], 2);
+    assert_eq!(s["routes"]["contact_list"]["bypass"], 1);
+    p.purge_tags(&["x"], false).await;
+    assert_eq!(p.stats().await["purges"], 1);
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_latency_and_store_figures() {
+    let p = Proxy::start();
+    p.get("/item/m1", Some("w1"), None).await;
+    p.get("/item/m1", Some("w1"), None).await;
+    let m = p.admin_get("/metrics").await.text;
+    assert!(m.contains(r#"tagcache_requests_total{route="item",status="HIT"} 1"#), "{m}");
+    assert!(m.contains(r#"tagcache_requests_total{route="item",status="MISS"} 1"#));
+    assert!(m.contains("tagcache_origin_duration_seconds_count{route=\"item\"} 1"));
+    assert!(m.contains("tagcache_lookup_duration_seconds"));
+    assert!(m.contains("tagcache_cache_entries 1"));
+    assert!(m.contains("tagcache_cache_bytes "));
+}
+
+#[tokio::test]
+async fn eviction_keeps_bytes_under_max_size() {
+    let p = Proxy::start_with(crate::util::Options { max_size: "1MiB".into(), ..Default::default() });
+    for i in 0..200 {
+        p.get_with(&format!("/item/ev{i}"), Some("w1"), None, &[("x-origin-body-size", "20000")]).await;
+    }
+    let s = p.stats().await;
+    let bytes = s["bytes"].as_u64().unwrap();
+    assert!(bytes <= 1 << 20, "bytes {bytes} over max_size");
+    assert!(s["entries"].as_u64().unwrap() < 200);
+    assert!(s["evictions"].as_u64().unwrap() > 0 || s["entries"].as_u64().unwrap() < 60);
+}

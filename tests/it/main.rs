@@ -1,0 +1,11 @@
+//! tagcache integration tests: a real origin, the proxy in-process, real HTTP.
+
+mod admin;
+mod coalescing;
+mod config_cli;
+mod freshness;
+mod keys;
+mod proxying;
+mod purge;
+mod storability;
+mod util;

@@ -1,0 +1,493 @@
+//! Test harness: a real HTTP origin, tagcache started in-process on
+//! ephemeral ports, and a client.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A shared multi-threaded runtime for origins (kept alive for the whole test binary).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// A real HTTP/1.1 origin. It answers every request with a JSON echo unless
+/// the request carries `x-origin-*` directives:
+/// - `x-origin-status: 503`, `x-origin-delay-ms: 300`
+/// - `x-origin-header: Name: value` (repeatable) adds a response header
+/// - `x-origin-body-size: N` answers N bytes of `a`
+/// - `x-origin-chunked: 1` streams the body in chunks without Content-Length
+///
+/// It counts requests per path (without query) and in total, and serves the
+/// current `version` so tests can tell fresh data from old.
+#[derive(Clone)]
+pub struct Origin {
+    pub addr: SocketAddr,
+    state: Arc<OriginState>,
+}
+
+#[derive(Default)]
+struct OriginState {
+    down: std::sync::atomic::AtomicBool,
+    total: AtomicU64,
+    version: AtomicU64,
+    per_path: Mutex<HashMap<String, u64>>,
+    last_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
+}
+
+impl Origin {
+    pub fn start() -> Origin {
+        let std = StdListener::bind("127.0.0.1:0").expect("bind origin");
+        std.set_nonblocking(true).expect("nonblocking");
+        let addr = std.local_addr().expect("addr");
+        let state = Arc::new(OriginState::default());
+        let st = state.clone();
+        runtime().spawn(async move {
+            let listener = TcpListener::from_std(std).expect("listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                if st.down.load(Ordering::SeqCst) {
+                    drop(stream);
+                    continue;
+                }
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Origin { addr, state }
+    }
+
+    /// Requests received for `path` (query ignored).
+    pub fn hits(&self, path: &str) -> u64 {
+        *self.state.per_path.lock().unwrap().get(path).unwrap_or(&0)
+    }
+
+    /// Requests received in total.
+    pub fn total(&self) -> u64 {
+        self.state.total.load(Ordering::SeqCst)
+    }
+
+    /// The data version served now.
+    pub fn version(&self) -> u64 {
+        self.state.version.load(Ordering::SeqCst)
+    }
+
+    /// Changes the data: later responses carry the new version.
+    pub fn bump(&self) -> u64 {
+        self.state.version.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Makes the origin drop every connection (true) or serve again (false).
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Headers of the last request seen for `path`, lower-cased names.
+    pub fn last_headers(&self, path: &str) -> Vec<(String, String)> {
+        self.state.last_headers.lock().unwrap().get(path).cloned().unwrap_or_default()
+    }
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn handle(st: Arc<OriginState>, req: Request<Incoming>) -> Result<Response<Body>, HandlerError> {
+    if st.down.load(Ordering::SeqCst) {
+        // Abort the connection without an answer, as a crashed origin would.
+        return Err("origin down".into());
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().to_string();
+    st.total.fetch_add(1, Ordering::SeqCst);
+    *st.per_path.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let n = st.per_path.lock().unwrap()[&path];
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    st.last_headers.lock().unwrap().insert(path.clone(), headers.clone());
+    let get = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let version = st.version.load(Ordering::SeqCst);
+    if let Some(ms) = get("x-origin-delay-ms").and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status = get("x-origin-status").and_then(|v| v.parse::<u16>().ok()).unwrap_or(200);
+    let body_size = get("x-origin-body-size").and_then(|v| v.parse::<usize>().ok());
+    let chunked = get("x-origin-chunked").is_some();
+    let extra: Vec<String> = req
+        .headers()
+        .get_all("x-origin-header")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let req_body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = match body_size {
+        Some(n) => Bytes::from(vec![b'a'; n]),
+        None => {
+            let ws = headers.iter().find(|(k, _)| k == "x-workspace-id").map(|(_, v)| v.clone());
+            let user = headers.iter().find(|(k, _)| k == "x-user-id").map(|(_, v)| v.clone());
+            Bytes::from(
+                serde_json::json!({
+                    "path": path, "query": query, "method": method, "n": n, "version": version,
+                    "workspace": ws, "user": user, "body": String::from_utf8_lossy(&req_body),
+                })
+                .to_string(),
+            )
+        }
+    };
+    let mut builder = Response::builder().status(status).header("content-type", "application/json");
+    for h in extra {
+        if let Some((k, v)) = h.split_once(':') {
+            builder = builder.header(k.trim(), v.trim());
+        }
+    }
+    let resp = if chunked {
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = body
+            .chunks(1000)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        builder.body(BodyExt::boxed(StreamBody::new(futures::stream::iter(chunks))))
+    } else {
+        builder.body(BodyExt::boxed(Full::new(body)))
+    };
+    Ok(resp.expect("response"))
+}
+
+/// The webhook secret, where a test enables signatures.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
+/// The admin token used by every test proxy.
+pub const TOKEN: &str = "test-admin-token";
+
+/// A base config for tests: `{origin}` is filled in, routes appended.
+pub const BASE_ROUTES: &str = r#"
+routes:
+  - name: contact_list
+    match: "GET /api/boards/{board_id}/contacts"
+    ttl: 180s
+    key:
+      query: [page, pageSize, filter, search, assignedTo, sortBy, sortOrder, columnId]
+      defaults: { page: "1", pageSize: "50", filter: all, sortBy: created_at, sortOrder: desc }
+      per_user_when: { filter: [assigned_to_me] }
+    bypass_when:
+      - { query: pageSize, greater_than: 100 }
+    tags:
+      - "workspace:{workspace}"
+      - "board:{workspace}:{board_id}"
+      - "filter:{workspace}:{query.filter}"
+  - name: contact_counts
+    match: "GET /api/cache-settings/workspace/{workspace_id}/counts"
+    ttl: 300s
+    tags: ["counts:{workspace_id}"]
+  - name: short
+    match: "GET /short/{id}"
+    ttl: 1s
+  - name: swr
+    match: "GET /swr/{id}"
+    ttl: 1s
+    stale_while_revalidate: 60s
+  - name: sie
+    match: "GET /sie/{id}"
+    ttl: 1s
+    stale_if_error: 60s
+  - name: swr_soft
+    match: "GET /soft/{id}"
+    ttl: 300s
+    stale_while_revalidate: 60s
+    stale_if_error: 60s
+    tags: ["soft:{id}"]
+  - name: item
+    match: "GET /item/{id}"
+    ttl: 300s
+    tags: ["item:{workspace}:{id}"]
+  - name: ignore_unknown
+    match: "GET /lenient/{id}"
+    ttl: 300s
+    unknown_query: ignore
+    key: { query: [page] }
+  - name: statuses
+    match: "GET /status/{id}"
+    ttl: 300s
+    statuses: [200, 404]
+events:
+  "contact:moved": ["board:{workspace_id}:{board_id}", "counts:{workspace_id}"]
+  "contact:created": ["workspace:{workspace_id}", "counts:{workspace_id}"]
+  "contact:updated": ["contact:{workspace_id}:{contact_id}", "board:{workspace_id}:{board_id}", "counts:{workspace_id}"]
+  "employee:*": ["enterprise:{enterprise_id}"]
+"#;
+
+/// A running proxy with its origin.
+pub struct Proxy {
+    pub origin: Origin,
+    pub port: u16,
+    pub admin_port: u16,
+    pub running: Option<tagcache::server::Running>,
+    pub client: reqwest::Client,
+}
+
+/// Options for [`Proxy::start_with`].
+pub struct Options {
+    /// Extra top-level YAML (e.g. `debug_headers: true`).
+    pub extra: String,
+    /// Routes/events YAML; defaults to [`BASE_ROUTES`].
+    pub routes: String,
+    /// Memory store size.
+    pub max_size: String,
+    /// Upstream address override (e.g. a dead port).
+    pub upstream: Option<String>,
+    /// Upstream timeouts block.
+    pub upstream_extra: String,
+    /// Extra lines in the admin block (indented two spaces).
+    pub admin_extra: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra: String::new(),
+            routes: BASE_ROUTES.to_string(),
+            max_size: "64MiB".into(),
+            upstream: None,
+            upstream_extra: String::new(),
+            admin_extra: String::new(),
+        }
+    }
+}
+
+impl Proxy {
+    pub fn start() -> Proxy {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Proxy {
+        let origin = Origin::start();
+        Self::start_on(origin, opts)
+    }
+
+    /// Starts a proxy in front of an existing origin.
+    pub fn start_on(origin: Origin, opts: Options) -> Proxy {
+        if let Ok(filter) = std::env::var("TAGCACHE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+        let port = free_port();
+        let admin_port = free_port();
+        let upstream = opts.upstream.clone().unwrap_or_else(|| origin.addr.to_string());
+        let yaml = format!(
+            r#"
+listen: "127.0.0.1:{port}"
+upstream:
+  address: "{upstream}"
+{upstream_extra}
+admin:
+  listen: "127.0.0.1:{admin_port}"
+  token: "${{TAGCACHE_TEST_TOKEN}}"
+{admin_extra}
+storage:
+  memory:
+    max_size: {max_size}
+tenant:
+  workspace: {{ header: X-Workspace-ID }}
+  user: {{ header: X-User-ID }}
+server:
+  threads: 2
+  grace_period: 1s
+{extra}
+{routes}
+"#,
+            upstream_extra = opts.upstream_extra,
+            admin_extra = opts.admin_extra,
+            max_size = opts.max_size,
+            extra = opts.extra,
+            routes = opts.routes,
+        );
+        let env = |name: &str| match name {
+            "TAGCACHE_TEST_TOKEN" => Some(TOKEN.to_string()),
+            "TAGCACHE_TEST_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.to_string()),
+            _ => None,
+        };
+        let loaded = tagcache::config::load_str(&yaml, "test.yaml", &env)
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
+        let running = tagcache::server::spawn(Arc::new(loaded.config)).expect("spawn proxy");
+        wait_for_port(port);
+        wait_for_port(admin_port);
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Proxy { origin, port, admin_port, running: Some(running), client }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.admin_port, path)
+    }
+
+    /// GET as workspace `ws` (and user, if given).
+    pub async fn get(&self, path: &str, ws: Option<&str>, user: Option<&str>) -> Resp {
+        self.get_with(path, ws, user, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, ws: Option<&str>, user: Option<&str>, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.client.get(self.url(path));
+        if let Some(w) = ws {
+            req = req.header("X-Workspace-ID", w);
+        }
+        if let Some(u) = user {
+            req = req.header("X-User-ID", u);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Resp::from(req.send().await.expect("request"))
+            .await
+    }
+
+    /// POST JSON to the admin API with the token.
+    pub async fn admin_post(&self, path: &str, body: &str) -> Resp {
+        let req = self
+            .client
+            .post(self.admin_url(path))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        Resp::from(req.send().await.expect("admin request")).await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Resp {
+        let req = self
+            .client
+            .get(self.admin_url(path))
+            .header("authorization", format!("Bearer {TOKEN}"));
+        Resp::from(req.send().await.expect("admin request")).await
+    }
+
+    /// `/stats` as JSON.
+    pub async fn stats(&self) -> serde_json::Value {
+        self.admin_get("/stats").await.json()
+    }
+
+    /// Purges tags and asserts success.
+    pub async fn purge_tags(&self, tags: &[&str], soft: bool) {
+        let body = serde_json::json!({ "tags": tags, "soft": soft }).to_string();
+        let r = self.admin_post("/purge", &body).await;
+        assert_eq!(r.status, 200, "purge failed: {}", r.text);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop();
+        }
+    }
+}
+
+pub fn wait_for_port(port: u16) {
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("port {port} never opened");
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub async fn from(r: reqwest::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        Resp { status, headers, text }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `X-Cache-Status`.
+    pub fn cache(&self) -> &str {
+        self.header("x-cache-status").unwrap_or("<none>")
+    }
+
+    /// `X-Cache-Layer`.
+    pub fn layer(&self) -> &str {
+        self.header("x-cache-layer").unwrap_or("<none>")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The origin's `n` (how many times the origin served this path).
+    pub fn n(&self) -> u64 {
+        self.json()["n"].as_u64().expect("n")
+    }
+}
+
+/// Sends a request line exactly as given (no client-side path normalization)
+/// and returns the status and the raw response head.
+pub fn raw_get(port: u16, target: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase())
+}
