@@ -1,6 +1,6 @@
 //! Validated, internal configuration types: what the rest of tagcache reads.
 //!
-//! These are built from the YAML mirror in [`super::raw`] by [`super::load`]; they
+//! These are built from the YAML mirror in `super::raw` by [`super::load_str`]; they
 //! are never deserialized directly and every value in them has been checked.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,1300 @@
+//! Conversion of the raw file ([`super::raw`]) into the validated model
+//! ([`super::model`]), reporting every semantic problem at its position.
+//!
+//! The conversion never stops early: a value with a problem is reported and
+//! replaced by its default, so later checks still run. The resulting `Config`
+//! is only handed out when the report has no errors.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use http::HeaderName;
+
+use super::diagnostic::{did_you_mean, nearest, Pos, Report};
+use super::model::{
+    Admin, BypassCondition, BypassRule, Coalescing, Config, IdentitySource, KeySpec, Limits,
+    MemoryStorage, PerUserRule, Purge, Route, RouteMethod, Secret, Segment, Server, Storage,
+    TagHeader, Template, TemplatePart, Tenant, UnknownQuery, Upstream,
+};
+use super::raw::{self, Spanned};
+use super::template;
+use super::units::{parse_duration, parse_size};
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+const DEFAULT_MEMORY_SIZE: usize = 256 << 20;
+const DEFAULT_MAX_OBJECT_SIZE: usize = 8 << 20;
+const DEFAULT_ADMIN_MAX_BODY: usize = 1 << 20;
+const DEFAULT_LEGACY_PATH: &str = "/purge/legacy";
+const DEFAULT_LEGACY_TAG: &str = "board:{workspace_id}:{board_id}";
+/// The fields of a legacy purge body, the only variables of `purge.legacy_tags`.
+const LEGACY_FIELDS: [&str; 4] = ["workspace_id", "board_id", "filter", "pattern"];
+
+/// Converts `raw` (the whole file, positioned at its root mapping), reporting every problem.
+///
+/// The returned config is meaningful only if `report` has no errors.
+pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config {
+    let root = raw.pos;
+    let raw = raw.value;
+    let mut cx = Cx { report };
+
+    let listen = cx.socket_addr(raw.listen.as_ref(), DEFAULT_LISTEN, "listen");
+    let upstream = cx.upstream(raw.upstream, root);
+    let admin = cx.admin(raw.admin);
+    let storage = cx.storage(raw.storage);
+    let tenant = cx.tenant(raw.tenant);
+
+    let mut seen_names: HashMap<String, Pos> = HashMap::new();
+    let routes = raw
+        .routes
+        .into_iter()
+        .enumerate()
+        .map(|(index, route)| cx.route(index, route, &tenant, &mut seen_names))
+        .collect();
+
+    let events = raw
+        .events
+        .0
+        .into_iter()
+        .filter_map(|(name, templates)| cx.event(name, templates))
+        .collect();
+
+    let purge = cx.purge(raw.purge);
+    let server = cx.server(raw.server);
+    let coalescing = cx.coalescing(raw.coalescing);
+    let limits = cx.limits(raw.limits);
+
+    Config {
+        listen,
+        upstream,
+        admin,
+        storage,
+        tenant,
+        routes,
+        events,
+        purge,
+        server,
+        coalescing,
+        debug_headers: raw.debug_headers.unwrap_or(false),
+        limits,
+    }
+}
+
+/// The conversion context: where problems are reported.
+struct Cx<'r> {
+    report: &'r mut Report,
+}
+
+/// `"a", "b"` for messages.
+fn quoted_list<S: AsRef<str>>(items: &[S]) -> String {
+    items
+        .iter()
+        .map(|s| format!("{:?}", s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Cx<'_> {
+    fn error(&mut self, pos: Pos, message: impl Into<String>, hint: Option<String>) {
+        self.report.error(pos, message, hint);
+    }
+
+    /// Reports the required keys of the mapping at `pos` that are absent, in one
+    /// message. `missing` lists each required key, whether it is present, and an
+    /// example for the hint.
+    fn missing_keys(&mut self, pos: Pos, what: &str, missing: &[(&str, bool, &str)]) {
+        // A key reported as misspelled (`tll` for `ttl`) is not reported again as missing.
+        let absent: Vec<(&str, &str)> = missing
+            .iter()
+            .filter(|(key, present, _)| !present && !self.report.is_misspelled(pos, key))
+            .map(|(key, _, example)| (*key, *example))
+            .collect();
+        if absent.is_empty() {
+            return;
+        }
+        let keys: Vec<&str> = absent.iter().map(|(key, _)| *key).collect();
+        let message = if keys.len() == 1 {
+            format!("{what} is missing required key {:?}", keys[0])
+        } else {
+            format!("{what} is missing required keys {}", quoted_list(&keys))
+        };
+        let examples: Vec<&str> = absent.iter().map(|(_, example)| *example).collect();
+        self.error(
+            pos,
+            message,
+            Some(format!("add {}", examples.join(" and "))),
+        );
+    }
+
+    fn duration(&mut self, field: Option<&Spanned<String>>, default: Duration) -> Duration {
+        let Some(field) = field else {
+            return default;
+        };
+        match parse_duration(&field.value) {
+            Ok(duration) => duration,
+            Err(error) => {
+                self.error(field.pos, error.message, error.hint);
+                default
+            }
+        }
+    }
+
+    /// A duration that must be longer than zero; `what` names it in the message.
+    fn positive_duration(
+        &mut self,
+        field: Option<&Spanned<String>>,
+        default: Duration,
+        what: &str,
+    ) -> Duration {
+        let duration = self.duration(field, default);
+        match field {
+            Some(field) if duration.is_zero() => {
+                self.error(field.pos, format!("{what} must be longer than 0s"), None);
+                default
+            }
+            _ => duration,
+        }
+    }
+
+    /// A size that must be more than zero bytes.
+    fn size(&mut self, field: Option<&Spanned<String>>, default: usize, what: &str) -> usize {
+        let Some(field) = field else {
+            return default;
+        };
+        match parse_size(&field.value) {
+            Ok(0) => {
+                self.error(field.pos, format!("{what} must be more than 0 bytes"), None);
+                default
+            }
+            Ok(size) => size,
+            Err(error) => {
+                self.error(field.pos, error.message, error.hint);
+                default
+            }
+        }
+    }
+
+    /// A count that must be at least 1.
+    fn count(&mut self, field: Option<&Spanned<usize>>, default: usize, what: &str) -> usize {
+        match field {
+            Some(field) if field.value == 0 => {
+                self.error(field.pos, format!("{what} must be at least 1"), None);
+                default
+            }
+            Some(field) => field.value,
+            None => default,
+        }
+    }
+
+    fn socket_addr(
+        &mut self,
+        field: Option<&Spanned<String>>,
+        default: SocketAddr,
+        what: &str,
+    ) -> SocketAddr {
+        let Some(field) = field else {
+            return default;
+        };
+        let text = field.value.trim();
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return addr;
+        }
+        let hint = if text.starts_with("localhost:") {
+            "write an IP address: \"127.0.0.1\" instead of \"localhost\"".to_string()
+        } else if text.parse::<u16>().is_ok() {
+            format!("write an IP address and the port, e.g. \"0.0.0.0:{text}\"")
+        } else {
+            format!("e.g. \"{default}\"")
+        };
+        self.error(
+            field.pos,
+            format!("invalid {what} address {text:?}: expected IP:PORT"),
+            Some(hint),
+        );
+        default
+    }
+
+    fn header_name(&mut self, field: &Spanned<String>) -> Option<HeaderName> {
+        match HeaderName::from_bytes(field.value.trim().as_bytes()) {
+            Ok(name) => Some(name),
+            Err(_) => {
+                self.error(
+                    field.pos,
+                    format!("invalid header name {:?}", field.value),
+                    Some(
+                        "header names use letters, digits and \"-\", e.g. \"X-Workspace-ID\""
+                            .to_string(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, field: Option<Spanned<raw::SecretString>>, what: &str) -> Option<Secret> {
+        let field = field?;
+        if field.value.0.is_empty() {
+            // Never echo the value: there is none here, but keep the habit.
+            self.error(
+                field.pos,
+                format!("{what} is empty"),
+                Some(
+                    "set it to a long random string, e.g. from `openssl rand -hex 32`".to_string(),
+                ),
+            );
+        }
+        Some(Secret::new(field.value.0))
+    }
+
+    fn upstream(&mut self, raw: Option<Spanned<raw::Upstream>>, root: Pos) -> Upstream {
+        let Some(Spanned { value: raw, pos }) = raw else {
+            self.missing_keys(
+                root,
+                "the config",
+                &[(
+                    "upstream",
+                    false,
+                    "upstream: { address: \"127.0.0.1:3000\" }",
+                )],
+            );
+            return Upstream {
+                address: String::new(),
+                tls: false,
+                sni: String::new(),
+                connect_timeout: Duration::from_secs(2),
+                read_timeout: Duration::from_secs(30),
+                write_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+            };
+        };
+        self.missing_keys(
+            pos,
+            "upstream",
+            &[(
+                "address",
+                raw.address.is_some(),
+                "address: \"127.0.0.1:3000\"",
+            )],
+        );
+        let (address, host) = match &raw.address {
+            Some(field) => match split_host_port(&field.value) {
+                Ok(host) => (field.value.trim().to_string(), host),
+                Err(hint) => {
+                    self.error(
+                        field.pos,
+                        format!(
+                            "invalid upstream address {:?}: expected HOST:PORT",
+                            field.value
+                        ),
+                        Some(hint),
+                    );
+                    (String::new(), String::new())
+                }
+            },
+            None => (String::new(), String::new()),
+        };
+        let sni = match raw.sni {
+            Some(field) if field.value.trim().is_empty() => {
+                self.error(
+                    field.pos,
+                    "upstream.sni is empty",
+                    Some("remove it to use the host of address".to_string()),
+                );
+                host
+            }
+            Some(field) => field.value.trim().to_string(),
+            None => host,
+        };
+        Upstream {
+            address,
+            tls: raw.tls.unwrap_or(false),
+            sni,
+            connect_timeout: self.positive_duration(
+                raw.connect_timeout.as_ref(),
+                Duration::from_secs(2),
+                "connect_timeout",
+            ),
+            read_timeout: self.positive_duration(
+                raw.read_timeout.as_ref(),
+                Duration::from_secs(30),
+                "read_timeout",
+            ),
+            write_timeout: self.positive_duration(
+                raw.write_timeout.as_ref(),
+                Duration::from_secs(30),
+                "write_timeout",
+            ),
+            idle_timeout: self.positive_duration(
+                raw.idle_timeout.as_ref(),
+                Duration::from_secs(60),
+                "idle_timeout",
+            ),
+        }
+    }
+
+    fn admin(&mut self, raw: Option<Spanned<raw::Admin>>) -> Admin {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        let listen = self.socket_addr(raw.listen.as_ref(), DEFAULT_ADMIN_LISTEN, "admin listen");
+        let token_given = raw.token.is_some();
+        let token = self.secret(raw.token, "admin.token");
+        let webhook_secret = self.secret(raw.webhook_secret, "admin.webhook_secret");
+        if !listen.ip().is_loopback() && !token_given {
+            if let Some(field) = &raw.listen {
+                self.error(
+                    field.pos,
+                    "the admin listener is reachable from other hosts; set admin.token",
+                    Some(format!(
+                        "add token: \"${{TAGCACHE_ADMIN_TOKEN}}\" under admin, or listen on \"127.0.0.1:{}\"",
+                        listen.port()
+                    )),
+                );
+            }
+        }
+        Admin {
+            listen,
+            token,
+            max_body: self.size(
+                raw.max_body.as_ref(),
+                DEFAULT_ADMIN_MAX_BODY,
+                "admin.max_body",
+            ),
+            webhook_secret,
+        }
+    }
+
+    fn storage(&mut self, raw: Option<Spanned<raw::Storage>>) -> Storage {
+        let Some(Spanned { value: raw, pos }) = raw else {
+            return Storage {
+                memory: Some(MemoryStorage {
+                    max_size: DEFAULT_MEMORY_SIZE,
+                    max_object_size: DEFAULT_MAX_OBJECT_SIZE,
+                }),
+            };
+        };
+        let Some(Spanned {
+            value: memory,
+            pos: memory_pos,
+        }) = raw.memory
+        else {
+            self.error(
+                pos,
+                "storage has no tier: nothing could be cached",
+                Some(
+                    "add memory: { max_size: 256MiB }, or remove storage for that default"
+                        .to_string(),
+                ),
+            );
+            return Storage { memory: None };
+        };
+        self.missing_keys(
+            memory_pos,
+            "storage.memory",
+            &[("max_size", memory.max_size.is_some(), "max_size: 256MiB")],
+        );
+        let max_size = self.size(memory.max_size.as_ref(), DEFAULT_MEMORY_SIZE, "max_size");
+        let max_object_size = match &memory.max_object_size {
+            Some(field) => {
+                let size = self.size(Some(field), DEFAULT_MAX_OBJECT_SIZE, "max_object_size");
+                if size > max_size {
+                    self.error(
+                        field.pos,
+                        format!("max_object_size ({size} bytes) is larger than max_size ({max_size} bytes)"),
+                        Some("an object never fits; lower max_object_size or raise max_size".to_string()),
+                    );
+                }
+                size
+            }
+            // The default never exceeds the store itself.
+            None => DEFAULT_MAX_OBJECT_SIZE.min(max_size),
+        };
+        Storage {
+            memory: Some(MemoryStorage {
+                max_size,
+                max_object_size,
+            }),
+        }
+    }
+
+    fn tenant(&mut self, raw: Option<Spanned<raw::Tenant>>) -> Tenant {
+        let Some(Spanned { value: raw, pos }) = raw else {
+            return Tenant::default();
+        };
+        let mut headers = Vec::new();
+        let mut identity =
+            |cx: &mut Self, field: Option<Spanned<raw::Identity>>, what: &str, example: &str| {
+                let Spanned { value, pos } = field?;
+                cx.missing_keys(pos, what, &[("header", value.header.is_some(), example)]);
+                let header = value.header?;
+                let name = cx.header_name(&header)?;
+                headers.push(header.value.trim().to_string());
+                Some(IdentitySource::Header(name))
+            };
+        let workspace = identity(
+            self,
+            raw.workspace,
+            "tenant.workspace",
+            "header: X-Workspace-ID",
+        );
+        let user = identity(self, raw.user, "tenant.user", "header: X-User-ID");
+        if !headers.is_empty() {
+            self.report.warning(
+                pos,
+                format!(
+                    "tenant identity is trusted from the request header{} {}; this is only safe behind a gateway that sets or overwrites {}",
+                    if headers.len() == 1 { "" } else { "s" },
+                    headers.join(" and "),
+                    if headers.len() == 1 { "it" } else { "them" },
+                ),
+                Some("make sure clients cannot reach tagcache without going through that gateway".to_string()),
+            );
+        }
+        Tenant { workspace, user }
+    }
+
+    fn route(
+        &mut self,
+        index: usize,
+        raw: Spanned<raw::Route>,
+        tenant: &Tenant,
+        seen_names: &mut HashMap<String, Pos>,
+    ) -> Route {
+        let Spanned { value: raw, pos } = raw;
+        let label = match &raw.name {
+            Some(name) if !name.value.is_empty() => format!("route {:?}", name.value),
+            _ => format!("route #{}", index + 1),
+        };
+        self.missing_keys(
+            pos,
+            &label,
+            &[
+                ("name", raw.name.is_some(), "name: contact_list"),
+                (
+                    "match",
+                    raw.match_.is_some(),
+                    "match: \"GET /api/boards/{board_id}/contacts\"",
+                ),
+                ("ttl", raw.ttl.is_some(), "ttl: 180s"),
+            ],
+        );
+
+        let name = match raw.name {
+            Some(field) => self.route_name(field, seen_names),
+            None => String::new(),
+        };
+        let (method, segments) = match &raw.match_ {
+            Some(field) => match parse_match(&field.value) {
+                Ok(parsed) => parsed,
+                Err((message, hint)) => {
+                    self.error(field.pos, message, hint);
+                    (RouteMethod::Get, Vec::new())
+                }
+            },
+            None => (RouteMethod::Get, Vec::new()),
+        };
+        let params: Vec<String> = segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Param(p) => Some(p.clone()),
+                Segment::Literal(_) => None,
+            })
+            .collect();
+
+        let ttl = self.positive_duration(raw.ttl.as_ref(), Duration::from_secs(1), "ttl");
+        let stale_while_revalidate =
+            self.duration(raw.stale_while_revalidate.as_ref(), Duration::ZERO);
+        let stale_if_error = self.duration(raw.stale_if_error.as_ref(), Duration::ZERO);
+
+        let key_pos = raw.key.as_ref().map(|k| k.pos);
+        let key = raw.key.map(|k| k.value).unwrap_or_default();
+        // When key.query was unusable or misspelled, checks against it would only
+        // repeat that error.
+        let query_usable = match &key.query {
+            Some(q) => !self.report.is_poisoned(q.pos),
+            None => key_pos.is_none_or(|pos| !self.report.is_misspelled(pos, "query")),
+        };
+        let mut query: Vec<String> = key
+            .query
+            .as_ref()
+            .map(|q| {
+                q.value
+                    .iter()
+                    .map(|name| name.value.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(q) = &key.query {
+            for name in &q.value {
+                if name.value.trim().is_empty() {
+                    self.error(
+                        name.pos,
+                        format!("empty query parameter name in key.query of {label}"),
+                        None,
+                    );
+                }
+            }
+        }
+        query.retain(|q| !q.is_empty());
+        query.sort();
+        query.dedup();
+        let scope = RouteScope {
+            label: &label,
+            params: &params,
+            query: &query,
+            query_usable,
+            tenant,
+        };
+
+        let mut defaults = std::collections::BTreeMap::new();
+        for (param, value) in key.defaults.0 {
+            if self.check_in_query(&scope, &param, "default") {
+                defaults.insert(param.value, value.value);
+            }
+        }
+
+        let mut per_user_when = Vec::new();
+        if let Some(rules) = key.per_user_when {
+            if !rules.value.0.is_empty() {
+                self.require_user(&scope, rules.pos, "key.per_user_when");
+            }
+            for (param, values) in rules.value.0 {
+                if !self.check_in_query(&scope, &param, "per_user_when parameter") {
+                    continue;
+                }
+                if values.0.is_empty() {
+                    self.error(
+                        param.pos,
+                        format!("per_user_when {:?} lists no values", param.value),
+                        Some(format!("e.g. {}: [assigned_to_me]", param.value)),
+                    );
+                }
+                per_user_when.push(PerUserRule {
+                    param: param.value,
+                    values: values.0.into_iter().map(|v| v.value).collect(),
+                });
+            }
+        }
+        let per_user = match key.per_user {
+            Some(field) if field.value => {
+                self.require_user(&scope, field.pos, "key.per_user");
+                true
+            }
+            _ => false,
+        };
+
+        let bypass_when = raw
+            .bypass_when
+            .into_iter()
+            .filter_map(|rule| self.bypass_rule(&scope, rule))
+            .collect();
+        let tags = raw
+            .tags
+            .iter()
+            .filter_map(|source| self.route_template(&scope, source))
+            .collect();
+        let statuses = self.statuses(raw.statuses, &label);
+
+        Route {
+            name,
+            method,
+            segments,
+            ttl,
+            stale_while_revalidate,
+            stale_if_error,
+            key: KeySpec {
+                query,
+                defaults,
+                per_user_when,
+                per_user,
+            },
+            unknown_query: match raw.unknown_query {
+                Some(raw::UnknownQuery::Ignore) => UnknownQuery::Ignore,
+                Some(raw::UnknownQuery::Bypass) | None => UnknownQuery::Bypass,
+            },
+            bypass_when,
+            tags,
+            statuses,
+            honor_client_no_cache: raw.honor_client_no_cache.unwrap_or(true),
+        }
+    }
+
+    fn route_name(&mut self, field: Spanned<String>, seen: &mut HashMap<String, Pos>) -> String {
+        let name = field.value;
+        if name.is_empty() {
+            self.error(field.pos, "route name is empty", None);
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.error(
+                field.pos,
+                format!("route name {name:?} may only contain letters, digits, \"_\" and \"-\""),
+                Some(
+                    "route names appear in cache keys and metrics, e.g. \"contact_list\""
+                        .to_string(),
+                ),
+            );
+        } else if let Some(first) = seen.get(&name) {
+            self.error(
+                field.pos,
+                format!("duplicate route name {name:?}"),
+                Some(format!(
+                    "the first route named {name:?} is at line {}; route names must be unique",
+                    first.line
+                )),
+            );
+        } else {
+            seen.insert(name.clone(), field.pos);
+        }
+        name
+    }
+
+    /// Whether `param` is in `key.query`; reports it if not.
+    fn check_in_query(
+        &mut self,
+        scope: &RouteScope<'_>,
+        param: &Spanned<String>,
+        what: &str,
+    ) -> bool {
+        if scope.query.contains(&param.value) {
+            return true;
+        }
+        if scope.query_usable {
+            self.error(
+                param.pos,
+                format!(
+                    "{what} {:?} is not in key.query of {}",
+                    param.value, scope.label
+                ),
+                Some(scope.query_hint(&param.value)),
+            );
+        }
+        false
+    }
+
+    fn require_user(&mut self, scope: &RouteScope<'_>, pos: Pos, what: &str) {
+        if scope.tenant.user.is_none() {
+            self.error(
+                pos,
+                format!("{what} needs the user identity, but tenant.user is not set"),
+                Some("add tenant: { user: { header: X-User-ID } }".to_string()),
+            );
+        }
+    }
+
+    fn bypass_rule(
+        &mut self,
+        scope: &RouteScope<'_>,
+        rule: Spanned<raw::BypassRule>,
+    ) -> Option<BypassRule> {
+        let Spanned { value: rule, pos } = rule;
+        let mut conditions: Vec<(&str, Pos, BypassCondition)> = Vec::new();
+        if let Some(n) = &rule.greater_than {
+            conditions.push(("greater_than", n.pos, BypassCondition::GreaterThan(n.value)));
+        }
+        if let Some(n) = &rule.less_than {
+            conditions.push(("less_than", n.pos, BypassCondition::LessThan(n.value)));
+        }
+        if let Some(Spanned {
+            value: values,
+            pos: at,
+        }) = rule.equals
+        {
+            let values: Vec<String> = values.0.into_iter().map(|v| v.value).collect();
+            if values.is_empty() {
+                self.error(
+                    at,
+                    "equals lists no values",
+                    Some("e.g. equals: [archived, closed]".to_string()),
+                );
+            }
+            conditions.push(("equals", at, BypassCondition::Equals(values)));
+        }
+        if let Some(present) = &rule.present {
+            if !present.value {
+                self.error(
+                    present.pos,
+                    "present: false never bypasses",
+                    Some("write present: true, or remove the rule".to_string()),
+                );
+            }
+            conditions.push(("present", present.pos, BypassCondition::Present));
+        }
+        for (name, at, condition) in &conditions {
+            if let BypassCondition::GreaterThan(n) | BypassCondition::LessThan(n) = condition {
+                if !n.is_finite() {
+                    self.error(*at, format!("{name} must be a finite number"), None);
+                }
+            }
+        }
+
+        let Some(query) = rule.query else {
+            self.missing_keys(
+                pos,
+                "bypass_when rule",
+                &[("query", false, "query: pageSize")],
+            );
+            return None;
+        };
+        let in_query = self.check_in_query(scope, &query, "bypass_when parameter");
+        let names: Vec<&str> = conditions.iter().map(|(name, _, _)| *name).collect();
+        match conditions.len() {
+            0 => {
+                self.error(
+                    pos,
+                    format!("bypass_when rule on {:?} has no condition", query.value),
+                    Some("add one of greater_than, less_than, equals or present".to_string()),
+                );
+                None
+            }
+            1 if in_query => conditions.pop().map(|(_, _, when)| BypassRule {
+                param: query.value,
+                when,
+            }),
+            1 => None,
+            _ => {
+                self.error(
+                    pos,
+                    format!(
+                        "bypass_when rule on {:?} has more than one condition ({})",
+                        query.value,
+                        names.join(", ")
+                    ),
+                    Some(
+                        "write one rule per condition; a request bypasses when any rule matches"
+                            .to_string(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn statuses(&mut self, raw: Option<Spanned<Vec<Spanned<i64>>>>, label: &str) -> Vec<u16> {
+        let Some(Spanned { value, pos }) = raw else {
+            return vec![200];
+        };
+        if value.is_empty() {
+            self.error(
+                pos,
+                format!("statuses of {label} is empty: nothing would be stored"),
+                Some("remove it for the default [200]".to_string()),
+            );
+            return vec![200];
+        }
+        let mut statuses = Vec::new();
+        for status in value {
+            if let Some(code) = u16::try_from(status.value)
+                .ok()
+                .filter(|c| (200..=599).contains(c))
+            {
+                statuses.push(code);
+            } else {
+                self.error(
+                    status.pos,
+                    format!(
+                        "status {} cannot be stored: statuses are from 200 to 599",
+                        status.value
+                    ),
+                    None,
+                );
+            }
+        }
+        statuses.sort_unstable();
+        statuses.dedup();
+        statuses
+    }
+
+    fn template(&mut self, source: &Spanned<String>) -> Option<Template> {
+        match template::parse(&source.value) {
+            Ok(template) => Some(template),
+            Err((message, hint)) => {
+                self.error(source.pos, message, hint);
+                None
+            }
+        }
+    }
+
+    fn route_template(
+        &mut self,
+        scope: &RouteScope<'_>,
+        source: &Spanned<String>,
+    ) -> Option<Template> {
+        let template = self.template(source)?;
+        for part in &template.parts {
+            if let Some((message, hint)) = scope.check_part(part) {
+                self.error(source.pos, message, Some(hint));
+                return None;
+            }
+        }
+        Some(template)
+    }
+
+    /// An event template: variables are fields of the event body. `{workspace}`
+    /// and `{user}` are kept as such (the event's workspace and user); only
+    /// `{query.*}` has no meaning without a request.
+    fn event_template(&mut self, event: &str, source: &Spanned<String>) -> Option<Template> {
+        let template = self.template(source)?;
+        for part in &template.parts {
+            if let TemplatePart::Query(name) = part {
+                self.error(
+                    source.pos,
+                    format!("event {event:?} cannot use \"{{query.{name}}}\": events have no query string"),
+                    Some(format!(
+                        "event templates use fields of the event body, e.g. \"{{{name}}}\" or \"{{workspace_id}}\""
+                    )),
+                );
+                return None;
+            }
+        }
+        Some(template)
+    }
+
+    fn event(
+        &mut self,
+        name: Spanned<String>,
+        templates: Vec<Spanned<String>>,
+    ) -> Option<(String, Vec<Template>)> {
+        if name.value.trim().is_empty() {
+            self.error(
+                name.pos,
+                "event name is empty",
+                Some("e.g. \"contact:moved\"".to_string()),
+            );
+            return None;
+        }
+        let templates = templates
+            .iter()
+            .filter_map(|source| self.event_template(&name.value, source))
+            .collect();
+        Some((name.value, templates))
+    }
+
+    fn purge(&mut self, raw: Option<Spanned<raw::Purge>>) -> Purge {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        let tag_headers = match raw.tag_headers {
+            None => vec![
+                TagHeader {
+                    name: HeaderName::from_static("surrogate-key"),
+                    separator: ' ',
+                },
+                TagHeader {
+                    name: HeaderName::from_static("cache-tag"),
+                    separator: ',',
+                },
+            ],
+            Some(headers) => headers
+                .into_iter()
+                .filter_map(|h| self.tag_header(h))
+                .collect(),
+        };
+        let legacy_path = match raw.legacy_path {
+            Some(field) if !field.value.starts_with('/') => {
+                self.error(
+                    field.pos,
+                    format!("purge.legacy_path {:?} must start with \"/\"", field.value),
+                    Some(format!("e.g. {DEFAULT_LEGACY_PATH:?}")),
+                );
+                DEFAULT_LEGACY_PATH.to_string()
+            }
+            Some(field) => field.value,
+            None => DEFAULT_LEGACY_PATH.to_string(),
+        };
+        let legacy_tags = match raw.legacy_tags {
+            None => template::parse(DEFAULT_LEGACY_TAG).into_iter().collect(),
+            Some(sources) => sources
+                .iter()
+                .filter_map(|s| self.legacy_template(s))
+                .collect(),
+        };
+        Purge {
+            tag_headers,
+            legacy_path,
+            legacy_tags,
+        }
+    }
+
+    fn tag_header(&mut self, raw: Spanned<raw::TagHeader>) -> Option<TagHeader> {
+        let Spanned { value, pos } = raw;
+        self.missing_keys(
+            pos,
+            "purge.tag_headers item",
+            &[("header", value.header.is_some(), "header: Surrogate-Key")],
+        );
+        let separator = match &value.separator {
+            None => ' ',
+            Some(field) if field.value == " " => ' ',
+            Some(field) if field.value == "," => ',',
+            Some(field) => {
+                self.error(
+                    field.pos,
+                    format!("separator must be \" \" or \",\", not {:?}", field.value),
+                    Some(
+                        "Surrogate-Key separates tags with \" \", Cache-Tag with \",\"".to_string(),
+                    ),
+                );
+                ' '
+            }
+        };
+        let name = self.header_name(value.header.as_ref()?)?;
+        Some(TagHeader { name, separator })
+    }
+
+    fn legacy_template(&mut self, source: &Spanned<String>) -> Option<Template> {
+        let template = self.event_template("legacy purge", source)?;
+        for part in &template.parts {
+            // The legacy body has no `workspace` or `user`: only its own fields.
+            let name = match part {
+                TemplatePart::Var(name) => name.clone(),
+                TemplatePart::Workspace => "workspace".to_string(),
+                TemplatePart::User => "user".to_string(),
+                TemplatePart::Literal(_) | TemplatePart::Query(_) => continue,
+            };
+            if !LEGACY_FIELDS.contains(&name.as_str()) {
+                let hint =
+                    did_you_mean(&name, LEGACY_FIELDS).map_or(String::new(), |m| format!("{m} "));
+                self.error(
+                    source.pos,
+                    format!("unknown legacy purge field \"{{{name}}}\" in purge.legacy_tags"),
+                    Some(format!(
+                        "{hint}the legacy body has {}",
+                        LEGACY_FIELDS.map(|f| format!("{{{f}}}")).join(", ")
+                    )),
+                );
+                return None;
+            }
+        }
+        Some(template)
+    }
+
+    fn server(&mut self, raw: Option<Spanned<raw::Server>>) -> Server {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        Server {
+            threads: self.count(raw.threads.as_ref(), cpus, "server.threads"),
+            grace_period: self.duration(raw.grace_period.as_ref(), Duration::from_secs(10)),
+        }
+    }
+
+    fn coalescing(&mut self, raw: Option<Spanned<raw::Coalescing>>) -> Coalescing {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        Coalescing {
+            enabled: raw.enabled.unwrap_or(true),
+            wait_timeout: self.positive_duration(
+                raw.wait_timeout.as_ref(),
+                Duration::from_secs(10),
+                "coalescing.wait_timeout",
+            ),
+        }
+    }
+
+    fn limits(&mut self, raw: Option<Spanned<raw::Limits>>) -> Limits {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        Limits {
+            max_uri_len: self.count(raw.max_uri_len.as_ref(), 8192, "limits.max_uri_len"),
+            max_query_params: self.count(
+                raw.max_query_params.as_ref(),
+                64,
+                "limits.max_query_params",
+            ),
+        }
+    }
+}
+
+/// What a route's templates and key rules may refer to.
+struct RouteScope<'a> {
+    label: &'a str,
+    params: &'a [String],
+    /// `key.query`, sorted.
+    query: &'a [String],
+    /// False when `key.query` itself was reported as unusable.
+    query_usable: bool,
+    tenant: &'a Tenant,
+}
+
+impl RouteScope<'_> {
+    /// `did you mean "pageSize"? key.query of route "x" is [page, pageSize]`.
+    fn query_hint(&self, param: &str) -> String {
+        let allowlist = format!("key.query is [{}]", self.query.join(", "));
+        match did_you_mean(param, self.query.iter().map(String::as_str)) {
+            Some(mean) => format!("{mean} {allowlist}"),
+            None => format!("add {param:?} to key.query; {allowlist}"),
+        }
+    }
+
+    /// The variables this route's templates may use, as written.
+    fn available(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.tenant.workspace.is_some() {
+            names.push("workspace".to_string());
+        }
+        if self.tenant.user.is_some() {
+            names.push("user".to_string());
+        }
+        names.extend(self.params.iter().cloned());
+        names.extend(self.query.iter().map(|q| format!("query.{q}")));
+        names
+    }
+
+    /// The problem with a template part in this route, as (message, hint).
+    fn check_part(&self, part: &TemplatePart) -> Option<(String, String)> {
+        let written = template::written(part)?;
+        match part {
+            TemplatePart::Literal(_) => None,
+            TemplatePart::Workspace if self.tenant.workspace.is_none() => Some((
+                format!("{written:?} in {} needs the workspace identity, but tenant.workspace is not set", self.label),
+                "add tenant: { workspace: { header: X-Workspace-ID } }".to_string(),
+            )),
+            TemplatePart::User if self.tenant.user.is_none() => Some((
+                format!("{written:?} in {} needs the user identity, but tenant.user is not set", self.label),
+                "add tenant: { user: { header: X-User-ID } }".to_string(),
+            )),
+            TemplatePart::Workspace | TemplatePart::User => None,
+            TemplatePart::Var(name) if self.params.contains(name) => None,
+            TemplatePart::Var(name) if self.query.contains(name) => Some((
+                format!("unknown template variable {written:?} in {}", self.label),
+                format!("{name:?} is a query parameter: write \"{{query.{name}}}\""),
+            )),
+            TemplatePart::Var(name) => Some((
+                format!("unknown template variable {written:?} in {}", self.label),
+                self.variable_hint(name),
+            )),
+            TemplatePart::Query(name) if self.query.contains(name) || !self.query_usable => None,
+            TemplatePart::Query(name) => Some((
+                format!("{written:?} in {} names a parameter that is not in key.query", self.label),
+                match nearest(name, self.query.iter().map(String::as_str)) {
+                    Some(near) => format!("did you mean \"{{query.{near}}}\"? key.query is [{}]", self.query.join(", ")),
+                    None => format!("add {name:?} to key.query; it is [{}]", self.query.join(", ")),
+                },
+            )),
+        }
+    }
+
+    fn variable_hint(&self, name: &str) -> String {
+        let available = self.available();
+        let list = if available.is_empty() {
+            "this route has no variables".to_string()
+        } else {
+            format!(
+                "this route can use {}",
+                available
+                    .iter()
+                    .map(|a| format!("{{{a}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        match nearest(name, available.iter().map(String::as_str)) {
+            Some(near) => format!("did you mean \"{{{near}}}\"? {list}"),
+            None => list,
+        }
+    }
+}
+
+/// Checks `host:port`; returns the host (without IPv6 brackets) or a hint.
+fn split_host_port(address: &str) -> Result<String, String> {
+    let address = address.trim();
+    let example = "e.g. \"127.0.0.1:3000\" or \"backend.internal:443\"";
+    if let Some((scheme, _)) = address.split_once("://") {
+        return Err(format!(
+            "write the address without {scheme:?}://, {example}; set tls: true for HTTPS"
+        ));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("add the port, {example}"));
+    };
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!(
+            "the port must be a number from 1 to 65535, {example}"
+        ));
+    }
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) if v6.parse::<std::net::Ipv6Addr>().is_ok() => v6,
+        Some(_) => return Err(format!("invalid IPv6 address, {example}")),
+        None if host.contains(':') => {
+            return Err("write an IPv6 address in brackets, e.g. \"[::1]:3000\"".to_string())
+        }
+        None => host,
+    };
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(format!("the host is missing or invalid, {example}"));
+    }
+    Ok(host.to_string())
+}
+
+/// Parses `"GET /path/{param}"` into the method and the path segments.
+fn parse_match(text: &str) -> Result<(RouteMethod, Vec<Segment>), (String, Option<String>)> {
+    let example = "e.g. \"GET /api/boards/{board_id}/contacts\"";
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (method, path) = match words.as_slice() {
+        [method, path] => (*method, *path),
+        [path] if path.starts_with('/') => {
+            return Err((
+                format!("match {text:?} has no method"),
+                Some(format!("write \"GET {path}\"")),
+            ))
+        }
+        _ => {
+            return Err((
+                format!("invalid match {text:?}: expected \"GET /path\""),
+                Some(example.to_string()),
+            ))
+        }
+    };
+    if method != "GET" {
+        let (message, hint) = if method.eq_ignore_ascii_case("GET") {
+            (
+                format!("method {method:?} must be written \"GET\""),
+                format!("write \"GET {path}\""),
+            )
+        } else if method.eq_ignore_ascii_case("HEAD") {
+            (
+                "only GET routes are cached, not \"HEAD\"".to_string(),
+                format!("HEAD requests are served from GET entries: write \"GET {path}\""),
+            )
+        } else {
+            (
+                format!("only GET routes are cached, not {method:?}"),
+                "requests that match no route are proxied untouched; remove this route".to_string(),
+            )
+        };
+        return Err((message, Some(hint)));
+    }
+    if !path.starts_with('/') {
+        return Err((
+            format!("path {path:?} must start with \"/\""),
+            Some(format!("write \"/{path}\"")),
+        ));
+    }
+    if path.contains('?') || path.contains('#') {
+        return Err((
+            format!("path {path:?} must not contain a query string"),
+            Some("list the query parameters that matter in key.query".to_string()),
+        ));
+    }
+    let mut segments = Vec::new();
+    if path == "/" {
+        return Ok((RouteMethod::Get, segments));
+    }
+    for segment in path[1..].split('/') {
+        if segment.is_empty() {
+            return Err((
+                format!("empty segment in path {path:?}"),
+                Some("remove the doubled or trailing \"/\"".to_string()),
+            ));
+        }
+        if !segment.contains(['{', '}']) {
+            segments.push(Segment::Literal(segment.to_string()));
+            continue;
+        }
+        let name = segment
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let Some(name) = name else {
+            return Err((
+                format!("invalid path segment {segment:?} in {path:?}"),
+                Some("a parameter is a whole segment named with letters, digits and \"_\", e.g. \"{board_id}\"".to_string()),
+            ));
+        };
+        if name == "workspace" || name == "user" || name == "query" {
+            return Err((
+                format!("path parameter \"{{{name}}}\" would hide the built-in template variable"),
+                Some(format!("rename it, e.g. \"{{{name}_id}}\"")),
+            ));
+        }
+        if segments.contains(&Segment::Param(name.to_string())) {
+            return Err((
+                format!("path parameter \"{{{name}}}\" is used twice in {path:?}"),
+                Some("give each parameter its own name".to_string()),
+            ));
+        }
+        segments.push(Segment::Param(name.to_string()));
+    }
+    Ok((RouteMethod::Get, segments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> Segment {
+        Segment::Literal(s.to_string())
+    }
+
+    fn param(s: &str) -> Segment {
+        Segment::Param(s.to_string())
+    }
+
+    /// `expected` is the segments, or a fragment of the error message.
+    fn check_match(text: &str, expected: Result<Vec<Segment>, &str>) {
+        match (parse_match(text), expected) {
+            (Ok((RouteMethod::Get, got)), Ok(want)) => assert_eq!(got, want, "{text:?}"),
+            (Err((message, _)), Err(want)) => {
+                assert!(
+                    message.contains(want),
+                    "{text:?}: {message:?} lacks {want:?}"
+                );
+            }
+            (got, want) => panic!("{text:?}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn matches() {
+        check_match(
+            "GET /api/boards/{board_id}/contacts",
+            Ok(vec![
+                lit("api"),
+                lit("boards"),
+                param("board_id"),
+                lit("contacts"),
+            ]),
+        );
+        check_match("GET /", Ok(vec![]));
+        check_match("  GET   /a  ", Ok(vec![lit("a")]));
+        check_match(
+            "POST /api/contacts",
+            Err("only GET routes are cached, not \"POST\""),
+        );
+        check_match("HEAD /api/contacts", Err("not \"HEAD\""));
+        check_match("get /api", Err("must be written \"GET\""));
+        check_match("/api/contacts", Err("has no method"));
+        check_match("GET", Err("expected \"GET /path\""));
+        check_match("GET /a /b", Err("expected \"GET /path\""));
+        check_match("GET api/contacts", Err("must start with \"/\""));
+        check_match("GET /api//contacts", Err("empty segment"));
+        check_match("GET /api/contacts/", Err("empty segment"));
+        check_match("GET /api?x=1", Err("query string"));
+        check_match("GET /api/{id", Err("invalid path segment \"{id\""));
+        check_match("GET /api/x{id}", Err("invalid path segment"));
+        check_match("GET /api/{}", Err("invalid path segment"));
+        check_match("GET /api/{a-b}", Err("invalid path segment"));
+        check_match("GET /a/{id}/b/{id}", Err("\"{id}\" is used twice"));
+        check_match("GET /w/{workspace}", Err("would hide the built-in"));
+    }
+
+    #[test]
+    fn host_ports() {
+        let cases: [(&str, Result<&str, &str>); 9] = [
+            ("127.0.0.1:3000", Ok("127.0.0.1")),
+            ("backend.internal:443", Ok("backend.internal")),
+            ("[::1]:3000", Ok("::1")),
+            ("127.0.0.1", Err("add the port")),
+            ("http://127.0.0.1:3000", Err("without \"http\"://")),
+            ("::1:3000", Err("in brackets")),
+            ("host:0", Err("port must be")),
+            ("host:http", Err("port must be")),
+            (":3000", Err("host is missing")),
+        ];
+        for (input, expected) in cases {
+            match (split_host_port(input), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{input}"),
+                (Err(got), Err(want)) => {
+                    assert!(got.contains(want), "{input}: {got:?} lacks {want:?}")
+                }
+                (got, want) => panic!("{input}: got {got:?}, expected {want:?}"),
+            }
+        }
+    }
+}

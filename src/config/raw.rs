@@ -1,0 +1,298 @@
+//! The config file as written: serde structs that mirror the YAML exactly.
+//!
+//! Almost every field is optional here, even required ones: whether a key is
+//! required, and every other rule, is checked in [`super::convert`], which
+//! reports all problems at once. Each field documents its default. The
+//! `rename` of each struct is the name used for it in messages ("unknown key
+//! \"tll\" in route").
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::Deserialize;
+
+pub(crate) use super::yaml::{OneOrMany, Spanned};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "config")]
+pub(crate) struct Config {
+    /// Address the proxy listens on, `IP:PORT`. Default `"0.0.0.0:8080"`.
+    pub(crate) listen: Option<Spanned<String>>,
+    /// The origin. Required.
+    pub(crate) upstream: Option<Spanned<Upstream>>,
+    /// The admin listener (health, stats, metrics, purge, events). Default: on
+    /// `127.0.0.1:9090` without a token.
+    pub(crate) admin: Option<Spanned<Admin>>,
+    /// Cache storage. Default: a 256 MiB memory tier.
+    pub(crate) storage: Option<Spanned<Storage>>,
+    /// Where the workspace and user identities come from. Default: nowhere (no
+    /// `{workspace}` or `{user}` anywhere).
+    pub(crate) tenant: Option<Spanned<Tenant>>,
+    /// Cached routes, matched in order. Default: none (everything is proxied
+    /// untouched).
+    #[serde(default)]
+    pub(crate) routes: Vec<Spanned<Route>>,
+    /// Invalidation events: event name to the tag templates it purges. Default: none.
+    #[serde(default)]
+    pub(crate) events: Entries<Spanned<String>, Vec<Spanned<String>>>,
+    /// Purge behaviour. Default: see [`Purge`].
+    pub(crate) purge: Option<Spanned<Purge>>,
+    /// Process settings. Default: see [`Server`].
+    pub(crate) server: Option<Spanned<Server>>,
+    /// Request coalescing. Default: enabled, 10s wait.
+    pub(crate) coalescing: Option<Spanned<Coalescing>>,
+    /// Emit `X-Cache-Key` and the key in `Cache-Status`. Default `false`.
+    pub(crate) debug_headers: Option<bool>,
+    /// Request limits. Default: see [`Limits`].
+    pub(crate) limits: Option<Spanned<Limits>>,
+}
+
+/// `upstream:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "upstream")]
+pub(crate) struct Upstream {
+    /// `host:port` of the origin. Required.
+    pub(crate) address: Option<Spanned<String>>,
+    /// Use TLS to the origin. Default `false`.
+    pub(crate) tls: Option<bool>,
+    /// SNI / Host for TLS. Default: the host part of `address`.
+    pub(crate) sni: Option<Spanned<String>>,
+    /// TCP connect timeout, a duration. Default `2s`.
+    pub(crate) connect_timeout: Option<Spanned<String>>,
+    /// Wait for the response header and each body read. Default `30s`.
+    pub(crate) read_timeout: Option<Spanned<String>>,
+    /// Each write to the origin. Default `30s`.
+    pub(crate) write_timeout: Option<Spanned<String>>,
+    /// How long idle keep-alive connections are kept. Default `60s`.
+    pub(crate) idle_timeout: Option<Spanned<String>>,
+}
+
+/// `admin:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "admin")]
+pub(crate) struct Admin {
+    /// Address of the admin listener. Default `"127.0.0.1:9090"`.
+    pub(crate) listen: Option<Spanned<String>>,
+    /// Bearer token for everything but `/health`, usually `"${TAGCACHE_ADMIN_TOKEN}"`.
+    /// Default: none, which is only allowed on a loopback `listen`.
+    pub(crate) token: Option<Spanned<SecretString>>,
+    /// Largest admin request body, a size. Default `1MiB`.
+    pub(crate) max_body: Option<Spanned<String>>,
+    /// Secret for HMAC-signed webhooks (`X-Tagcache-Signature`). Default: none.
+    pub(crate) webhook_secret: Option<Spanned<SecretString>>,
+}
+
+/// `storage:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "storage")]
+pub(crate) struct Storage {
+    /// The in-process memory tier. At least one tier is required when `storage`
+    /// is written; without `storage` the default is `memory: { max_size: 256MiB }`.
+    pub(crate) memory: Option<Spanned<Memory>>,
+}
+
+/// `storage.memory:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "storage.memory")]
+pub(crate) struct Memory {
+    /// Total bytes the tier may hold, a size. Required.
+    pub(crate) max_size: Option<Spanned<String>>,
+    /// Largest single response body stored, a size. Default `8MiB`.
+    pub(crate) max_object_size: Option<Spanned<String>>,
+}
+
+/// `tenant:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "tenant")]
+pub(crate) struct Tenant {
+    /// Where the workspace (tenant) identity comes from. Default: nowhere.
+    pub(crate) workspace: Option<Spanned<Identity>>,
+    /// Where the user identity comes from. Default: nowhere.
+    pub(crate) user: Option<Spanned<Identity>>,
+}
+
+/// `tenant.workspace:` or `tenant.user:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "tenant identity")]
+pub(crate) struct Identity {
+    /// The request header carrying the identity. Required.
+    pub(crate) header: Option<Spanned<String>>,
+}
+
+/// One item of `routes:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "route")]
+pub(crate) struct Route {
+    /// Unique route name. Required.
+    pub(crate) name: Option<Spanned<String>>,
+    /// `"GET /path/{param}"`. Required; only GET is accepted.
+    #[serde(rename = "match")]
+    pub(crate) match_: Option<Spanned<String>>,
+    /// Fresh lifetime, a duration greater than 0. Required.
+    pub(crate) ttl: Option<Spanned<String>>,
+    /// Serve stale while refreshing, for this long after expiry. Default `0s`.
+    pub(crate) stale_while_revalidate: Option<Spanned<String>>,
+    /// Serve stale when the origin fails, for this long after expiry. Default `0s`.
+    pub(crate) stale_if_error: Option<Spanned<String>>,
+    /// What goes into the key. Default: no query parameters, not per user.
+    pub(crate) key: Option<Spanned<Key>>,
+    /// `bypass` or `ignore` a query parameter not in `key.query`. Default `bypass`.
+    pub(crate) unknown_query: Option<UnknownQuery>,
+    /// Conditions that send the request past the cache. Default: none.
+    #[serde(default)]
+    pub(crate) bypass_when: Vec<Spanned<BypassRule>>,
+    /// Tag templates of every stored entry. Default: none.
+    #[serde(default)]
+    pub(crate) tags: Vec<Spanned<String>>,
+    /// Response statuses that are stored, each 200..=599. Default `[200]`.
+    pub(crate) statuses: Option<Spanned<Vec<Spanned<i64>>>>,
+    /// Whether a request `Cache-Control: no-cache` goes to the origin. Default `true`.
+    pub(crate) honor_client_no_cache: Option<bool>,
+}
+
+/// `route.key:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "route key")]
+pub(crate) struct Key {
+    /// Allowlisted query parameters. Default: none.
+    pub(crate) query: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Query parameter defaults (a number is taken as its text). Default: none.
+    #[serde(default)]
+    pub(crate) defaults: Entries<Spanned<String>, Spanned<String>>,
+    /// Key per user when a parameter has one of these values. Default: none.
+    pub(crate) per_user_when: Option<Spanned<PerUserWhen>>,
+    /// Always key per user. Default `false`.
+    pub(crate) per_user: Option<Spanned<bool>>,
+}
+
+/// `key.per_user_when:`: query parameter to the values (one or a list) that make
+/// the response user-specific.
+pub(crate) type PerUserWhen = Entries<Spanned<String>, OneOrMany<Spanned<String>>>;
+
+/// `route.unknown_query:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UnknownQuery {
+    /// Bypass the cache.
+    Bypass,
+    /// Leave the parameter out of the key.
+    Ignore,
+}
+
+/// One item of `route.bypass_when:`; exactly one condition besides `query`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "bypass_when rule")]
+pub(crate) struct BypassRule {
+    /// The query parameter tested. Required.
+    pub(crate) query: Option<Spanned<String>>,
+    /// Bypass when the value is a number greater than this (or not a number).
+    pub(crate) greater_than: Option<Spanned<f64>>,
+    /// Bypass when the value is a number less than this (or not a number).
+    pub(crate) less_than: Option<Spanned<f64>>,
+    /// Bypass when the value is this one, or one of these.
+    pub(crate) equals: Option<Spanned<OneOrMany<Spanned<String>>>>,
+    /// `true`: bypass when the parameter is present at all.
+    pub(crate) present: Option<Spanned<bool>>,
+}
+
+/// `purge:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "purge")]
+pub(crate) struct Purge {
+    /// Origin response headers that carry tags. Default: `Surrogate-Key` separated
+    /// by `" "` and `Cache-Tag` separated by `","`.
+    pub(crate) tag_headers: Option<Vec<Spanned<TagHeader>>>,
+    /// Admin path of the legacy purge webhook. Default `"/purge/legacy"`.
+    pub(crate) legacy_path: Option<Spanned<String>>,
+    /// Tags purged for a legacy body, templates over its fields `workspace_id`,
+    /// `board_id`, `filter` and `pattern`. Default `["board:{workspace_id}:{board_id}"]`.
+    pub(crate) legacy_tags: Option<Vec<Spanned<String>>>,
+}
+
+/// One item of `purge.tag_headers:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "purge.tag_headers item")]
+pub(crate) struct TagHeader {
+    /// Header name. Required.
+    pub(crate) header: Option<Spanned<String>>,
+    /// `" "` or `","`. Default `" "`.
+    pub(crate) separator: Option<Spanned<String>>,
+}
+
+/// `server:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "server")]
+pub(crate) struct Server {
+    /// Worker threads, at least 1. Default: the number of CPUs.
+    pub(crate) threads: Option<Spanned<usize>>,
+    /// Grace period after SIGTERM, a duration. Default `10s`.
+    pub(crate) grace_period: Option<Spanned<String>>,
+}
+
+/// `coalescing:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "coalescing")]
+pub(crate) struct Coalescing {
+    /// Whether concurrent misses share one origin fetch. Default `true`.
+    pub(crate) enabled: Option<bool>,
+    /// How long a waiter waits for the fill, a duration greater than 0. Default `10s`.
+    pub(crate) wait_timeout: Option<Spanned<String>>,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "limits")]
+pub(crate) struct Limits {
+    /// Longest request URI on cached routes, at least 1. Default `8192`.
+    pub(crate) max_uri_len: Option<Spanned<usize>>,
+    /// Most query parameters considered for a key, at least 1. Default `64`.
+    pub(crate) max_query_params: Option<Spanned<usize>>,
+}
+
+/// A string that must not be shown: its `Debug` prints `***`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct SecretString(pub(crate) String);
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The entries of a YAML mapping in file order, keys included (with their
+/// positions when `K` is [`Spanned`]).
+#[derive(Debug)]
+pub(crate) struct Entries<K, V>(pub(crate) Vec<(K, V)>);
+
+impl<K, V> Default for Entries<K, V> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<K, V>(PhantomData<(K, V)>);
+
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<K, V> {
+            type Value = Entries<K, V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<K, V>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+
+        deserializer.deserialize_map(EntriesVisitor(PhantomData))
+    }
+}
