@@ -98,3 +98,51 @@ fn missing_file_is_a_clear_error() {
     assert_ne!(code, 0);
     assert!(err.contains("/nonexistent/tagcache.yaml"), "{err}");
 }
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits() {
+    let origin = crate::util::Origin::start();
+    let port = crate::util::free_port();
+    let admin = crate::util::free_port();
+    let path = write(
+        "graceful.yaml",
+        &format!(
+            r#"listen: "127.0.0.1:{port}"
+upstream: {{ address: "{}" }}
+admin: {{ listen: "127.0.0.1:{admin}" }}
+server: {{ threads: 1, grace_period: 2s }}
+routes: []
+"#,
+            origin.addr
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagcache"))
+        .args(["run", "-c", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::util::wait_for_port(port);
+    let in_flight = std::thread::spawn(move || {
+        crate::util::raw_get(port, "/slow", &[("x-origin-delay-ms", "1000")])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let (status, _) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "the in-flight request was cut off");
+    let mut exited = None;
+    for _ in 0..150 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let Some(_status) = exited else {
+        let _ = child.kill();
+        panic!("tagcache still running {:?} after SIGTERM", started.elapsed());
+    };
+    assert!(started.elapsed() < std::time::Duration::from_secs(12));
+}
