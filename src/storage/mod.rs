@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use pingora_cache::CacheMeta;
 
-pub use memory::{MemoryStore, MemoryStats};
+pub use memory::{MemoryStats, MemoryStore};
 
 /// What tagcache remembers about a stored entry, besides the response itself.
 ///
