@@ -62,6 +62,8 @@ fn contact_list() -> Route {
         tags: vec![],
         statuses: vec![200],
         honor_client_no_cache: true,
+        unkeyed_headers: tagcache::config::UnkeyedAction::Strip,
+        vary: vec![],
     }
 }
 

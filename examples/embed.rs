@@ -40,6 +40,9 @@ impl ProxyHttp for MyProxy {
     }
 
     // tagcache's hooks: one line each.
+    async fn request_filter(&self, s: &mut Session, c: &mut MyCtx) -> Result<bool> {
+        self.cache.request_filter(s, &mut c.cache).await
+    }
     fn request_cache_filter(&self, s: &mut Session, c: &mut MyCtx) -> Result<()> {
         self.cache.request_cache_filter(s, &mut c.cache);
         Ok(())
@@ -57,8 +60,8 @@ impl ProxyHttp for MyProxy {
     fn cache_vary_filter(&self, meta: &CacheMeta, _c: &mut MyCtx, req: &RequestHeader) -> Option<[u8; 16]> {
         self.cache.cache_vary_filter(meta, req)
     }
-    async fn upstream_request_filter(&self, _s: &mut Session, _r: &mut RequestHeader, c: &mut MyCtx) -> Result<()> {
-        self.cache.upstream_request_filter(&mut c.cache);
+    async fn upstream_request_filter(&self, _s: &mut Session, r: &mut RequestHeader, c: &mut MyCtx) -> Result<()> {
+        self.cache.upstream_request_filter(r, &mut c.cache);
         Ok(())
     }
     async fn upstream_response_filter(&self, _s: &mut Session, resp: &mut ResponseHeader, c: &mut MyCtx) -> Result<()> {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod cache;
 pub mod config;
+pub mod identity;
 pub mod key;
 pub mod metrics;
 pub mod proxy;

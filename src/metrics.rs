@@ -99,6 +99,8 @@ pub struct Metrics {
     pub purged_on_lookup: IntCounterVec,
     /// Requests refused or bypassed by a limit, by limit.
     pub limits: IntCounterVec,
+    /// JWT checks on cached routes, by result (`ok`, `invalid`, `forbidden`).
+    pub auth: IntCounterVec,
     /// Entries in the memory store.
     pub entries: IntGauge,
     /// Bytes in the memory store.
@@ -216,6 +218,12 @@ impl Metrics {
                 "tagcache_limit_hits_total",
                 "Requests refused or bypassed by a limit",
                 &["limit"],
+            ),
+            auth: counter_vec(
+                &registry,
+                "tagcache_auth_total",
+                "JWT checks on cached routes, by result",
+                &["result"],
             ),
             entries: gauge(&registry, "tagcache_cache_entries", "Entries in the memory store"),
             bytes: gauge(&registry, "tagcache_cache_bytes", "Bytes held by the memory store"),

@@ -5,6 +5,12 @@
 //! encoded `/` inside a segment) matches no route, so it is proxied untouched
 //! and never cached: an odd spelling of a path can never reach another route's
 //! entries.
+//!
+//! So does anything an origin or a framework in front of it might read
+//! differently from us: a backslash (a separator to some servers), a `;`
+//! (path parameters, stripped by some servers), a `%` left after decoding
+//! (decoded twice by some), control characters, and bytes that are not UTF-8
+//! (overlong encodings such as `%C0%AE` included).
 
 use std::borrow::Cow;
 
@@ -56,7 +62,7 @@ impl Router {
                 return None;
             }
             let seg = percent_decode_str(raw).decode_utf8().ok()?;
-            if seg.contains('/') || seg == "." || seg == ".." || seg.is_empty() {
+            if seg == "." || seg == ".." || seg.is_empty() || seg.chars().any(ambiguous) {
                 return None;
             }
             decoded.push(seg);
@@ -83,6 +89,11 @@ impl Router {
         }
         None
     }
+}
+
+/// Characters that make a decoded segment ambiguous (see the module docs).
+fn ambiguous(c: char) -> bool {
+    matches!(c, '/' | '\\' | ';' | '%') || c.is_control()
 }
 
 #[cfg(test)]
@@ -136,5 +147,34 @@ mod tests {
         check("/api/boards/b1", None);
         check("api/boards/b1/contacts", None);
         check("", None);
+    }
+
+    /// Spellings an origin might read as another path: never matched.
+    #[test]
+    fn ambiguous_spellings_match_nothing() {
+        for path in [
+            "/api/boards/%2e/contacts",
+            "/api/boards/%2E%2E/contacts",
+            "/api/boards/.%2e/contacts",
+            "/api/boards/b1%2fx/contacts",
+            "/api/boards/%C0%AE%C0%AE/contacts",
+            "/api/boards/%C0%AF/contacts",
+            "/api/boards/%E0%80%AE/contacts",
+            "/api/boards/b1\\..\\b2/contacts",
+            "/api/boards/b1%5C..%5Cb2/contacts",
+            "/api\\boards/b1/contacts",
+            "/api/boards/b1;jsessionid=x/contacts",
+            "/api/boards/b1%3Bx/contacts",
+            "/api/boards/%252e%252e/contacts",
+            "/api/boards/b1%00/contacts",
+            "/api/boards/b1%0d%0a/contacts",
+            "/api/boards/b1%09/contacts",
+            "/api/boards/b1%7F/contacts",
+        ] {
+            check(path, None);
+        }
+        // Plain percent-encoding of ordinary characters still matches.
+        check("/api/boards/b%31/contacts", Some((0, &["b1"])));
+        check("/api/boards/%C3%A9/contacts", Some((0, &["\u{e9}"])));
     }
 }

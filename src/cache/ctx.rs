@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::identity::Verified;
 use crate::key::BypassReason;
 use crate::metrics::CacheStatus;
 
@@ -42,6 +43,18 @@ pub struct RequestCtx {
     pub(crate) status: Option<CacheStatus>,
     /// The origin answered 304 to a revalidation.
     pub(crate) revalidated: bool,
+    /// The identity verified from the request's JWT (`tenant.jwt`), set by
+    /// `request_filter` before any lookup.
+    pub(crate) verified: Option<Verified>,
+    /// Why the identity check sends the request past the cache
+    /// (`on_invalid: pass`), if it does.
+    pub(crate) identity_bypass: Option<BypassReason>,
+    /// The request carries `Authorization` on a route whose key holds no
+    /// identity: only responses the origin marked shareable (RFC 9111 §3.5)
+    /// may be served to it or stored from it.
+    pub(crate) auth_unscoped: bool,
+    /// Strip the unkeyed headers before the origin.
+    pub(crate) strip_unkeyed: bool,
 }
 
 impl RequestCtx {

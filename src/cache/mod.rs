@@ -7,11 +7,12 @@
 //! custom proxy doing the same.
 //!
 //! ```text
+//!  request_filter        limits (414, 431); verify the JWT and the workspace it names (401, 403)
 //!  request_cache_filter  match route, read identity, normalize query, decide bypass, enable cache
 //!  cache_key_callback    hand the framed key to pingora-cache
 //!  cache_hit_filter      client no-cache, tag generations (hard purge = miss, soft = stale)
 //!  upstream_request_filter / upstream_response_filter
-//!                        time the origin, read and strip origin tag headers
+//!                        strip unkeyed headers, time the origin, read and strip origin tag headers
 //!  response_cache_filter decide storability, compute tags, build CacheMeta + EntryInfo
 //!  response_filter       X-Cache-Status, X-Cache-Layer, Cache-Status, debug key
 //!  logging               count the request
@@ -19,6 +20,7 @@
 
 mod ctx;
 mod headers;
+mod refuse;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -39,7 +41,8 @@ use pingora_proxy::Session;
 
 pub use ctx::RequestCtx;
 
-use crate::config::{Config, IdentitySource, Route};
+use crate::config::{Config, IdentitySource, OnInvalid, Route, UnkeyedAction};
+use crate::identity::{self, Authenticator, Outcome, Verified};
 use crate::key::{self, BypassReason, Identity};
 use crate::metrics::{CacheStatus, Metrics};
 use crate::purge::registry::{TagRegistry, Verdict};
@@ -61,6 +64,9 @@ pub struct TagCache {
     metrics: Arc<Metrics>,
     /// Hash of each route's implicit tag, by route index.
     route_tags: Vec<u64>,
+    /// The JWT verifier, with `tenant.jwt`. `None` in JWT mode only if its
+    /// key could not be built, and then every tenant request is refused.
+    auth: Option<Authenticator>,
 }
 
 impl std::fmt::Debug for TagCache {
@@ -81,6 +87,7 @@ impl TagCache {
         let mem = config.storage.memory.clone().unwrap_or(crate::config::MemoryStorage {
             max_size: 256 << 20,
             max_object_size: 8 << 20,
+            per_workspace_max: None,
         });
         let memory: &'static MemoryStore =
             Box::leak(Box::new(MemoryStore::new(mem.max_size, mem.max_object_size)));
@@ -109,7 +116,17 @@ impl TagCache {
             .iter()
             .map(|r| tags::hash(&tags::route_tag(&r.name)))
             .collect();
+        let auth = match Authenticator::new(&config.tenant) {
+            Some(Ok(auth)) => Some(auth),
+            Some(Err(e)) => {
+                // Fail closed: without a verifier no tenant request gets through.
+                tracing::error!(error = %e, "cannot build the JWT verifier; tenant requests will be refused");
+                None
+            }
+            None => None,
+        };
         TagCache {
+            auth,
             router: Router::new(&config.routes),
             config,
             storage,
@@ -146,10 +163,75 @@ impl TagCache {
         self.storage
     }
 
+    /// Enforces the request limits and, with `tenant.jwt`, verifies the
+    /// request's token and the workspace it names, before any cache lookup.
+    /// Returns `true` when it has answered the request itself (414, 431, 401
+    /// or 403), and the proxy must stop. Call from `ProxyHttp::request_filter`.
+    ///
+    /// # Errors
+    /// When the refusal cannot be written to the client.
+    pub async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora_error::Result<bool> {
+        let req = session.req_header();
+        if let Some(limit) = refuse::over_limit(req, &self.config.limits) {
+            self.metrics.limits.with_label_values(&[limit.label()]).inc();
+            refuse::limit(session, limit).await?;
+            return Ok(true);
+        }
+        let Some(jwt) = &self.config.tenant.jwt else {
+            return Ok(false);
+        };
+        if !matches!(req.method, http::Method::GET | http::Method::HEAD) || !literal_target(req) {
+            return Ok(false);
+        }
+        let Some(found) = self.router.find(req.uri.path()) else {
+            return Ok(false);
+        };
+        let route = &self.config.routes[found.index];
+        let path_workspace = param(route, &found.params, &jwt.workspace_param);
+        let outcome = match &self.auth {
+            Some(auth) => auth.authenticate(req, path_workspace),
+            None => Outcome::Invalid(identity::IdentityError::UnknownKey),
+        };
+        match outcome {
+            Outcome::Verified(v) => {
+                self.metrics.auth.with_label_values(&["ok"]).inc();
+                ctx.verified = Some(v);
+                Ok(false)
+            }
+            Outcome::Invalid(e) => {
+                self.metrics.auth.with_label_values(&["invalid"]).inc();
+                match jwt.on_invalid {
+                    OnInvalid::Reject => {
+                        refuse::unauthorized(session, e).await?;
+                        Ok(true)
+                    }
+                    OnInvalid::Pass => {
+                        ctx.identity_bypass = Some(BypassReason::Unauthenticated);
+                        Ok(false)
+                    }
+                }
+            }
+            Outcome::Forbidden(f) => {
+                self.metrics.auth.with_label_values(&["forbidden"]).inc();
+                refuse::forbidden(session, f).await?;
+                Ok(true)
+            }
+        }
+    }
+
     /// Classifies the request and enables the cache for it when it may be
     /// cached. Call from `ProxyHttp::request_cache_filter`.
     pub fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) {
         let req = session.req_header();
+        if !literal_target(req) {
+            // Not UTF-8, or absolute-form: the path we would key is not the
+            // target the origin receives.
+            return;
+        }
         let Some(found) = self.router.find(req.uri.path()) else {
             return;
         };
@@ -167,7 +249,7 @@ impl TagCache {
                     .enable(self.storage, None, None, self.lock, Some(overrides));
             }
             Err(reason) => {
-                if reason == BypassReason::UriTooLong || reason == BypassReason::TooManyParams {
+                if matches!(reason, BypassReason::UriTooLong | BypassReason::TooManyParams | BypassReason::UnkeyedHeader) {
                     self.metrics.limits.with_label_values(&[reason.as_str()]).inc();
                 }
                 ctx.bypass = Some(reason);
@@ -186,12 +268,34 @@ impl TagCache {
         if req.method != http::Method::GET {
             return Err(BypassReason::Method);
         }
+        // `request_filter` answers 414 first; this keeps embedders that do
+        // not call it safe.
         let uri_len = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
         if uri_len > self.config.limits.max_uri_len {
             return Err(BypassReason::UriTooLong);
         }
+        if let Some(reason) = ctx.identity_bypass {
+            return Err(reason);
+        }
+        let unkeyed = self
+            .config
+            .unkeyed_headers
+            .iter()
+            .any(|h| req.headers.contains_key(h));
+        if unkeyed && route.unkeyed_headers == UnkeyedAction::Bypass {
+            return Err(BypassReason::UnkeyedHeader);
+        }
         let tenant = &self.config.tenant;
+        let jwt = tenant.jwt.is_some();
+        // With `tenant.jwt`, identities come only from the verified token; a
+        // request `request_filter` did not verify has none.
+        let verified = ctx.verified.as_ref();
         let workspace = match &tenant.workspace {
+            Some(_) if jwt => Some(
+                verified
+                    .and_then(|v| v.workspace.as_deref())
+                    .ok_or(BypassReason::NoWorkspace)?,
+            ),
             Some(source) => Some(identity(req, source).ok_or(BypassReason::NoWorkspace)?),
             None => None,
         };
@@ -205,10 +309,20 @@ impl TagCache {
         }
         let user = if key::is_per_user(route, &values) {
             let source = tenant.user.as_ref().ok_or(BypassReason::NoUser)?;
-            Some(identity(req, source).ok_or(BypassReason::NoUser)?)
+            if jwt {
+                Some(verified.and_then(|v| v.user.as_deref()).ok_or(BypassReason::NoUser)?)
+            } else {
+                Some(identity(req, source).ok_or(BypassReason::NoUser)?)
+            }
         } else {
             None
         };
+        // RFC 9111 §3.5: a response to a request with Authorization is only
+        // shared when the key holds the requester's identity, or when the
+        // origin marked it shareable (checked on hit and on store).
+        ctx.auth_unscoped =
+            workspace.is_none() && req.headers.contains_key(header::AUTHORIZATION);
+        ctx.strip_unkeyed = unkeyed && route.unkeyed_headers == UnkeyedAction::Strip;
         if route.honor_client_no_cache && client_wants_fresh(req) {
             ctx.client_no_cache = true;
         }
@@ -227,9 +341,27 @@ impl TagCache {
     /// # Errors
     /// Why the request could not be cached.
     pub fn key_for(&self, req: &RequestHeader) -> Result<CacheKey, &'static str> {
+        if !literal_target(req) {
+            return Err("no-route");
+        }
         let found = self.router.find(req.uri.path()).ok_or("no-route")?;
         let route = &self.config.routes[found.index];
         let mut ctx = RequestCtx::new();
+        if self.config.tenant.jwt.is_some() {
+            // The admin API is trusted: the identity headers it puts on the
+            // request say which entry to address.
+            let read = |s: &Option<IdentitySource>| match s {
+                Some(IdentitySource::Header(h)) => match identity::header_value(req, h) {
+                    identity::HeaderValue::One(v) => Some(Arc::from(v)),
+                    _ => None,
+                },
+                None => None,
+            };
+            ctx.verified = Some(Verified {
+                workspace: read(&self.config.tenant.workspace),
+                user: read(&self.config.tenant.user),
+            });
+        }
         let primary = self
             .classify(req, route, &found.params, &mut ctx)
             .map_err(BypassReason::as_str)?;
@@ -282,6 +414,9 @@ impl TagCache {
         if ctx.client_no_cache {
             return Some(ForcedFreshness::ForceMiss);
         }
+        if ctx.auth_unscoped && !shareable(meta.response_header()) {
+            return Some(ForcedFreshness::ForceMiss);
+        }
         None
     }
 
@@ -303,9 +438,15 @@ impl TagCache {
         }
     }
 
-    /// Marks the start of the origin request. Call from
-    /// `ProxyHttp::upstream_request_filter`.
-    pub fn upstream_request_filter(&self, ctx: &mut RequestCtx) {
+    /// Strips the unkeyed headers from requests that use the cache (so the
+    /// stored response cannot depend on them) and marks the start of the
+    /// origin request. Call from `ProxyHttp::upstream_request_filter`.
+    pub fn upstream_request_filter(&self, upstream_request: &mut RequestHeader, ctx: &mut RequestCtx) {
+        if ctx.enabled && ctx.strip_unkeyed {
+            for h in &self.config.unkeyed_headers {
+                upstream_request.remove_header(h);
+            }
+        }
         ctx.upstream_start = Some(std::time::Instant::now());
     }
 
@@ -349,7 +490,14 @@ impl TagCache {
             return RespCacheable::Uncacheable(NoCacheReason::NeverEnabled);
         };
         let route = &self.config.routes[index];
-        if let Err(why) = storable(route, resp, self.max_object_size()) {
+        let mut verdict = storable(route, resp, self.max_object_size());
+        if verdict.is_ok() && ctx.auth_unscoped && !shareable(resp) {
+            verdict = Err("authorization");
+        }
+        if let Err(why) = verdict {
+            if why == "too-large" {
+                self.metrics.limits.with_label_values(&["object-too-large"]).inc();
+            }
             ctx.not_stored = Some(why);
             return RespCacheable::Uncacheable(NoCacheReason::Custom(why));
         }
@@ -425,20 +573,36 @@ impl TagCache {
         out
     }
 
-    /// Variance for `Vary: Accept-Encoding` responses. Call from
+    /// Variance for responses that `Vary` on `Accept-Encoding` or on a
+    /// header of the route's `vary` list. Call from
     /// `ProxyHttp::cache_vary_filter`.
     pub fn cache_vary_filter(&self, meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
-        let vary = meta.headers().get(header::VARY)?;
-        let mut builder = VarianceBuilder::new();
-        for name in vary.to_str().ok()?.split(',').map(str::trim) {
-            if name.eq_ignore_ascii_case("accept-encoding") {
-                let value = req
-                    .headers
-                    .get(header::ACCEPT_ENCODING)
-                    .map(|v| v.as_bytes().to_vec())
-                    .unwrap_or_default();
-                builder.add_owned_value("accept-encoding", value);
+        let route = EntryInfo::of(meta).and_then(|i| self.config.routes.get(usize::from(i.route)));
+        let mut names: Vec<http::HeaderName> = Vec::new();
+        for vary in meta.headers().get_all(header::VARY) {
+            for name in vary.to_str().ok()?.split(',').map(str::trim) {
+                let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
+                    continue;
+                };
+                let allowed = name == header::ACCEPT_ENCODING
+                    || route.is_some_and(|r| r.vary.contains(&name));
+                if allowed && !names.contains(&name) {
+                    names.push(name);
+                }
             }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        let mut builder = VarianceBuilder::new();
+        for name in &names {
+            // Every value, in order; absent and empty differ.
+            let mut value = Vec::new();
+            for v in req.headers.get_all(name) {
+                value.push(b'=');
+                value.extend_from_slice(v.as_bytes());
+            }
+            builder.add_owned_value(name.as_str(), value);
         }
         builder.finalize()
     }
@@ -482,6 +646,32 @@ impl TagCache {
         }
         self.metrics.tag_records.set(self.registry.len() as i64);
     }
+}
+
+/// Whether the request target is exactly the path and query we route and key:
+/// not the lossy rendering of non-UTF-8 bytes, not an absolute-form URL.
+fn literal_target(req: &RequestHeader) -> bool {
+    req.raw_path_is_utf8()
+        && req.uri.path_and_query().map(|pq| pq.as_str().as_bytes()) == Some(req.raw_path())
+}
+
+/// The value of the route's path parameter `name`, if it has one.
+fn param<'a>(route: &Route, params: &'a [Cow<'_, str>], name: &str) -> Option<&'a str> {
+    route
+        .segments
+        .iter()
+        .filter(|s| matches!(s, crate::config::Segment::Param(_)))
+        .zip(params)
+        .find(|(s, _)| matches!(s, crate::config::Segment::Param(p) if p == name))
+        .map(|(_, v)| v.as_ref())
+}
+
+/// Whether the origin marked a response as shareable even when the request
+/// carried `Authorization` (RFC 9111 §3.5).
+fn shareable(resp: &ResponseHeader) -> bool {
+    CacheControl::from_resp_headers(resp).is_some_and(|cc| {
+        cc.public() || cc.must_revalidate() || cc.s_maxage().ok().flatten().is_some()
+    })
 }
 
 /// Reads one identity from the request; malformed or oversized values count as absent.
@@ -537,7 +727,9 @@ fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(
             if name == "*" {
                 return Err("vary-star");
             }
-            if !name.eq_ignore_ascii_case("accept-encoding") {
+            let allowed = name.eq_ignore_ascii_case("accept-encoding")
+                || route.vary.iter().any(|v| v.as_str().eq_ignore_ascii_case(name));
+            if !allowed {
                 return Err("vary");
             }
         }

@@ -13,9 +13,10 @@ use http::HeaderName;
 
 use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
-    Admin, BypassCondition, BypassRule, Coalescing, Config, IdentitySource, KeySpec, Limits,
-    MemoryStorage, PerUserRule, Purge, Route, RouteMethod, Secret, Segment, Server, Storage,
-    TagHeader, Template, TemplatePart, Tenant, UnknownQuery, Upstream,
+    Admin, BypassCondition, BypassRule, Coalescing, Config, IdentitySource, Jwt, JwtKey, KeySpec,
+    Limits, MemoryStorage, OnInvalid, PerUserRule, Purge, Route, RouteMethod, Secret, Segment,
+    Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery,
+    Upstream,
 };
 use super::raw::{self, Spanned};
 use super::template;
@@ -30,6 +31,28 @@ const DEFAULT_LEGACY_PATH: &str = "/purge/legacy";
 const DEFAULT_LEGACY_TAG: &str = "board:{workspace_id}:{board_id}";
 /// The fields of a legacy purge body, the only variables of `purge.legacy_tags`.
 const LEGACY_FIELDS: [&str; 4] = ["workspace_id", "board_id", "filter", "pattern"];
+/// Request headers that change many origins' responses without being part of
+/// the URL: the default `unkeyed_header_names`.
+pub(crate) const DEFAULT_UNKEYED_HEADERS: [&str; 10] = [
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-scheme",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-host",
+];
+const DEFAULT_MAX_HEADER_SIZE: usize = 32 << 10;
+/// The JWT algorithm names accepted in `tenant.jwt.algorithms`.
+const JWT_ALGORITHMS: [&str; 12] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "EdDSA",
+];
+/// Longest `tenant.jwt.leeway` accepted.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 /// Converts `raw` (the whole file, positioned at its root mapping), reporting every problem.
 ///
@@ -44,13 +67,16 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
     let admin = cx.admin(raw.admin);
     let storage = cx.storage(raw.storage);
     let tenant = cx.tenant(raw.tenant);
+    let unkeyed_default = unkeyed_action(raw.unkeyed_headers).unwrap_or_default();
+    let unkeyed_headers = cx.unkeyed_header_names(raw.unkeyed_header_names);
+    let debug_headers = cx.debug_headers(raw.debug_headers, raw.debug_headers_force, listen);
 
     let mut seen_names: HashMap<String, Pos> = HashMap::new();
     let routes = raw
         .routes
         .into_iter()
         .enumerate()
-        .map(|(index, route)| cx.route(index, route, &tenant, &mut seen_names))
+        .map(|(index, route)| cx.route(index, route, &tenant, unkeyed_default, &mut seen_names))
         .collect();
 
     let events = raw
@@ -76,8 +102,9 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         purge,
         server,
         coalescing,
-        debug_headers: raw.debug_headers.unwrap_or(false),
+        debug_headers,
         limits,
+        unkeyed_headers,
     }
 }
 
@@ -369,6 +396,7 @@ impl Cx<'_> {
                 memory: Some(MemoryStorage {
                     max_size: DEFAULT_MEMORY_SIZE,
                     max_object_size: DEFAULT_MAX_OBJECT_SIZE,
+                    per_workspace_max: None,
                 }),
             };
         };
@@ -408,22 +436,57 @@ impl Cx<'_> {
             // The default never exceeds the store itself.
             None => DEFAULT_MAX_OBJECT_SIZE.min(max_size),
         };
+        let per_workspace_max = memory.per_workspace_max.as_ref().map(|field| {
+            let size = self.size(Some(field), max_size, "per_workspace_max");
+            if size > max_size {
+                self.error(
+                    field.pos,
+                    format!("per_workspace_max ({size} bytes) is larger than max_size ({max_size} bytes)"),
+                    Some("a quota above the whole store never applies; lower it or remove it".to_string()),
+                );
+            } else if size < max_object_size {
+                self.report.warning(
+                    field.pos,
+                    format!("per_workspace_max ({size} bytes) is smaller than max_object_size ({max_object_size} bytes)"),
+                    Some("the largest responses can then never be stored".to_string()),
+                );
+            }
+            size
+        });
         Storage {
             memory: Some(MemoryStorage {
                 max_size,
                 max_object_size,
+                per_workspace_max,
             }),
         }
     }
 
     fn tenant(&mut self, raw: Option<Spanned<raw::Tenant>>) -> Tenant {
-        let Some(Spanned { value: raw, pos }) = raw else {
+        let Some(Spanned { value: mut raw, pos }) = raw else {
             return Tenant::default();
         };
+        if let Some(jwt) = raw.jwt.take() {
+            return self.jwt_tenant(pos, raw, jwt);
+        }
+        if let Some(field) = &raw.workspace_param {
+            self.error(
+                field.pos,
+                "tenant.workspace_param needs tenant.jwt",
+                Some("it names the path parameter checked against the token; remove it in header mode".to_string()),
+            );
+        }
         let mut headers = Vec::new();
         let mut identity =
             |cx: &mut Self, field: Option<Spanned<raw::Identity>>, what: &str, example: &str| {
                 let Spanned { value, pos } = field?;
+                if let Some(claim) = &value.claim {
+                    cx.error(
+                        claim.pos,
+                        format!("{what}.claim needs tenant.jwt"),
+                        Some("add tenant.jwt to verify tokens, or read the identity from a header".to_string()),
+                    );
+                }
                 cx.missing_keys(pos, what, &[("header", value.header.is_some(), example)]);
                 let header = value.header?;
                 let name = cx.header_name(&header)?;
@@ -449,7 +512,310 @@ impl Cx<'_> {
                 Some("make sure clients cannot reach tagcache without going through that gateway".to_string()),
             );
         }
-        Tenant { workspace, user }
+        Tenant {
+            workspace,
+            user,
+            jwt: None,
+        }
+    }
+
+    /// `tenant` with `jwt`: identities from verified claims; the headers
+    /// only name (and must agree with) what the token allows.
+    fn jwt_tenant(&mut self, pos: Pos, raw: raw::Tenant, jwt: Spanned<raw::Jwt>) -> Tenant {
+        let identity = |cx: &mut Self,
+                            field: Option<Spanned<raw::Identity>>,
+                            what: &str,
+                            claim_example: &str,
+                            default_header: &'static str| {
+            let Spanned { value, pos } = field?;
+            cx.missing_keys(pos, what, &[("claim", value.claim.is_some(), claim_example)]);
+            let claim = value.claim.and_then(|c| {
+                let name = c.value.trim().to_string();
+                if name.is_empty() {
+                    cx.error(c.pos, format!("{what}.claim is empty"), Some(claim_example.to_string()));
+                    None
+                } else {
+                    Some(name)
+                }
+            });
+            let header = match &value.header {
+                Some(h) => cx.header_name(h),
+                None => Some(HeaderName::from_static(default_header)),
+            };
+            Some((claim, header))
+        };
+        let workspace = identity(self, raw.workspace, "tenant.workspace", "claim: workspace_id", "x-workspace-id");
+        let user = identity(self, raw.user, "tenant.user", "claim: sub", "x-user-id");
+        if workspace.is_none() {
+            self.error(
+                pos,
+                "tenant.jwt needs tenant.workspace to name the workspace claim",
+                Some("add workspace: { claim: workspace_id }".to_string()),
+            );
+        }
+        let workspace_param = match raw.workspace_param {
+            Some(field) if field.value.trim().is_empty() => {
+                self.error(field.pos, "tenant.workspace_param is empty", Some("e.g. workspace_param: workspace_id".to_string()));
+                "workspace_id".to_string()
+            }
+            Some(field) => field.value.trim().to_string(),
+            None => "workspace_id".to_string(),
+        };
+        let (workspace_claim, workspace_header) = workspace.unwrap_or((None, None));
+        let (user_claim, user_header) = match user {
+            Some((claim, header)) => (claim, header),
+            None => (None, None),
+        };
+        let jwt = self.jwt(jwt, workspace_claim.unwrap_or_default(), user_claim, workspace_param);
+        Tenant {
+            workspace: workspace_header.map(IdentitySource::Header),
+            user: user_header.map(IdentitySource::Header),
+            jwt,
+        }
+    }
+
+    fn jwt(
+        &mut self,
+        raw: Spanned<raw::Jwt>,
+        workspace_claim: String,
+        user_claim: Option<String>,
+        workspace_param: String,
+    ) -> Option<Jwt> {
+        use jsonwebtoken::{Algorithm, AlgorithmFamily};
+        let Spanned { value: raw, pos } = raw;
+        self.missing_keys(
+            pos,
+            "tenant.jwt",
+            &[("algorithms", raw.algorithms.is_some(), "algorithms: [HS256]")],
+        );
+        let mut algorithms: Vec<Algorithm> = Vec::new();
+        let mut ok = true;
+        let mut mixed = false;
+        if let Some(list) = &raw.algorithms {
+            if list.value.0.is_empty() {
+                self.error(list.pos, "tenant.jwt.algorithms is empty", Some("e.g. algorithms: [RS256]".to_string()));
+                ok = false;
+            }
+            for name in &list.value.0 {
+                let text = name.value.trim();
+                match text.parse::<Algorithm>() {
+                    Ok(a) if JWT_ALGORITHMS.contains(&text) => {
+                        if !algorithms.contains(&a) {
+                            algorithms.push(a);
+                        }
+                    }
+                    _ if text.eq_ignore_ascii_case("none") => {
+                        self.error(
+                            name.pos,
+                            "\"none\" is never accepted: unsigned tokens would let anyone claim any workspace",
+                            Some("name the algorithm your tokens are signed with, e.g. HS256 or RS256".to_string()),
+                        );
+                        ok = false;
+                    }
+                    _ => {
+                        let hint = did_you_mean(text, JWT_ALGORITHMS).map_or(String::new(), |m| format!("{m} "));
+                        self.error(
+                            name.pos,
+                            format!("unknown JWT algorithm {text:?}"),
+                            Some(format!("{hint}algorithms are {}", JWT_ALGORITHMS.join(", "))),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if algorithms.iter().any(|a| a.family() != algorithms[0].family()) {
+                self.error(
+                    list.pos,
+                    "tenant.jwt.algorithms mixes key types",
+                    Some("list algorithms of one family (HS*, RS*/PS*, ES* or EdDSA): one key verifies them all, and mixing HMAC with public keys opens algorithm confusion".to_string()),
+                );
+                ok = false;
+                mixed = true;
+            }
+        } else {
+            ok = false;
+        }
+        // With mixed families, whether the key fits is moot: that is reported already.
+        let family = algorithms.first().map(|a| a.family()).filter(|_| !mixed);
+        let sources: Vec<&str> = [
+            raw.secret.as_ref().map(|_| "secret"),
+            raw.public_key_file.as_ref().map(|_| "public_key_file"),
+            raw.jwks_file.as_ref().map(|_| "jwks_file"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if sources.len() != 1 {
+            self.error(
+                pos,
+                if sources.is_empty() {
+                    "tenant.jwt has no key".to_string()
+                } else {
+                    format!("tenant.jwt has more than one key ({})", sources.join(", "))
+                },
+                Some("set exactly one of secret (HS*), public_key_file or jwks_file".to_string()),
+            );
+            ok = false;
+        }
+        let base = std::path::Path::new(self.report.file())
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let read = |cx: &mut Self, field: &Spanned<String>| -> Option<(std::path::PathBuf, Vec<u8>)> {
+            let path = base.join(field.value.trim());
+            match std::fs::read(&path) {
+                Ok(bytes) => Some((path, bytes)),
+                Err(e) => {
+                    cx.error(
+                        field.pos,
+                        format!("cannot read {}: {e}", path.display()),
+                        Some("paths are relative to the config file".to_string()),
+                    );
+                    None
+                }
+            }
+        };
+        let reload_interval = self.positive_duration(
+            raw.reload_interval.as_ref(),
+            Duration::from_secs(60),
+            "tenant.jwt.reload_interval",
+        );
+        if let (Some(field), None) = (&raw.reload_interval, &raw.jwks_file) {
+            self.error(field.pos, "reload_interval only applies to jwks_file", None);
+        }
+        let mut key = None;
+        if let Some(secret) = raw.secret {
+            let secret_pos = secret.pos;
+            let s = self.secret(Some(secret), "tenant.jwt.secret");
+            match family {
+                Some(AlgorithmFamily::Hmac) | None => {
+                    let need = algorithms
+                        .iter()
+                        .map(|a| match a {
+                            Algorithm::HS384 => 48,
+                            Algorithm::HS512 => 64,
+                            _ => 32,
+                        })
+                        .max()
+                        .unwrap_or(32);
+                    if let Some(s) = &s {
+                        // Never echo the value; its length is enough to act on.
+                        if !s.expose().is_empty() && s.expose().len() < need {
+                            self.error(
+                                secret_pos,
+                                format!("tenant.jwt.secret is {} bytes; {} needs at least {need}", s.expose().len(), algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join("/")),
+                                Some("a shorter HMAC key can be brute-forced offline from any token; use e.g. `openssl rand -hex 32`".to_string()),
+                            );
+                        }
+                    }
+                    key = s.map(JwtKey::Secret);
+                }
+                Some(_) => {
+                    self.error(
+                        secret_pos,
+                        format!("{:?} verifies with a public key, not a secret", algorithms[0]),
+                        Some("use public_key_file or jwks_file; a secret only goes with HS256/HS384/HS512".to_string()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        for (field, is_jwks) in [(&raw.public_key_file, false), (&raw.jwks_file, true)] {
+            let Some(field) = field else { continue };
+            if family == Some(AlgorithmFamily::Hmac) {
+                self.error(
+                    field.pos,
+                    format!("{:?} verifies with a shared secret, not a public key", algorithms[0]),
+                    Some("use secret: \"${JWT_SECRET}\", or list the public-key algorithm your tokens use (e.g. RS256)".to_string()),
+                );
+                ok = false;
+                continue;
+            }
+            let Some((path, bytes)) = read(self, field) else {
+                ok = false;
+                continue;
+            };
+            let candidate = if is_jwks {
+                JwtKey::Jwks {
+                    path,
+                    reload_interval,
+                    initial: bytes,
+                }
+            } else {
+                JwtKey::PublicKey { path, pem: bytes }
+            };
+            if ok {
+                if let Err(e) = crate::identity::check_key(&algorithms, &candidate) {
+                    self.error(field.pos, format!("{}: {e}", field.value.trim()), None);
+                    ok = false;
+                }
+            }
+            key = Some(candidate);
+        }
+        let list = |cx: &mut Self, field: Option<Spanned<raw::OneOrMany<Spanned<String>>>>, what: &str| {
+            let Some(field) = field else { return Vec::new() };
+            let values: Vec<String> = field.value.0.into_iter().map(|v| v.value).collect();
+            if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
+                cx.error(field.pos, format!("tenant.jwt.{what} has an empty value"), None);
+            }
+            values
+        };
+        let issuer = list(self, raw.issuer, "issuer");
+        let audience = list(self, raw.audience, "audience");
+        let leeway = self.duration(raw.leeway.as_ref(), Duration::from_secs(30));
+        if let Some(field) = &raw.leeway {
+            if leeway > MAX_LEEWAY {
+                self.error(
+                    field.pos,
+                    format!("tenant.jwt.leeway is over {}s", MAX_LEEWAY.as_secs()),
+                    Some("leeway covers clock skew; a long one keeps expired tokens valid".to_string()),
+                );
+            }
+        }
+        let on_invalid = match raw.on_invalid {
+            Some(raw::OnInvalid::Pass) => OnInvalid::Pass,
+            Some(raw::OnInvalid::Reject) | None => OnInvalid::Reject,
+        };
+        let key = key.filter(|_| ok)?;
+        Some(Jwt {
+            algorithms,
+            key,
+            issuer,
+            audience,
+            leeway,
+            on_invalid,
+            workspace_claim,
+            user_claim,
+            workspace_param,
+        })
+    }
+
+    /// `debug_headers`, refused on a listener other hosts can reach unless forced.
+    fn debug_headers(&mut self, raw: Option<Spanned<bool>>, force: Option<bool>, listen: SocketAddr) -> bool {
+        let Some(field) = raw else {
+            return false;
+        };
+        if field.value && !listen.ip().is_loopback() && force != Some(true) {
+            self.error(
+                field.pos,
+                format!("debug_headers exposes cache keys (workspaces, users, query) to every client, and listen {listen} is reachable from other hosts"),
+                Some("turn it off, listen on loopback, or add debug_headers_force: true if you really mean it".to_string()),
+            );
+        }
+        field.value
+    }
+
+    fn unkeyed_header_names(&mut self, raw: Option<Spanned<Vec<Spanned<String>>>>) -> Vec<HeaderName> {
+        let Some(list) = raw else {
+            return DEFAULT_UNKEYED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect();
+        };
+        let mut out: Vec<HeaderName> = list.value.iter().filter_map(|h| self.header_name(h)).collect();
+        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        out.dedup();
+        out
     }
 
     fn route(
@@ -457,6 +823,7 @@ impl Cx<'_> {
         index: usize,
         raw: Spanned<raw::Route>,
         tenant: &Tenant,
+        unkeyed_default: UnkeyedAction,
         seen_names: &mut HashMap<String, Pos>,
     ) -> Route {
         let Spanned { value: raw, pos } = raw;
@@ -593,6 +960,7 @@ impl Cx<'_> {
             .filter_map(|source| self.route_template(&scope, source))
             .collect();
         let statuses = self.statuses(raw.statuses, &label);
+        let vary = self.vary(raw.vary, &scope);
 
         Route {
             name,
@@ -615,7 +983,38 @@ impl Cx<'_> {
             tags,
             statuses,
             honor_client_no_cache: raw.honor_client_no_cache.unwrap_or(true),
+            unkeyed_headers: unkeyed_action(raw.unkeyed_headers).unwrap_or(unkeyed_default),
+            vary,
         }
+    }
+
+    /// `route.vary`: header names; identity headers are refused, since the
+    /// key already holds the verified (or trusted) identity.
+    fn vary(&mut self, raw: Option<Spanned<Vec<Spanned<String>>>>, scope: &RouteScope<'_>) -> Vec<HeaderName> {
+        let Some(list) = raw else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for field in &list.value {
+            let Some(name) = self.header_name(field) else { continue };
+            let identity = |s: &Option<IdentitySource>| matches!(s, Some(IdentitySource::Header(h)) if *h == name);
+            if name == http::header::AUTHORIZATION
+                || name == http::header::COOKIE
+                || identity(&scope.tenant.workspace)
+                || identity(&scope.tenant.user)
+            {
+                self.error(
+                    field.pos,
+                    format!("{} cannot be in vary of {}", field.value.trim(), scope.label),
+                    Some("responses that depend on who asks are keyed per workspace, or per user with key.per_user; a response varying on credentials is never stored".to_string()),
+                );
+                continue;
+            }
+            if name != http::header::ACCEPT_ENCODING && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
     }
 
     fn route_name(&mut self, field: Spanned<String>, seen: &mut HashMap<String, Pos>) -> String {
@@ -997,8 +1396,20 @@ impl Cx<'_> {
                 64,
                 "limits.max_query_params",
             ),
+            max_header_size: self.size(
+                raw.max_header_size.as_ref(),
+                DEFAULT_MAX_HEADER_SIZE,
+                "limits.max_header_size",
+            ),
         }
     }
+}
+
+fn unkeyed_action(raw: Option<raw::UnkeyedAction>) -> Option<UnkeyedAction> {
+    raw.map(|a| match a {
+        raw::UnkeyedAction::Strip => UnkeyedAction::Strip,
+        raw::UnkeyedAction::Bypass => UnkeyedAction::Bypass,
+    })
 }
 
 /// What a route's templates and key rules may refer to.

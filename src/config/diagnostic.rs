@@ -122,6 +122,11 @@ impl Report {
         }
     }
 
+    /// The name of the file being loaded, as given.
+    pub(crate) fn file(&self) -> &str {
+        &self.file
+    }
+
     /// Reports an unusable value at `pos`, unless something there was already reported.
     pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>, hint: Option<String>) {
         if self.poisoned.insert(pos) {

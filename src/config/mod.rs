@@ -29,6 +29,8 @@ mod yaml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_security;
 
 use std::path::Path;
 

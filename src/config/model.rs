@@ -57,6 +57,10 @@ pub struct Config {
     pub debug_headers: bool,
     /// Limits applied to requests.
     pub limits: Limits,
+    /// Request headers that can change the origin's response but are not in
+    /// the key (`unkeyed_header_names`); each route strips them before the
+    /// origin or bypasses when one is sent (`Route::unkeyed_headers`).
+    pub unkeyed_headers: Vec<HeaderName>,
 }
 
 /// The origin.
@@ -105,15 +109,82 @@ pub struct MemoryStorage {
     pub max_size: usize,
     /// Largest single response body stored; larger ones stream through uncached.
     pub max_object_size: usize,
+    /// Most bytes one workspace's entries may hold (`per_workspace_max`); a
+    /// workspace over it evicts its own oldest entries, never another's.
+    pub per_workspace_max: Option<usize>,
 }
 
 /// Where identities come from.
+///
+/// Without `jwt`, the workspace and user are the headers, trusted as sent.
+/// With `jwt`, they are the verified token's claims, and the headers (which
+/// default to `X-Workspace-ID` and `X-User-ID` then) only name which of the
+/// token's workspaces a request acts in and must agree with the token.
 #[derive(Debug, Clone, Default)]
 pub struct Tenant {
     /// The workspace (tenant) identity.
     pub workspace: Option<IdentitySource>,
     /// The user identity.
     pub user: Option<IdentitySource>,
+    /// JWT verification (`tenant.jwt`), if configured.
+    pub jwt: Option<Jwt>,
+}
+
+/// `tenant.jwt`: verify `Authorization: Bearer` tokens locally.
+#[derive(Debug, Clone)]
+pub struct Jwt {
+    /// Accepted algorithms, all of one family matching `key`.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// The verification key.
+    pub key: JwtKey,
+    /// Accepted `iss` values; empty: not checked.
+    pub issuer: Vec<String>,
+    /// Accepted `aud` values; empty: not checked.
+    pub audience: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf` (default 30s).
+    pub leeway: Duration,
+    /// What to do with a request on a cached route without a valid token.
+    pub on_invalid: OnInvalid,
+    /// Claim holding the workspace, or an array of workspaces (`tenant.workspace.claim`).
+    pub workspace_claim: String,
+    /// Claim holding the user id (`tenant.user.claim`), if users are configured.
+    pub user_claim: Option<String>,
+    /// Path parameter that names a workspace and must be one the token
+    /// allows (`tenant.workspace_param`, default `workspace_id`).
+    pub workspace_param: String,
+}
+
+/// Where the JWT verification key comes from.
+#[derive(Debug, Clone)]
+pub enum JwtKey {
+    /// An HMAC secret (`HS*`).
+    Secret(Secret),
+    /// A PEM public key file, read once at start.
+    PublicKey {
+        /// The file, as resolved.
+        path: std::path::PathBuf,
+        /// Its contents.
+        pem: Vec<u8>,
+    },
+    /// A JWKS file, re-read when it changes.
+    Jwks {
+        /// The file, as resolved.
+        path: std::path::PathBuf,
+        /// How often the file is checked for changes (default 60s).
+        reload_interval: Duration,
+        /// Its contents when the config was loaded.
+        initial: Vec<u8>,
+    },
+}
+
+/// `tenant.jwt.on_invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnInvalid {
+    /// Answer 401 (the default).
+    #[default]
+    Reject,
+    /// Forward to the origin uncached; the origin decides.
+    Pass,
 }
 
 /// Where one identity is read from.
@@ -166,6 +237,22 @@ pub struct Route {
     pub statuses: Vec<u16>,
     /// Whether a request `Cache-Control: no-cache` fetches from origin (default true).
     pub honor_client_no_cache: bool,
+    /// What to do with the unkeyed headers (`Config::unkeyed_headers`) on this route.
+    pub unkeyed_headers: UnkeyedAction,
+    /// Request headers the origin may `Vary` on; responses are then keyed on
+    /// their values (besides `Accept-Encoding`, always allowed).
+    pub vary: Vec<HeaderName>,
+}
+
+/// What a cached route does with request headers that could change the
+/// origin's response but are not in the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnkeyedAction {
+    /// Remove them from requests that use the cache, before the origin sees them (default).
+    #[default]
+    Strip,
+    /// Send a request carrying one past the cache, untouched.
+    Bypass,
 }
 
 /// What goes into a route's cache key besides route name, workspace and path params.
@@ -287,8 +374,11 @@ pub struct Coalescing {
 /// Limits applied to requests.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Longest request URI accepted on cached routes (default 8 KiB).
+    /// Longest request URI accepted (default 8 KiB); longer requests get 414.
     pub max_uri_len: usize,
     /// Most query parameters considered for a key (default 64); more bypasses.
     pub max_query_params: usize,
+    /// Largest request head (request line and headers), in bytes (default
+    /// 32 KiB); larger requests get 431.
+    pub max_header_size: usize,
 }

@@ -43,10 +43,32 @@ pub(crate) struct Config {
     pub(crate) server: Option<Spanned<Server>>,
     /// Request coalescing. Default: enabled, 10s wait.
     pub(crate) coalescing: Option<Spanned<Coalescing>>,
-    /// Emit `X-Cache-Key` and the key in `Cache-Status`. Default `false`.
-    pub(crate) debug_headers: Option<bool>,
+    /// Emit `X-Cache-Key` and the key in `Cache-Status`. Default `false`;
+    /// refused on a non-loopback `listen` unless `debug_headers_force`.
+    pub(crate) debug_headers: Option<Spanned<bool>>,
     /// Request limits. Default: see [`Limits`].
     pub(crate) limits: Option<Spanned<Limits>>,
+    /// Allow `debug_headers: true` on a non-loopback `listen`. Default `false`.
+    pub(crate) debug_headers_force: Option<bool>,
+    /// What cached routes do with the headers of `unkeyed_header_names`,
+    /// unless a route says otherwise. Default `strip`.
+    pub(crate) unkeyed_headers: Option<UnkeyedAction>,
+    /// Request headers that can change the origin's response but are not in
+    /// the key. Default: `X-Forwarded-Host`, `X-Forwarded-Proto`,
+    /// `X-Forwarded-Scheme`, `X-Original-URL`, `X-Rewrite-URL`,
+    /// `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
+    /// `Forwarded`, `X-Host`.
+    pub(crate) unkeyed_header_names: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `unkeyed_headers:` (top level and per route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UnkeyedAction {
+    /// Remove the headers before the origin.
+    Strip,
+    /// Do not use the cache for a request that sends one.
+    Bypass,
 }
 
 /// `upstream:`.
@@ -101,6 +123,8 @@ pub(crate) struct Memory {
     pub(crate) max_size: Option<Spanned<String>>,
     /// Largest single response body stored, a size. Default `8MiB`.
     pub(crate) max_object_size: Option<Spanned<String>>,
+    /// Most bytes one workspace may hold, a size. Default: no quota.
+    pub(crate) per_workspace_max: Option<Spanned<String>>,
 }
 
 /// `tenant:`.
@@ -111,14 +135,60 @@ pub(crate) struct Tenant {
     pub(crate) workspace: Option<Spanned<Identity>>,
     /// Where the user identity comes from. Default: nowhere.
     pub(crate) user: Option<Spanned<Identity>>,
+    /// Verify `Authorization: Bearer` JWTs and take the identities from their
+    /// claims. Default: none (identities are trusted from headers).
+    pub(crate) jwt: Option<Spanned<Jwt>>,
+    /// With `jwt`: the path parameter that names a workspace, which must be one
+    /// the token allows. Default `workspace_id`.
+    pub(crate) workspace_param: Option<Spanned<String>>,
 }
 
 /// `tenant.workspace:` or `tenant.user:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename = "tenant identity")]
 pub(crate) struct Identity {
-    /// The request header carrying the identity. Required.
+    /// The request header carrying the identity. Required without `tenant.jwt`;
+    /// with it, the header that may name the workspace (or user), which must
+    /// agree with the token. Default with `jwt`: `X-Workspace-ID` / `X-User-ID`.
     pub(crate) header: Option<Spanned<String>>,
+    /// With `tenant.jwt`: the claim holding the identity. Required then.
+    pub(crate) claim: Option<Spanned<String>>,
+}
+
+/// `tenant.jwt:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "tenant.jwt")]
+pub(crate) struct Jwt {
+    /// Accepted algorithms, one family: `HS256`/`HS384`/`HS512`,
+    /// `RS*`/`PS*`, `ES256`/`ES384` or `EdDSA`. Required.
+    pub(crate) algorithms: Option<Spanned<OneOrMany<Spanned<String>>>>,
+    /// HMAC secret for `HS*`, usually `"${JWT_SECRET}"`.
+    pub(crate) secret: Option<Spanned<SecretString>>,
+    /// PEM public key file (relative to the config file) for the other algorithms.
+    pub(crate) public_key_file: Option<Spanned<String>>,
+    /// JWKS file (relative to the config file), re-read when it changes.
+    pub(crate) jwks_file: Option<Spanned<String>>,
+    /// How often `jwks_file` is checked for changes, a duration. Default `60s`.
+    pub(crate) reload_interval: Option<Spanned<String>>,
+    /// Accepted `iss` values (one or a list). Default: not checked.
+    pub(crate) issuer: Option<Spanned<OneOrMany<Spanned<String>>>>,
+    /// Accepted `aud` values (one or a list). Default: not checked.
+    pub(crate) audience: Option<Spanned<OneOrMany<Spanned<String>>>>,
+    /// Clock skew allowed on `exp` and `nbf`, a duration up to 5m. Default `30s`.
+    pub(crate) leeway: Option<Spanned<String>>,
+    /// `reject` (401) or `pass` (forward uncached) a request without a valid
+    /// token on a cached route. Default `reject`.
+    pub(crate) on_invalid: Option<OnInvalid>,
+}
+
+/// `tenant.jwt.on_invalid:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OnInvalid {
+    /// Answer 401.
+    Reject,
+    /// Forward to the origin, uncached.
+    Pass,
 }
 
 /// One item of `routes:`.
@@ -150,6 +220,11 @@ pub(crate) struct Route {
     pub(crate) statuses: Option<Spanned<Vec<Spanned<i64>>>>,
     /// Whether a request `Cache-Control: no-cache` goes to the origin. Default `true`.
     pub(crate) honor_client_no_cache: Option<bool>,
+    /// `strip` or `bypass` the unkeyed headers. Default: the top-level `unkeyed_headers`.
+    pub(crate) unkeyed_headers: Option<UnkeyedAction>,
+    /// Request headers the origin may `Vary` on, keyed by their values. Default:
+    /// none (only `Accept-Encoding`); a response varying on another header is not stored.
+    pub(crate) vary: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `route.key:`.
@@ -245,10 +320,12 @@ pub(crate) struct Coalescing {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename = "limits")]
 pub(crate) struct Limits {
-    /// Longest request URI on cached routes, at least 1. Default `8192`.
+    /// Longest request URI, at least 1; longer requests get 414. Default `8192`.
     pub(crate) max_uri_len: Option<Spanned<usize>>,
     /// Most query parameters considered for a key, at least 1. Default `64`.
     pub(crate) max_query_params: Option<Spanned<usize>>,
+    /// Largest request line plus headers, a size; larger requests get 431. Default `32KiB`.
+    pub(crate) max_header_size: Option<Spanned<String>>,
 }
 
 /// A string that must not be shown: its `Debug` prints `***`.

@@ -357,6 +357,7 @@ purge:
 server: { threads: 3, grace_period: 1s }
 coalescing: { enabled: false, wait_timeout: 250ms }
 debug_headers: true
+debug_headers_force: true
 limits: { max_uri_len: 100, max_query_params: 5 }
 "#,
     );

@@ -41,6 +41,11 @@ pub enum BypassReason {
     UriTooLong,
     /// The client asked for a fresh response (`Cache-Control: no-cache`).
     ClientNoCache,
+    /// No valid token, and `tenant.jwt.on_invalid: pass`: the origin decides.
+    Unauthenticated,
+    /// The request sends a header that could change the response without
+    /// being in the key, on a route with `unkeyed_headers: bypass`.
+    UnkeyedHeader,
 }
 
 impl BypassReason {
@@ -57,6 +62,8 @@ impl BypassReason {
             BypassReason::Method => "method",
             BypassReason::UriTooLong => "uri-too-long",
             BypassReason::ClientNoCache => "client-no-cache",
+            BypassReason::Unauthenticated => "unauthenticated",
+            BypassReason::UnkeyedHeader => "unkeyed-header",
         }
     }
 }
@@ -272,6 +279,8 @@ mod tests {
             tags: vec![],
             statuses: vec![200],
             honor_client_no_cache: true,
+            unkeyed_headers: crate::config::UnkeyedAction::Strip,
+            vary: vec![],
         }
     }
 

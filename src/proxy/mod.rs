@@ -4,13 +4,13 @@
 //! ```text
 //! Pingora phase               tagcache
 //! ─────────────────────────── ─────────────────────────────────────────────
-//! request_filter              (nothing: admin endpoints live on their own listener)
+//! request_filter              TagCache::request_filter: limits (414, 431), JWT (401, 403)
 //! request_cache_filter        TagCache::request_cache_filter: route, identity, key, bypass
 //! cache_key_callback          TagCache::cache_key_callback
 //!   ── lookup in storage, coalescing lock ──
 //! cache_hit_filter            TagCache::cache_hit_filter: purge generations, client no-cache
 //! upstream_peer               the configured origin, with its timeouts
-//! upstream_request_filter     TagCache::upstream_request_filter (timing)
+//! upstream_request_filter     TagCache::upstream_request_filter: strip unkeyed headers, timing
 //! upstream_response_filter    TagCache::upstream_response_filter: origin tags, strip them
 //! response_cache_filter       TagCache::response_cache_filter: storable? tags, freshness
 //! cache_vary_filter           TagCache::cache_vary_filter (Vary: Accept-Encoding)
@@ -67,6 +67,10 @@ impl ProxyHttp for TagCacheProxy {
         Ok(Box::new(peer))
     }
 
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        self.cache.request_filter(session, ctx).await
+    }
+
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {
         self.cache.request_cache_filter(session, ctx);
         Ok(())
@@ -111,10 +115,10 @@ impl ProxyHttp for TagCacheProxy {
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
-        _upstream_request: &mut RequestHeader,
+        upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        self.cache.upstream_request_filter(ctx);
+        self.cache.upstream_request_filter(upstream_request, ctx);
         Ok(())
     }
 

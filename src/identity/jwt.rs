@@ -1,0 +1,467 @@
+//! JWT verification with `jsonwebtoken`: keys, validation rules, claims.
+//!
+//! Algorithm confusion is closed at three places: the config only accepts
+//! algorithms of one family and a key of that family (an HMAC secret for
+//! `HS*`, a public key or JWKS for the others); `Validation::algorithms` lists
+//! only the configured algorithms, so a token whose header says `HS256` is
+//! refused before any key is touched when `RS256` is configured; and
+//! `jsonwebtoken` itself refuses a key whose family does not match the
+//! token's algorithm. `alg: none` is not an algorithm `jsonwebtoken` knows, so
+//! such a token fails to parse.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::jwks::{self, Jwks};
+use super::{valid_id, Claims, IdentityError, MAX_WORKSPACES};
+use crate::config::{Jwt, JwtKey};
+
+/// Why a configured key cannot be used. Key material is public (or, for
+/// HMAC, never printed), so the messages only name the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The PEM file does not hold a public key of the configured algorithms' family.
+    #[error("not a PEM {0} public key")]
+    Pem(&'static str),
+    /// The JWKS file is not a JSON key set.
+    #[error("not a JWKS document ({0})")]
+    Jwks(String),
+    /// The JWKS file holds no key usable with the configured algorithms.
+    #[error("the JWKS has no {0} signing key")]
+    NoUsableKey(&'static str),
+    /// The key file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        error: String,
+    },
+}
+
+/// The name of an algorithm family, for messages.
+pub(super) fn family_name(alg: Algorithm) -> &'static str {
+    use jsonwebtoken::AlgorithmFamily;
+    match alg.family() {
+        AlgorithmFamily::Hmac => "HMAC",
+        AlgorithmFamily::Rsa => "RSA",
+        AlgorithmFamily::Ec => "EC",
+        AlgorithmFamily::Ed => "Ed25519",
+    }
+}
+
+/// Parses a PEM public key for `alg`'s family.
+fn pem_key(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
+    use jsonwebtoken::AlgorithmFamily;
+    let key = match alg.family() {
+        AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
+        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
+        AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
+        AlgorithmFamily::Hmac => return Err(KeyError::Pem("HMAC")),
+    };
+    key.map_err(|_| KeyError::Pem(family_name(alg)))
+}
+
+/// Checks that `key` can verify tokens of `algorithms` (which the config has
+/// already checked to be one non-empty family). Used by config validation.
+///
+/// # Errors
+/// What is wrong with the key.
+pub fn check_key(algorithms: &[Algorithm], key: &JwtKey) -> Result<(), KeyError> {
+    let Some(&alg) = algorithms.first() else {
+        return Ok(());
+    };
+    match key {
+        JwtKey::Secret(_) => Ok(()),
+        JwtKey::PublicKey { pem, .. } => pem_key(alg, pem).map(|_| ()),
+        JwtKey::Jwks { initial, .. } => jwks::parse(initial, alg).map(|_| ()),
+    }
+}
+
+enum Keys {
+    One(DecodingKey),
+    Jwks(Jwks),
+}
+
+/// Verifies tokens against the configured key and rules, and reads their claims.
+pub struct JwtVerifier {
+    validation: Validation,
+    keys: Keys,
+    workspace_claim: String,
+    user_claim: Option<String>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtVerifier {
+    /// A verifier for a validated `tenant.jwt`.
+    ///
+    /// # Errors
+    /// When the key cannot be used.
+    pub fn new(cfg: &Jwt) -> Result<Self, KeyError> {
+        let alg = *cfg
+            .algorithms
+            .first()
+            .ok_or(KeyError::NoUsableKey("signing"))?;
+        let keys = match &cfg.key {
+            JwtKey::Secret(s) => Keys::One(DecodingKey::from_secret(s.expose().as_bytes())),
+            JwtKey::PublicKey { pem, .. } => Keys::One(pem_key(alg, pem)?),
+            JwtKey::Jwks {
+                path,
+                reload_interval,
+                initial,
+            } => Keys::Jwks(Jwks::new(path.clone(), *reload_interval, initial, alg)?),
+        };
+        let mut validation = Validation::new(alg);
+        validation.algorithms = cfg.algorithms.clone();
+        validation.leeway = cfg.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        if !cfg.issuer.is_empty() {
+            validation.set_issuer(&cfg.issuer);
+            required.push("iss");
+        }
+        if cfg.audience.is_empty() {
+            // jsonwebtoken refuses any token with `aud` when no audience is
+            // configured; without one, the audience is simply not checked.
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&cfg.audience);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(JwtVerifier {
+            validation,
+            keys,
+            workspace_claim: cfg.workspace_claim.clone(),
+            user_claim: cfg.user_claim.clone(),
+        })
+    }
+
+    /// Verifies `token` and returns its claims.
+    ///
+    /// # Errors
+    /// Why the token is not valid.
+    pub fn verify(&self, token: &str) -> Result<Claims, IdentityError> {
+        let data = match &self.keys {
+            Keys::One(key) => {
+                jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
+            }
+            Keys::Jwks(set) => {
+                let header = jsonwebtoken::decode_header(token).map_err(map_error)?;
+                if !self.validation.algorithms.contains(&header.alg) {
+                    return Err(IdentityError::Algorithm);
+                }
+                let keys = set.keys();
+                let key = jwks::select(&keys, header.kid.as_deref(), header.alg)
+                    .ok_or(IdentityError::UnknownKey)?;
+                jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
+            }
+        }
+        .map_err(map_error)?;
+        claims(
+            &data.claims,
+            &self.workspace_claim,
+            self.user_claim.as_deref(),
+        )
+    }
+}
+
+fn map_error(e: jsonwebtoken::errors::Error) -> IdentityError {
+    match e.kind() {
+        ErrorKind::InvalidSignature => IdentityError::Signature,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::InvalidKeyFormat => IdentityError::Algorithm,
+        ErrorKind::ExpiredSignature => IdentityError::Expired,
+        ErrorKind::ImmatureSignature => IdentityError::NotYetValid,
+        ErrorKind::InvalidIssuer => IdentityError::Issuer,
+        ErrorKind::InvalidAudience => IdentityError::Audience,
+        ErrorKind::MissingRequiredClaim(c) if c == "iss" => IdentityError::Issuer,
+        ErrorKind::MissingRequiredClaim(c) if c == "aud" => IdentityError::Audience,
+        _ => IdentityError::Malformed,
+    }
+}
+
+/// One id from a claim value: a string, or an integer written as text.
+fn id_of(v: &Value) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        _ => return None,
+    };
+    valid_id(&s).then_some(s)
+}
+
+/// Reads the workspaces and the user from verified claims.
+///
+/// # Errors
+/// [`IdentityError::NoWorkspace`] when the workspace claim is absent, empty,
+/// of another type, too long, or holds an unusable id.
+pub fn claims(
+    map: &Map<String, Value>,
+    workspace_claim: &str,
+    user_claim: Option<&str>,
+) -> Result<Claims, IdentityError> {
+    let workspaces = match map.get(workspace_claim) {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_WORKSPACES => items
+            .iter()
+            .map(id_of)
+            .collect::<Option<Vec<String>>>()
+            .ok_or(IdentityError::NoWorkspace)?,
+        Some(v @ (Value::String(_) | Value::Number(_))) => {
+            vec![id_of(v).ok_or(IdentityError::NoWorkspace)?]
+        }
+        _ => return Err(IdentityError::NoWorkspace),
+    };
+    // A user claim of the wrong shape is no user: per-user responses then bypass.
+    let user = user_claim.and_then(|c| map.get(c)).and_then(id_of);
+    Ok(Claims { workspaces, user })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OnInvalid, Secret};
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+    use std::time::Duration;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+    fn cfg(issuer: &[&str], audience: &[&str]) -> Jwt {
+        Jwt {
+            algorithms: vec![Algorithm::HS256],
+            key: JwtKey::Secret(Secret::new(SECRET)),
+            issuer: issuer.iter().map(|s| s.to_string()).collect(),
+            audience: audience.iter().map(|s| s.to_string()).collect(),
+            leeway: Duration::from_secs(30),
+            on_invalid: OnInvalid::Reject,
+            workspace_claim: "workspace_id".into(),
+            user_claim: Some("sub".into()),
+            workspace_param: "workspace_id".into(),
+        }
+    }
+
+    fn now() -> i64 {
+        jsonwebtoken::get_current_timestamp() as i64
+    }
+
+    fn token(claims: Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn check(
+        v: &JwtVerifier,
+        claims: Value,
+        expected: Result<(&[&str], Option<&str>), IdentityError>,
+    ) {
+        let got = v.verify(&token(claims.clone()));
+        let want = expected.map(|(ws, u)| Claims {
+            workspaces: ws.iter().map(|s| s.to_string()).collect(),
+            user: u.map(str::to_string),
+        });
+        assert_eq!(got, want, "{claims}");
+    }
+
+    #[test]
+    fn time_and_claims() {
+        let v = JwtVerifier::new(&cfg(&[], &[])).unwrap();
+        let t = now();
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": "w1", "sub": "u1"}),
+            Ok((&["w1"], Some("u1"))),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": ["w1", 7], "sub": 42}),
+            Ok((&["w1", "7"], Some("42"))),
+        );
+        // jsonwebtoken itself refuses a `sub` that is not a string or number.
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": "w1", "sub": {"x": 1}}),
+            Err(IdentityError::Malformed),
+        );
+        // Within the leeway either side.
+        check(
+            &v,
+            json!({"exp": t - 10, "nbf": t + 10, "workspace_id": "w1"}),
+            Ok((&["w1"], None)),
+        );
+        check(
+            &v,
+            json!({"exp": t - 120, "workspace_id": "w1"}),
+            Err(IdentityError::Expired),
+        );
+        check(
+            &v,
+            json!({"exp": t + 600, "nbf": t + 120, "workspace_id": "w1"}),
+            Err(IdentityError::NotYetValid),
+        );
+        check(
+            &v,
+            json!({"workspace_id": "w1"}),
+            Err(IdentityError::Malformed),
+        );
+        check(
+            &v,
+            json!({"exp": "soon", "workspace_id": "w1"}),
+            Err(IdentityError::Malformed),
+        );
+        check(&v, json!({"exp": t + 60}), Err(IdentityError::NoWorkspace));
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": []}),
+            Err(IdentityError::NoWorkspace),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": ["w1", ""]}),
+            Err(IdentityError::NoWorkspace),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": "a b"}),
+            Err(IdentityError::NoWorkspace),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": true}),
+            Err(IdentityError::NoWorkspace),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "workspace_id": 1.5}),
+            Err(IdentityError::NoWorkspace),
+        );
+        // An audience in the token is not checked when none is configured.
+        check(
+            &v,
+            json!({"exp": t + 60, "aud": "x", "workspace_id": "w1"}),
+            Ok((&["w1"], None)),
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience() {
+        let v = JwtVerifier::new(&cfg(&["https://auth"], &["api"])).unwrap();
+        let t = now();
+        check(
+            &v,
+            json!({"exp": t + 60, "iss": "https://auth", "aud": "api", "workspace_id": "w"}),
+            Ok((&["w"], None)),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "iss": "https://auth", "aud": ["x", "api"], "workspace_id": "w"}),
+            Ok((&["w"], None)),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "iss": "https://evil", "aud": "api", "workspace_id": "w"}),
+            Err(IdentityError::Issuer),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "aud": "api", "workspace_id": "w"}),
+            Err(IdentityError::Issuer),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "iss": "https://auth", "aud": "web", "workspace_id": "w"}),
+            Err(IdentityError::Audience),
+        );
+        check(
+            &v,
+            json!({"exp": t + 60, "iss": "https://auth", "workspace_id": "w"}),
+            Err(IdentityError::Audience),
+        );
+    }
+
+    #[test]
+    fn forged_and_garbled_tokens() {
+        let v = JwtVerifier::new(&cfg(&[], &[])).unwrap();
+        let good = token(json!({"exp": now() + 60, "workspace_id": "w1"}));
+        let (head, rest) = good.split_once('.').unwrap();
+        let (body, sig) = rest.split_once('.').unwrap();
+        // Another payload under the original signature.
+        let other = token(json!({"exp": now() + 60, "workspace_id": "w2"}));
+        let other_body = other.split('.').nth(1).unwrap();
+        assert_eq!(
+            v.verify(&format!("{head}.{other_body}.{sig}")),
+            Err(IdentityError::Signature)
+        );
+        // A flipped signature character.
+        let mut bad_sig = sig.to_string();
+        let c = if bad_sig.starts_with('A') { "B" } else { "A" };
+        bad_sig.replace_range(0..1, c);
+        assert_eq!(
+            v.verify(&format!("{head}.{body}.{bad_sig}")),
+            Err(IdentityError::Signature)
+        );
+        // alg: none, with and without a signature.
+        let none = base64url(br#"{"alg":"none","typ":"JWT"}"#);
+        assert_eq!(
+            v.verify(&format!("{none}.{body}.")),
+            Err(IdentityError::Malformed)
+        );
+        assert_eq!(
+            v.verify(&format!("{none}.{body}.{sig}")),
+            Err(IdentityError::Malformed)
+        );
+        for garbage in ["", ".", "..", "a.b", "a.b.c", "a.b.c.d", "%%%.x.y"] {
+            assert_eq!(
+                v.verify(garbage),
+                Err(IdentityError::Malformed),
+                "{garbage:?}"
+            );
+        }
+        // Signed with another secret.
+        let wrong = encode(
+            &Header::new(Algorithm::HS256),
+            &json!({"exp": now() + 60, "workspace_id": "w1"}),
+            &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&wrong), Err(IdentityError::Signature));
+        // HS512 is not configured.
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &json!({"exp": now() + 60, "workspace_id": "w1"}),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&hs512), Err(IdentityError::Algorithm));
+    }
+
+    pub(crate) fn base64url(bytes: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
