@@ -36,7 +36,11 @@ impl ProxyHttp for MyProxy {
     }
 
     async fn upstream_peer(&self, _s: &mut Session, _c: &mut MyCtx) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.origin.as_str(), false, String::new())))
+        Ok(Box::new(HttpPeer::new(
+            self.origin.as_str(),
+            false,
+            String::new(),
+        )))
     }
 
     // tagcache's hooks: one line each.
@@ -50,25 +54,62 @@ impl ProxyHttp for MyProxy {
     fn cache_key_callback(&self, _s: &Session, c: &mut MyCtx) -> Result<CacheKey> {
         self.cache.cache_key_callback(&mut c.cache)
     }
-    async fn cache_hit_filter(&self, _s: &mut Session, meta: &CacheMeta, _h: &mut HitHandler, fresh: bool, c: &mut MyCtx) -> Result<Option<ForcedFreshness>> {
+    async fn cache_hit_filter(
+        &self,
+        _s: &mut Session,
+        meta: &CacheMeta,
+        _h: &mut HitHandler,
+        fresh: bool,
+        c: &mut MyCtx,
+    ) -> Result<Option<ForcedFreshness>> {
         Ok(self.cache.cache_hit_filter(meta, fresh, &mut c.cache))
     }
-    fn response_cache_filter(&self, s: &Session, resp: &ResponseHeader, c: &mut MyCtx) -> Result<RespCacheable> {
+    fn response_cache_filter(
+        &self,
+        s: &Session,
+        resp: &ResponseHeader,
+        c: &mut MyCtx,
+    ) -> Result<RespCacheable> {
         let hash = s.cache.cache_key().primary_bin();
-        Ok(self.cache.response_cache_filter(s.req_header(), resp, hash, &mut c.cache))
+        Ok(self
+            .cache
+            .response_cache_filter(s.req_header(), resp, hash, &mut c.cache))
     }
-    fn cache_vary_filter(&self, meta: &CacheMeta, _c: &mut MyCtx, req: &RequestHeader) -> Option<[u8; 16]> {
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _c: &mut MyCtx,
+        req: &RequestHeader,
+    ) -> Option<[u8; 16]> {
         self.cache.cache_vary_filter(meta, req)
     }
-    async fn upstream_request_filter(&self, _s: &mut Session, r: &mut RequestHeader, c: &mut MyCtx) -> Result<()> {
+    async fn proxy_upstream_filter(&self, s: &mut Session, c: &mut MyCtx) -> Result<bool> {
+        self.cache.proxy_upstream_filter(s, &mut c.cache).await
+    }
+    async fn upstream_request_filter(
+        &self,
+        _s: &mut Session,
+        r: &mut RequestHeader,
+        c: &mut MyCtx,
+    ) -> Result<()> {
         self.cache.upstream_request_filter(r, &mut c.cache);
         Ok(())
     }
-    async fn upstream_response_filter(&self, _s: &mut Session, resp: &mut ResponseHeader, c: &mut MyCtx) -> Result<()> {
+    async fn upstream_response_filter(
+        &self,
+        _s: &mut Session,
+        resp: &mut ResponseHeader,
+        c: &mut MyCtx,
+    ) -> Result<()> {
         self.cache.upstream_response_filter(resp, &mut c.cache);
         Ok(())
     }
-    async fn response_filter(&self, s: &mut Session, resp: &mut ResponseHeader, c: &mut MyCtx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        s: &mut Session,
+        resp: &mut ResponseHeader,
+        c: &mut MyCtx,
+    ) -> Result<()> {
         self.cache.response_filter(s, resp, &mut c.cache);
         resp.insert_header("x-served-by", "my-proxy")?;
         Ok(())
@@ -82,7 +123,9 @@ impl ProxyHttp for MyProxy {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "conf/tagcache.example.yaml".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "conf/tagcache.example.yaml".into());
     let loaded = match tagcache::config::load_file(std::path::Path::new(&path)) {
         Ok(l) => l,
         Err(e) => {
@@ -97,7 +140,10 @@ fn main() {
     server.bootstrap();
     let mut proxy = pingora_proxy::http_proxy_service(
         &server.configuration,
-        MyProxy { cache: cache.clone(), origin: config.upstream.address.clone() },
+        MyProxy {
+            cache: cache.clone(),
+            origin: config.upstream.address.clone(),
+        },
     );
     proxy.add_tcp(&config.listen.to_string());
     server.add_service(proxy);

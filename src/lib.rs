@@ -15,5 +15,6 @@ pub mod proxy;
 pub mod purge;
 pub mod route;
 pub mod server;
+pub mod shared;
 pub mod storage;
 pub mod tags;

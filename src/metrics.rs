@@ -113,25 +113,31 @@ pub struct Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
     c
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
-    registry.register(Box::new(g.clone())).expect("unique metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
     g
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
     c
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 impl Metrics {
@@ -177,11 +183,8 @@ impl Metrics {
             })
             .collect();
         let lookup_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "tagcache_lookup_duration_seconds",
-                "Cache lookup latency",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new("tagcache_lookup_duration_seconds", "Cache lookup latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
         )
         .expect("valid metric");
         registry
@@ -198,7 +201,12 @@ impl Metrics {
         Arc::new(Metrics {
             routes,
             lookup_latency,
-            errors: counter_vec(&registry, "tagcache_errors_total", "Errors by kind", &["kind"]),
+            errors: counter_vec(
+                &registry,
+                "tagcache_errors_total",
+                "Errors by kind",
+                &["kind"],
+            ),
             purges: counter_vec(
                 &registry,
                 "tagcache_purges_total",
@@ -225,8 +233,16 @@ impl Metrics {
                 "JWT checks on cached routes, by result",
                 &["result"],
             ),
-            entries: gauge(&registry, "tagcache_cache_entries", "Entries in the memory store"),
-            bytes: gauge(&registry, "tagcache_cache_bytes", "Bytes held by the memory store"),
+            entries: gauge(
+                &registry,
+                "tagcache_cache_entries",
+                "Entries in the memory store",
+            ),
+            bytes: gauge(
+                &registry,
+                "tagcache_cache_bytes",
+                "Bytes held by the memory store",
+            ),
             evictions: gauge(
                 &registry,
                 "tagcache_cache_evictions",
@@ -251,6 +267,12 @@ impl Metrics {
     /// Every route's counters, the unmatched bucket last.
     pub fn routes(&self) -> &[RouteCounters] {
         &self.routes
+    }
+
+    /// Adds metrics defined elsewhere (the Redis tier's) to the registry.
+    /// Registering the same metric twice is ignored.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        let _ = self.registry.register(collector);
     }
 
     /// Renders the Prometheus text format.

@@ -6,18 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora_core::apps::http_app::HttpServer;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
-use pingora_core::apps::http_app::HttpServer;
 
 use crate::admin::AdminApp;
 use crate::cache::TagCache;
 use crate::config::Config;
 use crate::proxy::TagCacheProxy;
 
-/// Sweeps expired tag generation records once a minute.
+/// Sweeps expired tag generation records once a minute; on shutdown, leaves the
+/// Redis tier's live instance set.
 struct Sweeper(Arc<TagCache>);
 
 #[async_trait]
@@ -30,7 +31,12 @@ impl BackgroundService for Sweeper {
                     let left = self.0.registry().sweep();
                     self.0.metrics().tag_records.set(left as i64);
                 }
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // Leave the live instance set (Redis tier), so sync
+                    // purges stop waiting for this instance.
+                    self.0.leave().await;
+                    return;
+                }
             }
         }
     }
@@ -122,7 +128,13 @@ pub fn spawn(config: Arc<Config>) -> pingora_error::Result<Running> {
                 shutdown_signal: Box::new(signal),
             })
         })
-        .map_err(|e| pingora_error::Error::because(pingora_error::ErrorType::InternalError, "spawn server thread", e))?;
+        .map_err(|e| {
+            pingora_error::Error::because(
+                pingora_error::ErrorType::InternalError,
+                "spawn server thread",
+                e,
+            )
+        })?;
     Ok(Running {
         cache,
         stop: Some(tx),
@@ -137,6 +149,7 @@ impl Running {
     }
 
     fn shutdown(&mut self) {
+        self.cache.halt();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(ShutdownSignal::FastShutdown);
         }

@@ -107,7 +107,7 @@ impl ServeHttp for AdminApp {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         if method == Method::GET && path == "/health" {
-            return json_response(StatusCode::OK, &json!({ "status": "ok" }));
+            return json_response(StatusCode::OK, &self.health());
         }
         let admin = &self.cache().config().admin;
         if let Err(why) = auth::check_bearer(session.req_header(), admin.token.as_ref()) {
@@ -125,21 +125,21 @@ impl ServeHttp for AdminApp {
                     .body(body)
                     .unwrap_or_default()
             }
-            ("POST", "/purge") => match read_body(session, admin.max_body).await {
-                Ok(body) => self.purge(session, &body),
+            ("POST", "/purge") => match read_body(session, admin.max_body, self.cache().metrics()).await {
+                Ok(body) => self.purge(session, &body).await,
                 Err(resp) => resp,
             },
-            ("POST", "/events") => match read_body(session, admin.max_body).await {
-                Ok(body) => self.events(session, &body, false),
+            ("POST", "/events") => match read_body(session, admin.max_body, self.cache().metrics()).await {
+                Ok(body) => self.events(session, &body, false).await,
                 Err(resp) => resp,
             },
             ("POST", p) if p == self.cache().config().purge.legacy_path => {
-                match read_body(session, admin.max_body).await {
-                    Ok(body) => self.events(session, &body, true),
+                match read_body(session, admin.max_body, self.cache().metrics()).await {
+                    Ok(body) => self.events(session, &body, true).await,
                     Err(resp) => resp,
                 }
             }
-            ("PURGE", _) => self.purge_method(session),
+            ("PURGE", _) => self.purge_method(session).await,
             (_, "/health" | "/stats" | "/metrics" | "/purge" | "/events") => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -151,9 +151,15 @@ impl ServeHttp for AdminApp {
     }
 }
 
-/// Reads the request body up to `limit` bytes.
-async fn read_body(session: &mut ServerSession, limit: usize) -> Result<Vec<u8>, Response<Vec<u8>>> {
+/// Reads the request body up to `limit` bytes; a larger one is refused with
+/// 413 and counted in `tagcache_limit_hits_total{limit="admin-body"}`.
+async fn read_body(
+    session: &mut ServerSession,
+    limit: usize,
+    metrics: &crate::metrics::Metrics,
+) -> Result<Vec<u8>, Response<Vec<u8>>> {
     let too_large = || {
+        metrics.limits.with_label_values(&["admin-body"]).inc();
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
@@ -194,15 +200,53 @@ async fn read_body(session: &mut ServerSession, limit: usize) -> Result<Vec<u8>,
 }
 
 fn report_json(report: &PurgeReport) -> Value {
-    json!({
+    let mut out = json!({
         "purged": { "kind": report.kind, "tags": report.tags },
         "soft": report.soft,
         "epoch": report.epoch,
         "took_us": report.took_us,
-    })
+    });
+    if let Some(shared) = &report.shared {
+        out["shared"] = json!(shared);
+    }
+    if let Some(reason) = &report.not_shared {
+        // Applied here, not on the other instances: the caller should retry.
+        out["error"] = json!("purge_not_shared");
+        out["message"] = json!(format!(
+            "applied on this instance only, other instances did not get it ({reason}); retry"
+        ));
+    }
+    out
+}
+
+/// 503 when a purge could not reach the other instances (Redis down), so
+/// that callers retry; 200 otherwise.
+fn purge_status(report: &PurgeReport) -> StatusCode {
+    if report.not_shared.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
 }
 
 impl AdminApp {
+    /// `{"status":"ok"}`, or `degraded` with the Redis state while Redis is
+    /// unusable: still 200, since requests are still served (from memory and
+    /// the origin).
+    fn health(&self) -> Value {
+        match self.cache().redis_health() {
+            Some(h) if !h.ok() => json!({
+                "status": "degraded",
+                "redis": { "breaker": h.breaker.as_str(), "subscribed": h.subscribed },
+            }),
+            Some(h) => json!({
+                "status": "ok",
+                "redis": { "breaker": h.breaker.as_str(), "subscribed": h.subscribed },
+            }),
+            None => json!({ "status": "ok" }),
+        }
+    }
+
     fn stats(&self) -> Value {
         let cache = self.cache();
         let m = cache.metrics();
@@ -246,6 +290,7 @@ impl AdminApp {
             "hit_rate": hit_rate,
             "entries": mem.as_ref().map_or(0, |s| s.entries),
             "bytes": mem.as_ref().map_or(0, |s| s.bytes),
+            "too_large": mem.as_ref().map_or(0, |s| s.too_large),
             "tag_records": cache.registry().len(),
             "routes": routes,
         })
@@ -266,7 +311,7 @@ impl AdminApp {
         (read(&tenant.workspace), read(&tenant.user))
     }
 
-    fn purge(&self, session: &ServerSession, body: &[u8]) -> Response<Vec<u8>> {
+    async fn purge(&self, session: &ServerSession, body: &[u8]) -> Response<Vec<u8>> {
         let m = self.cache().metrics();
         let mut de = serde_json::Deserializer::from_slice(body);
         let parsed: PurgeBody = match serde_path_to_error::deserialize(&mut de) {
@@ -327,11 +372,11 @@ impl AdminApp {
         kinds.sort_unstable();
         kinds.dedup();
         let kind = if kinds.len() == 1 { kinds[0] } else { "mixed" };
-        let report = self.purger.purge_hashes(kind, &hashes, parsed.soft);
-        json_response(StatusCode::OK, &report_json(&report))
+        let report = self.purger.purge_hashes(kind, &hashes, parsed.soft).await;
+        json_response(purge_status(&report), &report_json(&report))
     }
 
-    fn purge_method(&self, session: &ServerSession) -> Response<Vec<u8>> {
+    async fn purge_method(&self, session: &ServerSession) -> Response<Vec<u8>> {
         let url = session
             .req_header()
             .uri
@@ -346,8 +391,8 @@ impl AdminApp {
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
         match self.purger.url_tag(&UrlTarget { url, workspace, user }) {
             Ok(h) => {
-                let report = self.purger.purge_hashes("url", &[h], soft);
-                json_response(StatusCode::OK, &report_json(&report))
+                let report = self.purger.purge_hashes("url", &[h], soft).await;
+                json_response(purge_status(&report), &report_json(&report))
             }
             Err(e) => {
                 self.cache().metrics().purges.with_label_values(&["url", "invalid"]).inc();
@@ -356,7 +401,7 @@ impl AdminApp {
         }
     }
 
-    fn events(&self, session: &ServerSession, body: &[u8], legacy: bool) -> Response<Vec<u8>> {
+    async fn events(&self, session: &ServerSession, body: &[u8], legacy: bool) -> Response<Vec<u8>> {
         let kind = if legacy { "legacy" } else { "event" };
         let m = self.cache().metrics();
         if let Some(v) = &self.verifier {
@@ -382,10 +427,10 @@ impl AdminApp {
                     .ok()
                     .and_then(|v| v.get("soft").and_then(Value::as_bool))
                     .unwrap_or(false);
-                let report = self.purger.purge_tags(kind, &tags, soft);
+                let report = self.purger.purge_tags(kind, &tags, soft).await;
                 let mut out = report_json(&report);
                 out["tags"] = json!(tags);
-                json_response(StatusCode::OK, &out)
+                json_response(purge_status(&report), &out)
             }
             Err(e) => {
                 m.purges.with_label_values(&[kind, "invalid"]).inc();

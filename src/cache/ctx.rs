@@ -55,6 +55,10 @@ pub struct RequestCtx {
     pub(crate) auth_unscoped: bool,
     /// Strip the unkeyed headers before the origin.
     pub(crate) strip_unkeyed: bool,
+    /// The cross-instance coalescing lock this request holds (Redis tier).
+    pub(crate) shared_lock: Option<super::shared::HeldLock>,
+    /// Served from another instance's fill by cross-instance coalescing.
+    pub(crate) coalesced: bool,
 }
 
 impl RequestCtx {

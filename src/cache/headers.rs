@@ -15,11 +15,7 @@ use crate::metrics::CacheStatus;
 const CACHE_NAME: &str = "tagcache";
 
 /// Works out the status from the cache phase and writes the headers.
-pub(super) fn decorate(
-    session: &Session,
-    resp: &mut ResponseHeader,
-    ctx: &mut RequestCtx,
-) {
+pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
     let phase = session.cache.phase();
     let status = if !ctx.enabled {
         CacheStatus::Bypass
@@ -93,6 +89,18 @@ pub(super) fn decorate(
     }
     // Header values built from constants and sanitized text cannot be invalid.
     let _ = resp.insert_header("x-cache-status", status.as_str());
-    let _ = resp.insert_header("x-cache-layer", status.layer());
+    let _ = resp.insert_header("x-cache-layer", layer(session, status));
     let _ = resp.insert_header("cache-status", cs);
+}
+
+/// `X-Cache-Layer`: the tier a stored response came from (the store marks
+/// Redis hits in the meta), or `ORIGIN`.
+fn layer(session: &Session, status: CacheStatus) -> &'static str {
+    let from_store = status.layer();
+    if from_store == "MEMORY" {
+        if let Some(meta) = session.cache.maybe_cache_meta() {
+            return crate::storage::Layer::of(meta).as_str();
+        }
+    }
+    from_store
 }

@@ -21,6 +21,7 @@
 mod ctx;
 mod headers;
 mod refuse;
+mod shared;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub struct TagCache {
     /// The JWT verifier, with `tenant.jwt`. `None` in JWT mode only if its
     /// key could not be built, and then every tenant request is refused.
     auth: Option<Authenticator>,
+    /// The Redis tier and purge fan-out, with `storage.redis`.
+    redis: Option<shared::RedisParts>,
 }
 
 impl std::fmt::Debug for TagCache {
@@ -91,6 +94,10 @@ impl TagCache {
         });
         let memory: &'static MemoryStore =
             Box::leak(Box::new(MemoryStore::new(mem.max_size, mem.max_object_size)));
+        if let Some(redis) = config.storage.redis.clone() {
+            let memory = config.storage.memory.is_some().then_some(memory);
+            return Self::with_redis(config, memory, &redis);
+        }
         Self::with_storage(config, memory, Some(memory))
     }
 
@@ -127,6 +134,7 @@ impl TagCache {
         };
         TagCache {
             auth,
+            redis: None,
             router: Router::new(&config.routes),
             config,
             storage,
@@ -411,6 +419,9 @@ impl TagCache {
                 }
             }
         }
+        if let Some(forced) = self.untrusted(meta, ctx) {
+            return Some(forced);
+        }
         if ctx.client_no_cache {
             return Some(ForcedFreshness::ForceMiss);
         }
@@ -523,11 +534,12 @@ impl TagCache {
     }
 
     fn max_object_size(&self) -> usize {
-        self.config
-            .storage
-            .memory
-            .as_ref()
-            .map_or(8 << 20, |m| m.max_object_size)
+        let storage = &self.config.storage;
+        match (&storage.memory, &storage.redis) {
+            (Some(m), _) => m.max_object_size,
+            (None, Some(r)) => r.max_object_size,
+            (None, None) => 8 << 20,
+        }
     }
 
     /// Every tag of a new entry, hashed.
@@ -619,6 +631,7 @@ impl TagCache {
 
     /// Counts the request. Call from `ProxyHttp::logging`.
     pub fn logging(&self, session: &Session, ctx: &RequestCtx, error: Option<&Error>) {
+        self.release_shared_lock(ctx);
         let counters = self.metrics.route(ctx.route);
         if let Some(d) = session.cache.lookup_duration() {
             self.metrics.lookup_latency.observe(d.as_secs_f64());
@@ -638,6 +651,8 @@ impl TagCache {
 
     /// Copies store figures into the metrics gauges (before a scrape).
     pub fn refresh_gauges(&self) {
+        // Also brings the breaker gauge up to date.
+        let _ = self.redis_health();
         if let Some(m) = self.memory {
             let s = m.stats();
             self.metrics.entries.set(s.entries as i64);

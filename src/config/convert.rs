@@ -13,7 +13,8 @@ use http::HeaderName;
 
 use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
-    Admin, BypassCondition, BypassRule, Coalescing, Config, IdentitySource, Jwt, JwtKey, KeySpec,
+    Admin, BypassCondition, BypassRule, Coalescing, Config, Consistency, IdentitySource, Jwt,
+    JwtKey, KeySpec, RedisStorage, RedisTarget,
     Limits, MemoryStorage, OnInvalid, PerUserRule, Purge, Route, RouteMethod, Secret, Segment,
     Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery,
     Upstream,
@@ -86,7 +87,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         .filter_map(|(name, templates)| cx.event(name, templates))
         .collect();
 
-    let purge = cx.purge(raw.purge);
+    let purge = cx.purge(raw.purge, storage.redis.is_some());
     let server = cx.server(raw.server);
     let coalescing = cx.coalescing(raw.coalescing);
     let limits = cx.limits(raw.limits);
@@ -398,6 +399,7 @@ impl Cx<'_> {
                     max_object_size: DEFAULT_MAX_OBJECT_SIZE,
                     per_workspace_max: None,
                 }),
+                redis: None,
             };
         };
         let Some(Spanned {
@@ -405,6 +407,14 @@ impl Cx<'_> {
             pos: memory_pos,
         }) = raw.memory
         else {
+            if raw.redis.is_some() {
+                // Redis alone, for small instances.
+                let redis = self.redis(raw.redis, None);
+                return Storage {
+                    memory: None,
+                    redis,
+                };
+            }
             self.error(
                 pos,
                 "storage has no tier: nothing could be cached",
@@ -413,7 +423,10 @@ impl Cx<'_> {
                         .to_string(),
                 ),
             );
-            return Storage { memory: None };
+            return Storage {
+                memory: None,
+                redis: None,
+            };
         };
         self.missing_keys(
             memory_pos,
@@ -453,13 +466,146 @@ impl Cx<'_> {
             }
             size
         });
+        let redis = self.redis(raw.redis, Some(max_object_size));
         Storage {
             memory: Some(MemoryStorage {
                 max_size,
                 max_object_size,
                 per_workspace_max,
             }),
+            redis,
         }
+    }
+
+    /// `storage.redis`; `memory_max_object` is the memory tier's limit, the default here.
+    fn redis(
+        &mut self,
+        raw: Option<Spanned<raw::Redis>>,
+        memory_max_object: Option<usize>,
+    ) -> Option<RedisStorage> {
+        let Spanned { value: raw, pos } = raw?;
+        let url_hint = "e.g. url: \"${REDIS_URL}\" with REDIS_URL=redis://127.0.0.1:6379/0 (rediss:// for TLS), or cluster: [\"10.0.0.1:6379\", ...]";
+        let target = match (raw.url, raw.cluster) {
+            (Some(_), Some(cluster)) => {
+                self.error(
+                    cluster.pos,
+                    "storage.redis has both url and cluster",
+                    Some("keep url for one server, or cluster for a Redis Cluster".to_string()),
+                );
+                None
+            }
+            (Some(url), None) => {
+                // Never echo the URL: it may carry a password.
+                if redis::Client::open(url.value.0.as_str()).is_err() {
+                    self.error(
+                        url.pos,
+                        "storage.redis.url is not a Redis URL",
+                        Some(url_hint.to_string()),
+                    );
+                }
+                Some(RedisTarget::Server(Secret::new(url.value.0)))
+            }
+            (None, Some(cluster)) => {
+                if cluster.value.is_empty() {
+                    self.error(
+                        cluster.pos,
+                        "storage.redis.cluster lists no node",
+                        Some(
+                            "list one or more seed nodes, e.g. [\"10.0.0.1:6379\", \"10.0.0.2:6379\"]"
+                                .to_string(),
+                        ),
+                    );
+                }
+                let mut nodes = Vec::with_capacity(cluster.value.len());
+                for node in cluster.value {
+                    let text = node.value.0.trim();
+                    let ok = if text.contains("://") {
+                        redis::Client::open(text).is_ok()
+                    } else {
+                        split_host_port(text).is_ok()
+                    };
+                    if !ok {
+                        self.error(
+                            node.pos,
+                            "storage.redis.cluster node is not host:port or a Redis URL",
+                            Some("e.g. \"10.0.0.1:6379\" or \"rediss://10.0.0.1:6380\"".to_string()),
+                        );
+                    }
+                    nodes.push(Secret::new(text));
+                }
+                Some(RedisTarget::Cluster(nodes))
+            }
+            (None, None) => {
+                self.missing_keys(pos, "storage.redis", &[("url", false, "url: \"${REDIS_URL}\"")]);
+                None
+            }
+        };
+        let prefix = match raw.prefix {
+            None => "tagcache".to_string(),
+            Some(field) => {
+                let p = field.value.trim();
+                let valid = !p.is_empty()
+                    && p.len() <= 64
+                    && p.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')
+                    });
+                if !valid {
+                    self.error(
+                        field.pos,
+                        format!("invalid storage.redis.prefix {p:?}"),
+                        Some(
+                            "use 1 to 64 letters, digits, \"_\", \"-\", \".\" or \":\", e.g. \"tagcache-prod\""
+                                .to_string(),
+                        ),
+                    );
+                }
+                p.to_string()
+            }
+        };
+        let timeout = self.positive_duration(
+            raw.timeout.as_ref(),
+            Duration::from_millis(25),
+            "storage.redis.timeout",
+        );
+        let connect_timeout = self.positive_duration(
+            raw.connect_timeout.as_ref(),
+            Duration::from_secs(1),
+            "storage.redis.connect_timeout",
+        );
+        let compress_above = self.size(
+            raw.compress_above.as_ref(),
+            4 << 10,
+            "storage.redis.compress_above",
+        );
+        let max_object_size = self.size(
+            raw.max_object_size.as_ref(),
+            memory_max_object.unwrap_or(DEFAULT_MAX_OBJECT_SIZE),
+            "storage.redis.max_object_size",
+        );
+        let breaker = raw.breaker.map(|b| b.value).unwrap_or_default();
+        let breaker_failures =
+            self.count(breaker.failures.as_ref(), 5, "storage.redis.breaker.failures");
+        let probe_interval = self.positive_duration(
+            breaker.probe_interval.as_ref(),
+            Duration::from_secs(1),
+            "storage.redis.breaker.probe_interval",
+        );
+        let heartbeat = self.positive_duration(
+            raw.heartbeat.as_ref(),
+            Duration::from_secs(1),
+            "storage.redis.heartbeat",
+        );
+        Some(RedisStorage {
+            target: target?,
+            prefix,
+            timeout,
+            connect_timeout,
+            compress_above,
+            max_object_size,
+            breaker_failures: u32::try_from(breaker_failures).unwrap_or(u32::MAX),
+            probe_interval,
+            heartbeat,
+        })
     }
 
     fn tenant(&mut self, raw: Option<Spanned<raw::Tenant>>) -> Tenant {
@@ -1269,8 +1415,29 @@ impl Cx<'_> {
         Some((name.value, templates))
     }
 
-    fn purge(&mut self, raw: Option<Spanned<raw::Purge>>) -> Purge {
+    fn purge(&mut self, raw: Option<Spanned<raw::Purge>>, has_redis: bool) -> Purge {
         let raw = raw.map(|r| r.value).unwrap_or_default();
+        let consistency = match &raw.consistency {
+            None => Consistency::Async,
+            Some(field) => {
+                if field.value == raw::Consistency::Sync && !has_redis {
+                    self.report.warning(
+                        field.pos,
+                        "purge.consistency: sync has no effect without storage.redis",
+                        Some("one instance applies every purge before answering anyway".to_string()),
+                    );
+                }
+                match field.value {
+                    raw::Consistency::Async => Consistency::Async,
+                    raw::Consistency::Sync => Consistency::Sync,
+                }
+            }
+        };
+        let sync_timeout = self.positive_duration(
+            raw.sync_timeout.as_ref(),
+            Duration::from_secs(2),
+            "purge.sync_timeout",
+        );
         let tag_headers = match raw.tag_headers {
             None => vec![
                 TagHeader {
@@ -1310,6 +1477,8 @@ impl Cx<'_> {
             tag_headers,
             legacy_path,
             legacy_tags,
+            consistency,
+            sync_timeout,
         }
     }
 
@@ -1379,6 +1548,7 @@ impl Cx<'_> {
         let raw = raw.map(|r| r.value).unwrap_or_default();
         Coalescing {
             enabled: raw.enabled.unwrap_or(true),
+            across_instances: raw.across_instances.unwrap_or(true),
             wait_timeout: self.positive_duration(
                 raw.wait_timeout.as_ref(),
                 Duration::from_secs(10),

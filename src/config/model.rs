@@ -100,6 +100,8 @@ pub struct Admin {
 pub struct Storage {
     /// The in-process memory tier.
     pub memory: Option<MemoryStorage>,
+    /// The shared Redis tier (L2, purge fan-out, cross-instance coalescing).
+    pub redis: Option<RedisStorage>,
 }
 
 /// The in-process memory tier.
@@ -342,6 +344,10 @@ pub struct Purge {
     pub legacy_path: String,
     /// Tags purged for a legacy body; templates over its fields.
     pub legacy_tags: Vec<Template>,
+    /// When a purge is answered, with the Redis tier (default `Async`).
+    pub consistency: Consistency,
+    /// How long a sync purge waits for every instance's ack (default 2s).
+    pub sync_timeout: Duration,
 }
 
 /// An origin header that carries tags.
@@ -369,6 +375,8 @@ pub struct Coalescing {
     pub enabled: bool,
     /// How long a waiter waits for the fill before going to the origin itself (default 10s).
     pub wait_timeout: Duration,
+    /// With the Redis tier, also coalesce across instances (default true).
+    pub across_instances: bool,
 }
 
 /// Limits applied to requests.
@@ -381,4 +389,48 @@ pub struct Limits {
     /// Largest request head (request line and headers), in bytes (default
     /// 32 KiB); larger requests get 431.
     pub max_header_size: usize,
+}
+
+/// The shared Redis tier (`storage.redis`).
+#[derive(Debug, Clone)]
+pub struct RedisStorage {
+    /// One server (`url`) or a cluster's seed nodes (`cluster`).
+    pub target: RedisTarget,
+    /// Prefix of every key and of the channel, one per deployment (default `tagcache`).
+    pub prefix: String,
+    /// Timeout of each Redis operation (default 25ms).
+    pub timeout: Duration,
+    /// Timeout of opening a connection (default 1s).
+    pub connect_timeout: Duration,
+    /// Bodies larger than this are stored zstd-compressed (default 4 KiB).
+    pub compress_above: usize,
+    /// Largest body stored in Redis (default: the memory tier's, else 8 MiB).
+    pub max_object_size: usize,
+    /// Consecutive failures that open the circuit breaker (default 5).
+    pub breaker_failures: u32,
+    /// How often an open breaker lets one probe through (default 1s).
+    pub probe_interval: Duration,
+    /// Heartbeat of the purge subscription and of the instance registration
+    /// (default 1s). A purge an instance misses stops being served by it
+    /// within twice this.
+    pub heartbeat: Duration,
+}
+
+/// Where Redis is. URLs may hold a password, so they are secrets.
+#[derive(Debug, Clone)]
+pub enum RedisTarget {
+    /// `redis://` or `rediss://` (TLS) URL of one server.
+    Server(Secret),
+    /// Seed nodes of a Redis Cluster, `host:port` or URLs.
+    Cluster(Vec<Secret>),
+}
+
+/// `purge.consistency`: when a purge is answered, with the Redis tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Once Redis has it; other instances apply it within milliseconds (default).
+    #[default]
+    Async,
+    /// Once every live instance has applied it, or `purge.sync_timeout` passed.
+    Sync,
 }

@@ -113,6 +113,43 @@ pub(crate) struct Storage {
     /// The in-process memory tier. At least one tier is required when `storage`
     /// is written; without `storage` the default is `memory: { max_size: 256MiB }`.
     pub(crate) memory: Option<Spanned<Memory>>,
+    /// The shared Redis tier. Default: none.
+    pub(crate) redis: Option<Spanned<Redis>>,
+}
+
+/// `storage.redis:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "storage.redis")]
+pub(crate) struct Redis {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://` for TLS, usually
+    /// `"${REDIS_URL}"`. Exactly one of `url` and `cluster` is required.
+    pub(crate) url: Option<Spanned<SecretString>>,
+    /// Redis Cluster seed nodes, `host:port` or URLs.
+    pub(crate) cluster: Option<Spanned<Vec<Spanned<SecretString>>>>,
+    /// Prefix of every key and of the channel. Default `"tagcache"`.
+    pub(crate) prefix: Option<Spanned<String>>,
+    /// Timeout of each operation, a duration. Default `25ms`.
+    pub(crate) timeout: Option<Spanned<String>>,
+    /// Timeout of opening a connection. Default `1s`.
+    pub(crate) connect_timeout: Option<Spanned<String>>,
+    /// Bodies larger than this are compressed, a size. Default `4KiB`.
+    pub(crate) compress_above: Option<Spanned<String>>,
+    /// Largest body stored. Default: `storage.memory.max_object_size`, else `8MiB`.
+    pub(crate) max_object_size: Option<Spanned<String>>,
+    /// The circuit breaker. Default: opens after 5 failures, probes every 1s.
+    pub(crate) breaker: Option<Spanned<RedisBreaker>>,
+    /// Heartbeat of the purge subscription and instance registration. Default `1s`.
+    pub(crate) heartbeat: Option<Spanned<String>>,
+}
+
+/// `storage.redis.breaker:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "storage.redis.breaker")]
+pub(crate) struct RedisBreaker {
+    /// Consecutive failures that open it, at least 1. Default `5`.
+    pub(crate) failures: Option<Spanned<usize>>,
+    /// How often an open breaker lets one call through to probe. Default `1s`.
+    pub(crate) probe_interval: Option<Spanned<String>>,
 }
 
 /// `storage.memory:`.
@@ -284,6 +321,21 @@ pub(crate) struct Purge {
     /// Tags purged for a legacy body, templates over its fields `workspace_id`,
     /// `board_id`, `filter` and `pattern`. Default `["board:{workspace_id}:{board_id}"]`.
     pub(crate) legacy_tags: Option<Vec<Spanned<String>>>,
+    /// `async` (answer once Redis has the purge) or `sync` (once every live
+    /// instance applied it). Only with `storage.redis`. Default `async`.
+    pub(crate) consistency: Option<Spanned<Consistency>>,
+    /// How long a sync purge waits for the instances' acks. Default `2s`.
+    pub(crate) sync_timeout: Option<Spanned<String>>,
+}
+
+/// `purge.consistency:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Consistency {
+    /// Answer once Redis has the purge.
+    Async,
+    /// Answer once every live instance applied it.
+    Sync,
 }
 
 /// One item of `purge.tag_headers:`.
@@ -314,6 +366,8 @@ pub(crate) struct Coalescing {
     pub(crate) enabled: Option<bool>,
     /// How long a waiter waits for the fill, a duration greater than 0. Default `10s`.
     pub(crate) wait_timeout: Option<Spanned<String>>,
+    /// With `storage.redis`, also coalesce across instances. Default `true`.
+    pub(crate) across_instances: Option<bool>,
 }
 
 /// `limits:`.

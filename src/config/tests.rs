@@ -448,7 +448,7 @@ upstream: { address: "127.0.0.1:3000" }
 coalescing: { frobnicate: true }
 "#,
         &[
-            r#"2:15: unknown key "frobnicate" in coalescing | hint: valid keys in coalescing are: enabled, wait_timeout"#,
+            r#"2:15: unknown key "frobnicate" in coalescing | hint: valid keys in coalescing are: enabled, wait_timeout, across_instances"#,
         ],
     );
 }
@@ -992,3 +992,119 @@ routes:
         ],
     );
 }
+
+#[test]
+fn redis_tier_loads_with_its_defaults_and_hides_its_url() {
+    let loaded = load_str(
+        "upstream: { address: \"127.0.0.1:3000\" }\nstorage:\n  memory: { max_size: 64MiB }\n  redis: { url: \"${REDIS_URL}\" }\npurge: { consistency: sync }\n",
+        "t.yaml",
+        &|name| (name == "REDIS_URL").then(|| "redis://:hunter2@10.0.0.9:6379/2".to_string()),
+    )
+    .expect("loads");
+    let c = &loaded.config;
+    let r = c.storage.redis.as_ref().expect("redis tier");
+    assert!(c.storage.memory.is_some());
+    assert_eq!(r.prefix, "tagcache");
+    assert_eq!(r.timeout, Duration::from_millis(25));
+    assert_eq!(r.connect_timeout, Duration::from_secs(1));
+    assert_eq!(r.compress_above, 4096);
+    assert_eq!(r.max_object_size, 8 << 20);
+    assert_eq!(r.breaker_failures, 5);
+    assert_eq!(r.probe_interval, Duration::from_secs(1));
+    assert_eq!(r.heartbeat, Duration::from_secs(1));
+    assert!(matches!(&r.target, RedisTarget::Server(url) if url.expose().ends_with("/2")));
+    assert_eq!(c.purge.consistency, Consistency::Sync);
+    assert_eq!(c.purge.sync_timeout, Duration::from_secs(2));
+    assert!(c.coalescing.across_instances);
+    assert!(!format!("{loaded:?}").contains("hunter2"), "the URL is a secret");
+
+    // Redis alone, a cluster, and every key set.
+    let loaded = loads(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+storage:
+  redis:
+    cluster: ["10.0.0.1:7000", "rediss://10.0.0.2:7000"]
+    prefix: tc-prod
+    timeout: 10ms
+    connect_timeout: 500ms
+    compress_above: 1KiB
+    max_object_size: 2MiB
+    breaker: { failures: 2, probe_interval: 3s }
+    heartbeat: 250ms
+coalescing: { across_instances: false }
+"#,
+    );
+    let s = &loaded.config.storage;
+    assert!(s.memory.is_none());
+    let r = s.redis.as_ref().expect("redis tier");
+    assert!(matches!(&r.target, RedisTarget::Cluster(nodes) if nodes.len() == 2));
+    assert_eq!(
+        (r.prefix.as_str(), r.timeout, r.compress_above, r.max_object_size),
+        ("tc-prod", Duration::from_millis(10), 1024, 2 << 20)
+    );
+    assert_eq!((r.breaker_failures, r.probe_interval), (2, Duration::from_secs(3)));
+    assert_eq!(r.heartbeat, Duration::from_millis(250));
+    assert!(!loaded.config.coalescing.across_instances);
+}
+
+#[test]
+fn redis_tier_problems_are_all_reported_at_their_place() {
+    check(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+storage:
+  redis:
+    url: "http://example.com"
+    prefix: "{tc}"
+    timeout: 0s
+    breaker: { failures: 0, probe: 1s }
+    heartbeat: soon
+purge: { consistency: eventually }
+"#,
+        &[
+            r#"4:10: storage.redis.url is not a Redis URL | hint: e.g. url: "${REDIS_URL}" with REDIS_URL=redis://127.0.0.1:6379/0 (rediss:// for TLS), or cluster: ["10.0.0.1:6379", ...]"#,
+            r#"5:13: invalid storage.redis.prefix "{tc}" | hint: use 1 to 64 letters, digits, "_", "-", "." or ":", e.g. "tagcache-prod""#,
+            "6:14: storage.redis.timeout must be longer than 0s",
+            "7:26: storage.redis.breaker.failures must be at least 1",
+            r#"7:29: unknown key "probe" in storage.redis.breaker | hint: valid keys in storage.redis.breaker are: failures, probe_interval"#,
+            r#"8:16: invalid duration "soon"..."#,
+            r#"9:23: "consistency" must be one of "async", "sync", not "eventually""#,
+        ],
+    );
+    check(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+storage:
+  redis: { prefix: tc }
+"#,
+        &[r#"3:10: storage.redis is missing required key "url" | hint: add url: "${REDIS_URL}""#],
+    );
+    check(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+storage:
+  redis:
+    url: "redis://127.0.0.1"
+    cluster: ["10.0.0.1:7000", "no-port", "10.0.0.1:0"]
+"#,
+        &[r#"5:14: storage.redis has both url and cluster | hint: keep url for one server, or cluster for a Redis Cluster"#],
+    );
+    check(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+storage:
+  redis:
+    cluster: ["10.0.0.1:7000", "no-port", "10.0.0.1:0"]
+"#,
+        &[
+            r#"4:32: storage.redis.cluster node is not host:port or a Redis URL..."#,
+            r#"4:43: storage.redis.cluster node is not host:port or a Redis URL..."#,
+        ],
+    );
+    // Sync consistency without Redis is only a warning.
+    let loaded = loads("upstream: { address: \"127.0.0.1:3000\" }\npurge: { consistency: sync }\n");
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].message.contains("no effect without storage.redis"));
+}
+

@@ -9,6 +9,7 @@
 //! cache_key_callback          TagCache::cache_key_callback
 //!   ── lookup in storage, coalescing lock ──
 //! cache_hit_filter            TagCache::cache_hit_filter: purge generations, client no-cache
+//! proxy_upstream_filter       TagCache::proxy_upstream_filter: cross-instance lock (Redis); may serve another instance's fill
 //! upstream_peer               the configured origin, with its timeouts
 //! upstream_request_filter     TagCache::upstream_request_filter: strip unkeyed headers, timing
 //! upstream_response_filter    TagCache::upstream_response_filter: origin tags, strip them
@@ -56,7 +57,11 @@ impl ProxyHttp for TagCacheProxy {
         RequestCtx::new()
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
         let u = &self.upstream;
         let mut peer = HttpPeer::new(u.address.as_str(), u.tls, u.sni.clone());
         peer.options.connection_timeout = Some(u.connect_timeout);
@@ -76,7 +81,11 @@ impl ProxyHttp for TagCacheProxy {
         Ok(())
     }
 
-    fn cache_key_callback(&self, _session: &Session, ctx: &mut Self::CTX) -> Result<pingora_cache::CacheKey> {
+    fn cache_key_callback(
+        &self,
+        _session: &Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<pingora_cache::CacheKey> {
         self.cache.cache_key_callback(ctx)
     }
 
@@ -112,6 +121,14 @@ impl ProxyHttp for TagCacheProxy {
         self.cache.cache_vary_filter(meta, req)
     }
 
+    async fn proxy_upstream_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<bool> {
+        self.cache.proxy_upstream_filter(session, ctx).await
+    }
+
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
@@ -142,11 +159,21 @@ impl ProxyHttp for TagCacheProxy {
         Ok(())
     }
 
-    fn should_serve_stale(&self, _session: &mut Session, ctx: &mut Self::CTX, error: Option<&Error>) -> bool {
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+        error: Option<&Error>,
+    ) -> bool {
         self.cache.should_serve_stale(ctx, error)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Self::CTX) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut Self::CTX,
+    ) -> FailToProxy {
         let code = error_status(e);
         if code > 0 {
             let _ = write_json_error(session, code, e).await;
@@ -219,6 +246,8 @@ async fn write_json_error(session: &mut Session, code: u16, e: &Error) -> Result
     resp.insert_header("x-cache-layer", "ORIGIN")?;
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(Bytes::from(body)), true).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! Every kind of purge becomes a list of tags handed to the
 //! [`registry::TagRegistry`] in one call, so a purge costs the same whether
 //! it covers one entry or a million, and a batch applies all or nothing.
+//! [`Purger`] is the single entry point: with the Redis tier it also sends
+//! the purge to every other instance (`shared::fanout`).
 
 pub mod events;
 pub mod registry;
@@ -16,6 +18,7 @@ use pingora_http::RequestHeader;
 use serde::Serialize;
 
 use crate::cache::TagCache;
+use crate::shared::fanout::FanoutReport;
 use crate::tags;
 
 /// What a purge did.
@@ -31,6 +34,13 @@ pub struct PurgeReport {
     pub epoch: u64,
     /// Time taken to apply the purge, in microseconds.
     pub took_us: u64,
+    /// With the Redis tier: how the purge reached the other instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<FanoutReport>,
+    /// With the Redis tier: why the purge could not reach the other instances
+    /// (it was applied here, and will be sent when Redis answers again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_shared: Option<String>,
 }
 
 /// A URL to purge, with the identity its key was built with.
@@ -78,18 +88,30 @@ impl Purger {
     }
 
     /// Purges tag names, as given (no namespacing).
-    pub fn purge_tags(&self, kind: &'static str, names: &[String], soft: bool) -> PurgeReport {
+    pub async fn purge_tags(&self, kind: &'static str, names: &[String], soft: bool) -> PurgeReport {
         let hashes: Vec<u64> = names.iter().map(|t| tags::hash(t)).collect();
-        self.purge_hashes(kind, &hashes, soft)
+        self.purge_hashes(kind, &hashes, soft).await
     }
 
-    /// Purges already-hashed tags in one step.
-    pub fn purge_hashes(&self, kind: &'static str, hashes: &[u64], soft: bool) -> PurgeReport {
+    /// Purges already-hashed tags in one step: in this instance's registry
+    /// and, with the Redis tier, on every instance (see `shared::fanout`).
+    /// Either way the purge has taken effect here when this returns.
+    pub async fn purge_hashes(&self, kind: &'static str, hashes: &[u64], soft: bool) -> PurgeReport {
         let start = Instant::now();
-        let epoch = self.cache.registry().purge(hashes, soft);
+        let (epoch, shared, not_shared) = match self.cache.fanout() {
+            None => (self.cache.registry().purge(hashes, soft), None, None),
+            Some(fanout) => match fanout.purge(hashes, soft).await {
+                Ok((generation, report)) => (generation, Some(report), None),
+                Err(e) => {
+                    log::warn!("{e}");
+                    (e.generation, None, Some(e.reason))
+                }
+            },
+        };
         let took = start.elapsed();
         let m = self.cache.metrics();
-        m.purges.with_label_values(&[kind, "ok"]).inc();
+        let result = if not_shared.is_some() { "not_shared" } else { "ok" };
+        m.purges.with_label_values(&[kind, result]).inc();
         m.tags_purged.inc_by(hashes.len() as u64);
         m.purge_latency.observe(took.as_secs_f64());
         PurgeReport {
@@ -98,6 +120,8 @@ impl Purger {
             soft,
             epoch,
             took_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            shared,
+            not_shared,
         }
     }
 

@@ -14,6 +14,16 @@
 //! route allows); tags never purged cost nothing. The comparison uses only the
 //! epoch counter, no clocks, so the same rule holds when generations live in
 //! a store shared by several instances.
+//!
+//! # Shared across instances
+//!
+//! With the Redis tier, the epoch is a counter in Redis and the local epoch is
+//! only a *mirror* of it (see `shared::fanout`). Purges from any instance
+//! arrive through [`TagRegistry::apply`] with the generation Redis gave them;
+//! the mirror only moves to values Redis has handed out, so it never runs
+//! ahead of the true epoch and a `born` read from it errs on the safe side. A
+//! [floor](TagRegistry::set_floor) purges every entry born before it, for when
+//! the purges of a period cannot be known (Redis lost its state).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +60,8 @@ pub struct TagRegistry {
     epoch: AtomicU64,
     /// The highest generation ever recorded: entries born at or after it skip the table.
     newest: AtomicU64,
+    /// Entries born before this are purged, whatever their tags.
+    floor: AtomicU64,
     shards: [RwLock<HashMap<u64, TagState, ahash::RandomState>>; SHARDS],
     retention: Duration,
 }
@@ -57,9 +69,20 @@ pub struct TagRegistry {
 impl TagRegistry {
     /// A registry whose records are kept for `retention` after their last purge.
     pub fn new(retention: Duration) -> Self {
+        Self::starting_at(1, retention)
+    }
+
+    /// A registry that mirrors a shared epoch, starting below any generation
+    /// Redis can hand out (the first is 1).
+    pub fn shared(retention: Duration) -> Self {
+        Self::starting_at(0, retention)
+    }
+
+    fn starting_at(epoch: u64, retention: Duration) -> Self {
         TagRegistry {
-            epoch: AtomicU64::new(1),
+            epoch: AtomicU64::new(epoch),
             newest: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
             shards: std::array::from_fn(|_| RwLock::new(HashMap::default())),
             retention,
         }
@@ -75,6 +98,48 @@ impl TagRegistry {
     /// this call returns is affected.
     pub fn purge(&self, tags: &[u64], soft: bool) -> u64 {
         let generation = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.record(tags, generation, soft);
+        generation
+    }
+
+    /// Applies a purge made elsewhere (or through Redis) with the generation
+    /// the shared epoch gave it: records it for `tags` unless a newer one is
+    /// there, and moves the epoch mirror up to it. Applying the same purge
+    /// twice changes nothing.
+    pub fn apply(&self, tags: &[u64], generation: u64, soft: bool) {
+        self.record(tags, generation, soft);
+        self.epoch.fetch_max(generation, Ordering::SeqCst);
+    }
+
+    /// Purges `tags` locally while the shared epoch cannot be reached: records
+    /// the generation after the mirror without moving the mirror, so that it
+    /// never runs ahead of the shared epoch. Entries with these tags stop
+    /// being served, including ones filled until the purge reaches Redis (the
+    /// shared generation it gets then is at least this one).
+    pub fn purge_pending(&self, tags: &[u64], soft: bool) -> u64 {
+        let generation = self.epoch.load(Ordering::SeqCst) + 1;
+        self.record(tags, generation, soft);
+        generation
+    }
+
+    /// Moves the epoch mirror up to `epoch` (every purge up to it has been applied).
+    pub fn advance(&self, epoch: u64) {
+        self.epoch.fetch_max(epoch, Ordering::SeqCst);
+    }
+
+    /// Treats every entry born before `floor` as purged, and moves the epoch
+    /// mirror up to it so that new entries are not.
+    pub fn set_floor(&self, floor: u64) {
+        self.floor.fetch_max(floor, Ordering::SeqCst);
+        self.epoch.fetch_max(floor, Ordering::SeqCst);
+    }
+
+    /// The floor: entries born before it are purged.
+    pub fn floor(&self) -> u64 {
+        self.floor.load(Ordering::SeqCst)
+    }
+
+    fn record(&self, tags: &[u64], generation: u64, soft: bool) {
         let now = Instant::now();
         let wall = SystemTime::now();
         for &tag in tags {
@@ -86,20 +151,24 @@ impl TagRegistry {
                 touched: now,
             });
             if soft {
-                st.soft = generation;
-                st.soft_at = wall;
+                if generation > st.soft {
+                    st.soft = generation;
+                    st.soft_at = wall;
+                }
             } else {
-                st.hard = generation;
+                st.hard = st.hard.max(generation);
             }
             st.touched = now;
         }
         self.newest.fetch_max(generation, Ordering::SeqCst);
-        generation
     }
 
     /// Checks an entry's tags.
     #[inline]
     pub fn check(&self, info: &EntryInfo) -> Verdict {
+        if info.born < self.floor.load(Ordering::SeqCst) {
+            return Verdict::Purged;
+        }
         if info.born >= self.newest.load(Ordering::SeqCst) {
             return Verdict::Valid;
         }
@@ -193,6 +262,64 @@ mod tests {
         let filling = entry(&reg, &[7]);
         reg.purge(&[7], false);
         assert_eq!(reg.check(&filling), Verdict::Purged);
+    }
+
+    #[test]
+    fn remote_purges_apply_in_any_order_and_only_once() {
+        let reg = TagRegistry::shared(Duration::from_secs(60));
+        assert_eq!(reg.epoch(), 0);
+        let old = entry(&reg, &[1, 2]);
+        // Generation 6 (tag 2) arrives before generation 5 (tag 1).
+        reg.apply(&[2], 6, true);
+        assert!(matches!(reg.check(&old), Verdict::Stale(_)));
+        assert_eq!(reg.epoch(), 6);
+        let later = entry(&reg, &[1]);
+        reg.apply(&[1], 5, false);
+        assert_eq!(reg.check(&old), Verdict::Purged);
+        assert_eq!(
+            reg.check(&later),
+            Verdict::Valid,
+            "fetched after generation 6 was seen"
+        );
+        // An older generation for a tag never lowers it.
+        reg.apply(&[1], 3, false);
+        let newest = entry(&reg, &[1]);
+        reg.apply(&[1], 5, false);
+        assert_eq!(reg.check(&newest), Verdict::Valid);
+    }
+
+    #[test]
+    fn pending_purges_do_not_move_the_mirror() {
+        let reg = TagRegistry::shared(Duration::from_secs(60));
+        reg.apply(&[9], 4, false);
+        let before = entry(&reg, &[1]);
+        assert_eq!(reg.purge_pending(&[1], false), 5);
+        assert_eq!(reg.epoch(), 4, "the mirror never runs ahead of Redis");
+        let during = entry(&reg, &[1]);
+        assert_eq!(reg.check(&before), Verdict::Purged);
+        assert_eq!(
+            reg.check(&during),
+            Verdict::Purged,
+            "not served until Redis has the purge"
+        );
+        // Redis gives the purge generation 7 once reachable again.
+        reg.apply(&[1], 7, false);
+        let after = entry(&reg, &[1]);
+        assert_eq!(reg.check(&after), Verdict::Valid);
+    }
+
+    #[test]
+    fn a_floor_purges_everything_born_before_it() {
+        let reg = TagRegistry::shared(Duration::from_secs(60));
+        reg.apply(&[1], 3, false);
+        let a = entry(&reg, &[42]);
+        reg.set_floor(10);
+        assert_eq!(reg.epoch(), 10);
+        let b = entry(&reg, &[42]);
+        assert_eq!(reg.check(&a), Verdict::Purged);
+        assert_eq!(reg.check(&b), Verdict::Valid);
+        reg.set_floor(2);
+        assert_eq!(reg.floor(), 10, "a floor never goes down");
     }
 
     #[test]

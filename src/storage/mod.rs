@@ -4,14 +4,69 @@
 //! `&'static dyn Storage`, and reads what tagcache needs of an entry (route,
 //! workspace, tags, birth epoch) from [`EntryInfo`], carried in the
 //! `CacheMeta` extensions both ways.
+//!
+//! Tiers: [`MemoryStore`] (L1, per process), [`RedisStore`] (L2, shared,
+//! values in the [`envelope`] format) and [`TieredStore`] (L1 then L2, with
+//! promotion). Either tier works alone.
 
+pub mod envelope;
 pub mod memory;
+pub mod redis;
+pub mod tiered;
 
 use std::sync::Arc;
 
 use pingora_cache::CacheMeta;
+use pingora_http::ResponseHeader;
 
 pub use memory::{MemoryStats, MemoryStore};
+pub use redis::RedisStore;
+pub use tiered::TieredStore;
+
+/// The tier an entry was found in, carried in the `CacheMeta` extensions of
+/// a hit (absent means memory). Shown as `X-Cache-Layer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The in-process memory tier.
+    Memory,
+    /// The shared Redis tier.
+    Redis,
+}
+
+impl Layer {
+    /// Marks `meta` as found in this tier.
+    pub fn mark(self, meta: &mut CacheMeta) {
+        meta.extensions_mut().insert(self);
+    }
+
+    /// The tier `meta` was found in.
+    pub fn of(meta: &CacheMeta) -> Layer {
+        meta.extensions()
+            .get::<Layer>()
+            .copied()
+            .unwrap_or(Layer::Memory)
+    }
+
+    /// The `X-Cache-Layer` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Memory => "MEMORY",
+            Layer::Redis => "REDIS",
+        }
+    }
+}
+
+/// Reads a `Content-Length` header, if present and valid.
+pub(crate) fn content_length(header: &ResponseHeader) -> Option<usize> {
+    header
+        .headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// What tagcache remembers about a stored entry, besides the response itself.
 ///

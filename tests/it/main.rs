@@ -7,5 +7,6 @@ mod freshness;
 mod keys;
 mod proxying;
 mod purge;
+mod redis;
 mod storability;
 mod util;

@@ -1,0 +1,115 @@
+//! Cross-instance coalescing: one origin request for a cold key, whichever
+//! instances the herd arrives on.
+
+use std::sync::Arc;
+
+use super::util::{metric, proxy, wait_synced, RedisOpts, RedisServer};
+use crate::util::Origin;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_herd_over_three_instances_makes_one_origin_request() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis);
+    let instances: Vec<_> = (0..3)
+        .map(|_| Arc::new(proxy(origin.clone(), &opts)))
+        .collect();
+    for p in &instances {
+        wait_synced(p).await;
+    }
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let p = instances[i % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            p.get_with(
+                "/item/herd",
+                Some("w1"),
+                None,
+                &[("x-origin-delay-ms", "300")],
+            )
+            .await
+        }));
+    }
+    let mut bodies = std::collections::HashSet::new();
+    let mut layers = std::collections::HashMap::<String, usize>::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200);
+        bodies.insert(r.text.clone());
+        *layers.entry(r.layer().to_string()).or_default() += 1;
+    }
+    assert_eq!(origin.hits("/item/herd"), 1, "layers: {layers:?}");
+    assert_eq!(bodies.len(), 1, "every request got the one response");
+    let mut leaders = 0.0;
+    let mut served = 0.0;
+    for p in &instances {
+        leaders += metric(p, "tagcache_coalesced_total{result=\"leader\"}").await;
+        served += metric(p, "tagcache_coalesced_total{result=\"served\"}").await;
+    }
+    assert_eq!(leaders, 1.0);
+    assert_eq!(served, 2.0, "one waiting request per other instance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiters_fetch_on_their_own_when_the_response_cannot_be_shared() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis);
+    let a = Arc::new(proxy(origin.clone(), &opts));
+    let b = Arc::new(proxy(origin.clone(), &opts));
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    let mut tasks = Vec::new();
+    for (i, p) in [a.clone(), b.clone()].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let cookie = format!("Set-Cookie: session=user{i}");
+            let h = [
+                ("x-origin-delay-ms", "300"),
+                ("x-origin-header", cookie.as_str()),
+            ];
+            (i, p.get_with("/item/private", Some("w1"), None, &h).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("set-cookie"),
+            Some(format!("session=user{i}").as_str())
+        );
+    }
+    assert_eq!(origin.hits("/item/private"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_redis_each_instance_still_coalesces_its_own_herd() {
+    let mut redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis);
+    let instances: Vec<_> = (0..2)
+        .map(|_| Arc::new(proxy(origin.clone(), &opts)))
+        .collect();
+    redis.kill();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let p = instances[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            p.get_with(
+                "/item/nolock",
+                Some("w1"),
+                None,
+                &[("x-origin-delay-ms", "300")],
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().status, 200);
+    }
+    // At most one origin request per instance.
+    assert!(
+        origin.hits("/item/nolock") <= 2,
+        "{}",
+        origin.hits("/item/nolock")
+    );
+}

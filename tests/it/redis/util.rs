@@ -1,0 +1,413 @@
+//! Harness for the Redis tier: real `redis-server` processes on ephemeral
+//! ports in temporary directories (no persistence), which a test can kill,
+//! restart empty, or freeze with SIGSTOP; a 3-master Redis Cluster; and
+//! proxies configured with the Redis tier. Every process is killed on drop.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::util::{free_port, wait_for_port, Origin, Proxy, BASE_ROUTES, TOKEN};
+
+/// Heartbeat used by test proxies: the resync window is twice this.
+pub const HEARTBEAT_MS: u64 = 200;
+
+fn temp_dir(what: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tagcache-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 55000 && std::net::TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One `redis-server` process.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port, without persistence.
+    pub fn start() -> RedisServer {
+        Self::start_with(free_port(), &[])
+    }
+
+    /// Starts a server on a given port (to bring one back where it was).
+    pub fn start_on(port: u16) -> RedisServer {
+        Self::start_with(port, &[])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> RedisServer {
+        let mut server = RedisServer {
+            port,
+            dir: temp_dir("redis"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            paused: false,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (./dev.sh deps)");
+        self.child = Some(child);
+        self.paused = false;
+        let start = Instant::now();
+        while redis_cli(self.port, &["PING"]) != "PONG" {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a command with redis-cli and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.port, args)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Kills the server (SIGKILL): everything it held is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if self.paused {
+                let _ = Command::new("kill")
+                    .arg("-CONT")
+                    .arg(child.id().to_string())
+                    .status();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.paused = false;
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir_all(&self.dir).expect("temp dir");
+        self.spawn();
+    }
+
+    /// Freezes the process (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&mut self) {
+        let status = Command::new("kill")
+            .arg("-STOP")
+            .arg(self.pid().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()));
+        self.paused = true;
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&mut self) {
+        let status = Command::new("kill")
+            .arg("-CONT")
+            .arg(self.pid().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()));
+        self.paused = false;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of three masters, no replicas.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(
+                    free_cluster_port(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let start = Instant::now();
+        for node in &nodes {
+            while !node.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "cluster never became ok"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { nodes }
+    }
+
+    /// `["127.0.0.1:p1", ...]` as YAML flow sequence items.
+    pub fn yaml_nodes(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("\"127.0.0.1:{}\"", n.port))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Keys held by each node (`KEYS prefix*`).
+    pub fn keys_per_node(&self, pattern: &str) -> Vec<Vec<String>> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.cli(&["KEYS", pattern])
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The Redis part of a test proxy's config.
+#[derive(Clone)]
+pub struct RedisOpts {
+    /// `url: ...` or `cluster: [...]`, and any other `storage.redis` keys, each on its own line.
+    pub target: String,
+    /// Whether the memory tier is configured too.
+    pub memory: bool,
+    /// Extra top-level YAML (`purge:`, `coalescing:` ...).
+    pub extra: String,
+    /// The key prefix (one per test, so tests sharing nothing stay apart).
+    pub prefix: String,
+}
+
+impl RedisOpts {
+    pub fn server(redis: &RedisServer) -> RedisOpts {
+        RedisOpts {
+            target: format!("url: \"{}\"", redis.url()),
+            memory: true,
+            extra: String::new(),
+            prefix: "tc".into(),
+        }
+    }
+
+    pub fn cluster(cluster: &RedisCluster) -> RedisOpts {
+        RedisOpts {
+            target: format!("cluster: [{}]", cluster.yaml_nodes()),
+            memory: true,
+            extra: String::new(),
+            prefix: "tc".into(),
+        }
+    }
+
+    pub fn extra(mut self, yaml: &str) -> Self {
+        self.extra.push_str(yaml);
+        self.extra.push('\n');
+        self
+    }
+
+    pub fn redis_only(mut self) -> Self {
+        self.memory = false;
+        self
+    }
+}
+
+/// Starts a proxy with the Redis tier in front of `origin`.
+pub fn proxy(origin: Origin, opts: &RedisOpts) -> Proxy {
+    if let Ok(filter) = std::env::var("TAGCACHE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+    let port = free_port();
+    let admin_port = free_port();
+    let memory = if opts.memory {
+        "  memory:\n    max_size: 64MiB\n"
+    } else {
+        ""
+    };
+    let target = opts
+        .target
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect::<String>();
+    let yaml = format!(
+        r#"
+listen: "127.0.0.1:{port}"
+upstream:
+  address: "{origin}"
+admin:
+  listen: "127.0.0.1:{admin_port}"
+  token: "{TOKEN}"
+storage:
+{memory}  redis:
+{target}    prefix: "{prefix}"
+    timeout: 25ms
+    heartbeat: {HEARTBEAT_MS}ms
+    compress_above: 4KiB
+    breaker: {{ failures: 3, probe_interval: 200ms }}
+tenant:
+  workspace: {{ header: X-Workspace-ID }}
+  user: {{ header: X-User-ID }}
+server:
+  threads: 2
+  grace_period: 1s
+{extra}
+{BASE_ROUTES}
+"#,
+        origin = origin.addr,
+        prefix = opts.prefix,
+        extra = opts.extra,
+    );
+    let loaded = tagcache::config::load_str(&yaml, "redis-test.yaml", &|_| None)
+        .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
+    let running = tagcache::server::spawn(Arc::new(loaded.config)).expect("spawn proxy");
+    wait_for_port(port);
+    wait_for_port(admin_port);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    Proxy {
+        origin,
+        port,
+        admin_port,
+        running: Some(running),
+        client,
+    }
+}
+
+/// `/health` as JSON (no token needed).
+pub async fn health(p: &Proxy) -> serde_json::Value {
+    let r = p
+        .client
+        .get(p.admin_url("/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(r.status(), 200, "health is always 200");
+    r.json().await.expect("health JSON")
+}
+
+/// Waits until the proxy's purge subscription is up and synchronized.
+pub async fn wait_synced(p: &Proxy) {
+    let start = Instant::now();
+    loop {
+        let h = health(p).await;
+        if h["status"] == "ok" && h["redis"]["subscribed"] == true {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never synced: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `/health` says `status` (`ok` or `degraded`); returns the document.
+pub async fn wait_health(p: &Proxy, status: &str, within: Duration) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let h = health(p).await;
+        if h["status"] == status {
+            return h;
+        }
+        assert!(
+            start.elapsed() < within,
+            "health never became {status}: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of a metric line (`name{labels} value`) in `/metrics`, 0 if absent.
+pub async fn metric(p: &Proxy, line_prefix: &str) -> f64 {
+    let text = p.admin_get("/metrics").await.text;
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
