@@ -291,6 +291,8 @@ impl AdminApp {
             "entries": mem.as_ref().map_or(0, |s| s.entries),
             "bytes": mem.as_ref().map_or(0, |s| s.bytes),
             "too_large": mem.as_ref().map_or(0, |s| s.too_large),
+            "quota_evictions": mem.as_ref().map_or(0, |s| s.quota_evictions),
+            "quota_refused": mem.as_ref().map_or(0, |s| s.quota_refused),
             "tag_records": cache.registry().len(),
             "routes": routes,
         })

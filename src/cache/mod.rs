@@ -68,6 +68,8 @@ pub struct TagCache {
     /// The JWT verifier, with `tenant.jwt`. `None` in JWT mode only if its
     /// key could not be built, and then every tenant request is refused.
     auth: Option<Authenticator>,
+    /// The memory store's limit counters as last carried into the metrics.
+    limits_seen: parking_lot::Mutex<[u64; 3]>,
     /// The Redis tier and purge fan-out, with `storage.redis`.
     redis: Option<shared::RedisParts>,
 }
@@ -93,7 +95,10 @@ impl TagCache {
             per_workspace_max: None,
         });
         let memory: &'static MemoryStore =
-            Box::leak(Box::new(MemoryStore::new(mem.max_size, mem.max_object_size)));
+            Box::leak(Box::new(
+                MemoryStore::new(mem.max_size, mem.max_object_size)
+                    .with_workspace_quota(mem.per_workspace_max),
+            ));
         if let Some(redis) = config.storage.redis.clone() {
             let memory = config.storage.memory.is_some().then_some(memory);
             return Self::with_redis(config, memory, &redis);
@@ -134,6 +139,7 @@ impl TagCache {
         };
         TagCache {
             auth,
+            limits_seen: parking_lot::Mutex::new([0; 3]),
             redis: None,
             router: Router::new(&config.routes),
             config,
@@ -658,6 +664,22 @@ impl TagCache {
             self.metrics.entries.set(s.entries as i64);
             self.metrics.bytes.set(s.bytes as i64);
             self.metrics.evictions.set(s.evictions as i64);
+            // The store's own limit counters, carried into the limit metric.
+            let mut seen = self.limits_seen.lock();
+            for (i, (label, now)) in [
+                ("object-too-large", s.too_large),
+                ("workspace-quota-eviction", s.quota_evictions),
+                ("workspace-quota-refused", s.quota_refused),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                self.metrics
+                    .limits
+                    .with_label_values(&[label])
+                    .inc_by(now.saturating_sub(seen[i]));
+                seen[i] = now.max(seen[i]);
+            }
         }
         self.metrics.tag_records.set(self.registry.len() as i64);
     }

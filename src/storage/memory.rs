@@ -47,6 +47,16 @@
 //! returned, and pingora decides whether to serve them. Dead entries that are never looked up
 //! again stay counted until TinyUFO evicts them.
 //!
+//! # Per-workspace quota
+//!
+//! With [`MemoryStore::with_workspace_quota`], the bytes of each workspace's entries (read
+//! from their [`EntryInfo`]) are counted, and one workspace can never hold more than the quota:
+//! before a fill that would take it over, the store evicts that workspace's own oldest entries,
+//! and a single entry larger than the quota is refused. Other workspaces' entries are never
+//! touched to make room for it, so one noisy tenant cannot push everyone else out. Entries
+//! without a workspace (routes that are not tenant-scoped) have no quota. The bookkeeping
+//! happens under the write lock, with the gauges; the hit path does not see it.
+//!
 //! # Weights
 //!
 //! TinyUFO weights are `u16`. The store charges weights in units of
@@ -56,6 +66,7 @@
 //! the store also checks that after every put.
 
 use std::any::Any;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -127,6 +138,10 @@ pub struct MemoryStats {
     /// Fills not stored because the body exceeded `max_object_size` or the whole entry did
     /// not fit the store.
     pub too_large: u64,
+    /// Entries evicted to keep their own workspace within its quota.
+    pub quota_evictions: u64,
+    /// Fills refused because the entry alone is larger than the workspace quota.
+    pub quota_refused: u64,
 }
 
 /// The bounded memory tier.
@@ -152,6 +167,32 @@ pub struct MemoryStore {
     rejected: AtomicU64,
     expired: AtomicU64,
     too_large: AtomicU64,
+    /// Per-workspace accounting, with a quota. Only touched under `write`.
+    quota: Option<Quota>,
+    quota_evictions: AtomicU64,
+    quota_refused: AtomicU64,
+}
+
+/// The per-workspace quota and what each workspace holds.
+struct Quota {
+    max: usize,
+    usage: Mutex<HashMap<Arc<str>, Usage>>,
+}
+
+/// What one workspace holds.
+#[derive(Default)]
+struct Usage {
+    bytes: usize,
+    entries: usize,
+    /// Keys in the order they were filled, oldest first. It may hold keys that are gone or
+    /// were refilled since (checked when popped), and is compacted when it grows past
+    /// twice the live entries.
+    order: VecDeque<u128>,
+}
+
+/// The workspace an entry is charged to.
+fn workspace_of(entry: &Entry) -> Option<&Arc<str>> {
+    entry.meta.info.as_ref()?.workspace.as_ref()
 }
 
 /// The response fields an entry keeps, everything pingora needs to rebuild its `CacheMeta`.
@@ -329,6 +370,120 @@ impl MemoryStore {
             rejected: AtomicU64::new(0),
             expired: AtomicU64::new(0),
             too_large: AtomicU64::new(0),
+            quota: None,
+            quota_evictions: AtomicU64::new(0),
+            quota_refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Limits the bytes each workspace's entries may hold to `max` (see the module docs);
+    /// `None` sets no quota.
+    pub fn with_workspace_quota(mut self, max: Option<usize>) -> Self {
+        self.quota = max.map(|max| Quota {
+            max,
+            usage: Mutex::new(HashMap::new()),
+        });
+        self
+    }
+
+    /// Bytes the entries of `workspace` hold now (0 without a quota, which is what enables
+    /// the per-workspace accounting).
+    pub fn workspace_bytes(&self, workspace: &str) -> usize {
+        self.quota.as_ref().map_or(0, |q| {
+            q.usage.lock().get(workspace).map_or(0, |u| u.bytes)
+        })
+    }
+
+    /// Charges (`add`) or refunds a counted entry to its workspace. Called wherever the gauges
+    /// change, under the write lock.
+    fn charge(&self, key: u128, entry: &Entry, add: bool) {
+        let (Some(quota), Some(ws)) = (&self.quota, workspace_of(entry)) else {
+            return;
+        };
+        let mut usage = quota.usage.lock();
+        if add {
+            let u = usage.entry(ws.clone()).or_default();
+            u.bytes += entry.weight;
+            u.entries += 1;
+            u.order.push_back(key);
+            if u.order.len() > 2 * u.entries + 16 {
+                // Drop keys that no longer hold an entry of this workspace, and repeats.
+                let mut seen = std::collections::HashSet::with_capacity(u.entries);
+                let order = std::mem::take(&mut u.order);
+                u.order = order
+                    .into_iter()
+                    .rev()
+                    .filter(|k| *k == key || self.live_in(*k, ws))
+                    .filter(|k| seen.insert(*k))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+            }
+        } else if let Some(u) = usage.get_mut(ws) {
+            u.bytes = u.bytes.saturating_sub(entry.weight);
+            u.entries = u.entries.saturating_sub(1);
+            if u.entries == 0 {
+                usage.remove(ws);
+            }
+        }
+    }
+
+    /// Whether `key` holds a live entry of workspace `ws`.
+    fn live_in(&self, key: u128, ws: &Arc<str>) -> bool {
+        self.get(key)
+            .is_some_and(|e| workspace_of(&e).is_some_and(|w| w == ws))
+    }
+
+    /// Makes room for `entry` within its workspace's quota by evicting that workspace's own
+    /// oldest entries; returns false if the entry alone exceeds the quota. `previous` is what
+    /// the entry's key holds now: replacing it frees its bytes. Called under the write lock.
+    fn make_room(&self, key: u128, entry: &Entry, previous: Option<&Slot>, gauges: &mut Gauges) -> bool {
+        let (Some(quota), Some(ws)) = (&self.quota, workspace_of(entry)) else {
+            return true;
+        };
+        if entry.weight > quota.max {
+            self.quota_refused.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let generation = self.current_generation();
+        let freed = match previous {
+            Some(Some(old))
+                if old.is_counted(generation) && workspace_of(old).is_some_and(|w| w == ws) =>
+            {
+                old.weight
+            }
+            _ => 0,
+        };
+        loop {
+            let victim = {
+                let mut usage = quota.usage.lock();
+                let Some(u) = usage.get_mut(ws) else {
+                    return true;
+                };
+                if u.bytes.saturating_sub(freed) + entry.weight <= quota.max {
+                    return true;
+                }
+                match u.order.pop_front() {
+                    Some(k) => k,
+                    // Nothing left to evict; the accounting says over quota, so refuse.
+                    None => {
+                        self.quota_refused.fetch_add(1, Ordering::Relaxed);
+                        return false;
+                    }
+                }
+            };
+            if victim == key {
+                continue; // being replaced: its bytes are already counted as freed
+            }
+            let Some(old) = self.get(victim) else {
+                continue;
+            };
+            if !workspace_of(&old).is_some_and(|w| w == ws) {
+                continue;
+            }
+            self.put_locked(victim, None, self.tombstone_units, Some(Some(old)), gauges);
+            self.quota_evictions.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -354,6 +509,8 @@ impl MemoryStore {
             rejected: self.rejected.load(Ordering::Relaxed),
             expired: self.expired.load(Ordering::Relaxed),
             too_large: self.too_large.load(Ordering::Relaxed),
+            quota_evictions: self.quota_evictions.load(Ordering::Relaxed),
+            quota_refused: self.quota_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -373,6 +530,9 @@ impl MemoryStore {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.store(0, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
+        if let Some(q) = &self.quota {
+            q.usage.lock().clear();
+        }
     }
 
     fn current_generation(&self) -> u64 {
@@ -425,12 +585,14 @@ impl MemoryStore {
             if old.is_counted(generation) {
                 gauges.entries = gauges.entries.saturating_sub(1);
                 gauges.bytes = gauges.bytes.saturating_sub(old.weight);
+                self.charge(key, &old, false);
             }
         }
         let new = slot.clone();
         if let Some(entry) = &new {
             gauges.entries += 1;
             gauges.bytes += entry.weight;
+            self.charge(key, entry, true);
         }
         let evicted = self.cache.put(key, slot, units);
         let kept = self.settle(evicted, new.as_ref(), existed, generation, gauges);
@@ -442,6 +604,7 @@ impl MemoryStore {
                 let evicted = self.cache.put(key, None, self.tombstone_units);
                 gauges.entries = gauges.entries.saturating_sub(1);
                 gauges.bytes = gauges.bytes.saturating_sub(entry.weight);
+                self.charge(key, &entry, false);
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 self.settle(evicted, None, true, generation, gauges);
                 return false;
@@ -468,6 +631,7 @@ impl MemoryStore {
             if entry.is_counted(generation) {
                 gauges.entries = gauges.entries.saturating_sub(1);
                 gauges.bytes = gauges.bytes.saturating_sub(entry.weight);
+                self.charge(entry.key, &entry, false);
                 if is_new && !existed {
                     // TinyLFU preferred the entry it would have displaced.
                     self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -497,7 +661,16 @@ impl MemoryStore {
             return false;
         }
         let mut gauges = self.gauges();
-        let previous = self.cache.get(&key);
+        let mut previous = self.cache.get(&key);
+        if !self.make_room(key, &entry, previous.as_ref(), &mut gauges) {
+            self.publish(&gauges);
+            return false;
+        }
+        if self.quota.is_some() {
+            // Making room may have replaced what the key held (never, as it skips the key,
+            // but read it again rather than rely on that).
+            previous = self.cache.get(&key);
+        }
         let kept = self.put_locked(key, Some(entry), units, previous, &mut gauges);
         self.publish(&gauges);
         kept
@@ -812,6 +985,10 @@ impl HandleMiss for MemoryMissHandler {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "memory_quota_tests.rs"]
+mod quota_tests;
 
 #[cfg(test)]
 mod tests {

@@ -8,5 +8,6 @@ mod keys;
 mod proxying;
 mod purge;
 mod redis;
+mod security;
 mod storability;
 mod util;

@@ -162,10 +162,13 @@ async fn handle(st: Arc<OriginState>, req: Request<Incoming>) -> Result<Response
         None => {
             let ws = headers.iter().find(|(k, _)| k == "x-workspace-id").map(|(_, v)| v.clone());
             let user = headers.iter().find(|(k, _)| k == "x-user-id").map(|(_, v)| v.clone());
+            // Echoed as a careless origin would (absolute links built from it).
+            let fwd_host = headers.iter().find(|(k, _)| k == "x-forwarded-host").map(|(_, v)| v.clone());
             Bytes::from(
                 serde_json::json!({
                     "path": path, "query": query, "method": method, "n": n, "version": version,
                     "workspace": ws, "user": user, "body": String::from_utf8_lossy(&req_body),
+                    "forwarded_host": fwd_host,
                 })
                 .to_string(),
             )
@@ -275,7 +278,18 @@ pub struct Options {
     pub upstream_extra: String,
     /// Extra lines in the admin block (indented two spaces).
     pub admin_extra: String,
+    /// The `tenant:` block; defaults to [`HEADER_TENANT`].
+    pub tenant: String,
+    /// Extra lines in the `storage.memory` block (indented four spaces).
+    pub memory_extra: String,
+    /// Extra environment variables for `${VAR}` in the config.
+    pub env: Vec<(String, String)>,
 }
+
+/// Header mode: identities trusted from `X-Workspace-ID` and `X-User-ID`.
+pub const HEADER_TENANT: &str = "tenant:
+  workspace: { header: X-Workspace-ID }
+  user: { header: X-User-ID }";
 
 impl Default for Options {
     fn default() -> Self {
@@ -286,6 +300,9 @@ impl Default for Options {
             upstream: None,
             upstream_extra: String::new(),
             admin_extra: String::new(),
+            tenant: HEADER_TENANT.to_string(),
+            memory_extra: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -302,9 +319,7 @@ impl Proxy {
 
     /// Starts a proxy in front of an existing origin.
     pub fn start_on(origin: Origin, opts: Options) -> Proxy {
-        if let Ok(filter) = std::env::var("TAGCACHE_TEST_LOG") {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        }
+        init_tracing();
         let port = free_port();
         let admin_port = free_port();
         let upstream = opts.upstream.clone().unwrap_or_else(|| origin.addr.to_string());
@@ -321,9 +336,8 @@ admin:
 storage:
   memory:
     max_size: {max_size}
-tenant:
-  workspace: {{ header: X-Workspace-ID }}
-  user: {{ header: X-User-ID }}
+{memory_extra}
+{tenant}
 server:
   threads: 2
   grace_period: 1s
@@ -333,13 +347,16 @@ server:
             upstream_extra = opts.upstream_extra,
             admin_extra = opts.admin_extra,
             max_size = opts.max_size,
+            memory_extra = opts.memory_extra,
+            tenant = opts.tenant,
             extra = opts.extra,
             routes = opts.routes,
         );
-        let env = |name: &str| match name {
+        let extra_env = opts.env.clone();
+        let env = move |name: &str| match name {
             "TAGCACHE_TEST_TOKEN" => Some(TOKEN.to_string()),
             "TAGCACHE_TEST_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.to_string()),
-            _ => None,
+            _ => extra_env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
         };
         let loaded = tagcache::config::load_str(&yaml, "test.yaml", &env)
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
@@ -420,6 +437,54 @@ impl Drop for Proxy {
             r.stop();
         }
     }
+}
+
+/// Everything logged by the process (tagcache, pingora) since the first
+/// proxy started, for tests that check what never reaches the logs.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    BUF.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+/// Writes log lines into [`log_buffer`], up to 256 MiB.
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut buf = log_buffer().lock().unwrap();
+        if buf.len() < 256 << 20 {
+            buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs, once, a subscriber that captures every log line at debug level
+/// (and prints those `TAGCACHE_TEST_LOG` selects).
+pub fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let capture = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| Capture)
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG);
+        let print = std::env::var("TAGCACHE_TEST_LOG").ok().map(|filter| {
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(tracing_subscriber::EnvFilter::new(filter))
+        });
+        let _ = tracing_subscriber::registry().with(capture).with(print).try_init();
+    });
 }
 
 pub fn wait_for_port(port: u16) {
