@@ -75,30 +75,58 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str, field: Option
 /// Body of `POST /purge`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PurgeBody {
+pub struct PurgeBody {
+    /// Tags to purge, as given.
     #[serde(default)]
-    tags: Vec<String>,
+    pub tags: Vec<String>,
+    /// URLs whose entries to purge.
     #[serde(default)]
-    urls: Vec<UrlItem>,
+    pub urls: Vec<UrlItem>,
+    /// Workspaces to purge whole.
     #[serde(default)]
-    workspaces: Vec<String>,
+    pub workspaces: Vec<String>,
+    /// One more workspace to purge whole.
     #[serde(default)]
-    workspace: Option<String>,
+    pub workspace: Option<String>,
+    /// Mark stale instead of dropping.
     #[serde(default)]
-    soft: bool,
+    pub soft: bool,
 }
 
+/// One item of `urls`: a URL, or a URL with the identity it was stored for.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum UrlItem {
+pub enum UrlItem {
+    /// A URL, for the identity in the admin request's headers.
     Plain(String),
+    /// A URL with its workspace and user.
     Full {
+        /// Path and query.
         url: String,
+        /// The workspace the entry was stored for.
         #[serde(default)]
         workspace: Option<String>,
+        /// The user the entry was stored for.
         #[serde(default)]
         user: Option<String>,
     },
+}
+
+/// Parses a `POST /purge` body. Pure, so it can be fuzzed on its own.
+///
+/// # Errors
+/// The parser's message, and the field it is about when it names one.
+pub fn parse_purge_body(body: &[u8]) -> Result<PurgeBody, (String, Option<String>)> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        // An unknown key is reported at its parent; name the key itself.
+        let field = field_of_serde_error(&msg)
+            .filter(|_| msg.starts_with("unknown field"))
+            .or_else(|| (path != ".").then(|| path.clone()));
+        (msg, field)
+    })
 }
 
 #[async_trait]
@@ -315,17 +343,10 @@ impl AdminApp {
 
     async fn purge(&self, session: &ServerSession, body: &[u8]) -> Response<Vec<u8>> {
         let m = self.cache().metrics();
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let parsed: PurgeBody = match serde_path_to_error::deserialize(&mut de) {
+        let parsed = match parse_purge_body(body) {
             Ok(b) => b,
-            Err(e) => {
+            Err((msg, field)) => {
                 m.purges.with_label_values(&["tag", "invalid"]).inc();
-                let path = e.path().to_string();
-                let msg = e.inner().to_string();
-                // An unknown key is reported at its parent; name the key itself.
-                let field = field_of_serde_error(&msg)
-                    .filter(|_| msg.starts_with("unknown field"))
-                    .or_else(|| (path != ".").then(|| path.clone()));
                 return error(StatusCode::BAD_REQUEST, "invalid_body", &msg, field.as_deref());
             }
         };
