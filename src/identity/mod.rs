@@ -145,9 +145,9 @@ impl Authenticator {
     /// was loaded, so only if a JWKS file became unreadable since).
     pub fn new(tenant: &Tenant) -> Option<Result<Self, KeyError>> {
         let jwt = tenant.jwt.as_ref()?;
-        let header = |s: &Option<crate::config::IdentitySource>| match s {
-            Some(crate::config::IdentitySource::Header(h)) => Some(h.clone()),
-            None => None,
+        let header = |s: &Option<crate::config::IdentitySource>| {
+            s.as_ref()
+                .map(|crate::config::IdentitySource::Header(h)| h.clone())
         };
         Some(JwtVerifier::new(jwt).map(|verifier| Authenticator {
             verifier,

@@ -479,7 +479,7 @@ impl MemoryStore {
             let Some(old) = self.get(victim) else {
                 continue;
             };
-            if !workspace_of(&old).is_some_and(|w| w == ws) {
+            if workspace_of(&old).is_none_or(|w| w != ws) {
                 continue;
             }
             self.put_locked(victim, None, self.tombstone_units, Some(Some(old)), gauges);
