@@ -89,16 +89,19 @@ impl TagCache {
     /// The store and lock live for the rest of the process (pingora-cache
     /// needs `'static` references), so build one `TagCache` per process.
     pub fn new(config: Arc<Config>) -> Self {
-        let mem = config.storage.memory.clone().unwrap_or(crate::config::MemoryStorage {
-            max_size: 256 << 20,
-            max_object_size: 8 << 20,
-            per_workspace_max: None,
-        });
-        let memory: &'static MemoryStore =
-            Box::leak(Box::new(
-                MemoryStore::new(mem.max_size, mem.max_object_size)
-                    .with_workspace_quota(mem.per_workspace_max),
-            ));
+        let mem = config
+            .storage
+            .memory
+            .clone()
+            .unwrap_or(crate::config::MemoryStorage {
+                max_size: 256 << 20,
+                max_object_size: 8 << 20,
+                per_workspace_max: None,
+            });
+        let memory: &'static MemoryStore = Box::leak(Box::new(
+            MemoryStore::new(mem.max_size, mem.max_object_size)
+                .with_workspace_quota(mem.per_workspace_max),
+        ));
         if let Some(redis) = config.storage.redis.clone() {
             let memory = config.storage.memory.is_some().then_some(memory);
             return Self::with_redis(config, memory, &redis);
@@ -191,7 +194,10 @@ impl TagCache {
     ) -> pingora_error::Result<bool> {
         let req = session.req_header();
         if let Some(limit) = refuse::over_limit(req, &self.config.limits) {
-            self.metrics.limits.with_label_values(&[limit.label()]).inc();
+            self.metrics
+                .limits
+                .with_label_values(&[limit.label()])
+                .inc();
             refuse::limit(session, limit).await?;
             return Ok(true);
         }
@@ -263,8 +269,16 @@ impl TagCache {
                     .enable(self.storage, None, None, self.lock, Some(overrides));
             }
             Err(reason) => {
-                if matches!(reason, BypassReason::UriTooLong | BypassReason::TooManyParams | BypassReason::UnkeyedHeader) {
-                    self.metrics.limits.with_label_values(&[reason.as_str()]).inc();
+                if matches!(
+                    reason,
+                    BypassReason::UriTooLong
+                        | BypassReason::TooManyParams
+                        | BypassReason::UnkeyedHeader
+                ) {
+                    self.metrics
+                        .limits
+                        .with_label_values(&[reason.as_str()])
+                        .inc();
                 }
                 ctx.bypass = Some(reason);
             }
@@ -313,18 +327,19 @@ impl TagCache {
             Some(source) => Some(identity(req, source).ok_or(BypassReason::NoWorkspace)?),
             None => None,
         };
-        let values = key::query_values(
-            route,
-            req.uri.query(),
-            self.config.limits.max_query_params,
-        )?;
+        let values =
+            key::query_values(route, req.uri.query(), self.config.limits.max_query_params)?;
         if key::bypassed(route, &values) {
             return Err(BypassReason::Rule);
         }
         let user = if key::is_per_user(route, &values) {
             let source = tenant.user.as_ref().ok_or(BypassReason::NoUser)?;
             if jwt {
-                Some(verified.and_then(|v| v.user.as_deref()).ok_or(BypassReason::NoUser)?)
+                Some(
+                    verified
+                        .and_then(|v| v.user.as_deref())
+                        .ok_or(BypassReason::NoUser)?,
+                )
             } else {
                 Some(identity(req, source).ok_or(BypassReason::NoUser)?)
             }
@@ -334,8 +349,7 @@ impl TagCache {
         // RFC 9111 §3.5: a response to a request with Authorization is only
         // shared when the key holds the requester's identity, or when the
         // origin marked it shareable (checked on hit and on store).
-        ctx.auth_unscoped =
-            workspace.is_none() && req.headers.contains_key(header::AUTHORIZATION);
+        ctx.auth_unscoped = workspace.is_none() && req.headers.contains_key(header::AUTHORIZATION);
         ctx.strip_unkeyed = unkeyed && route.unkeyed_headers == UnkeyedAction::Strip;
         if route.honor_client_no_cache && client_wants_fresh(req) {
             ctx.client_no_cache = true;
@@ -379,7 +393,10 @@ impl TagCache {
         let primary = self
             .classify(req, route, &found.params, &mut ctx)
             .map_err(BypassReason::as_str)?;
-        Ok(CacheKey::new(primary, ctx.workspace.as_deref().unwrap_or("")))
+        Ok(CacheKey::new(
+            primary,
+            ctx.workspace.as_deref().unwrap_or(""),
+        ))
     }
 
     /// The cache key built in [`Self::request_cache_filter`]. Call from
@@ -411,12 +428,18 @@ impl TagCache {
                 Verdict::Valid => {}
                 Verdict::Purged => {
                     ctx.purged = Some("purged");
-                    self.metrics.purged_on_lookup.with_label_values(&["hard"]).inc();
+                    self.metrics
+                        .purged_on_lookup
+                        .with_label_values(&["hard"])
+                        .inc();
                     return Some(ForcedFreshness::ForceMiss);
                 }
                 Verdict::Stale(at) => {
                     ctx.purged = Some("soft-purged");
-                    self.metrics.purged_on_lookup.with_label_values(&["soft"]).inc();
+                    self.metrics
+                        .purged_on_lookup
+                        .with_label_values(&["soft"])
+                        .inc();
                     if is_fresh {
                         return Some(ForcedFreshness::ForceExpiredServeStale {
                             expired_at: Some(at),
@@ -458,7 +481,11 @@ impl TagCache {
     /// Strips the unkeyed headers from requests that use the cache (so the
     /// stored response cannot depend on them) and marks the start of the
     /// origin request. Call from `ProxyHttp::upstream_request_filter`.
-    pub fn upstream_request_filter(&self, upstream_request: &mut RequestHeader, ctx: &mut RequestCtx) {
+    pub fn upstream_request_filter(
+        &self,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) {
         if ctx.enabled && ctx.strip_unkeyed {
             for h in &self.config.unkeyed_headers {
                 upstream_request.remove_header(h);
@@ -513,7 +540,10 @@ impl TagCache {
         }
         if let Err(why) = verdict {
             if why == "too-large" {
-                self.metrics.limits.with_label_values(&["object-too-large"]).inc();
+                self.metrics
+                    .limits
+                    .with_label_values(&["object-too-large"])
+                    .inc();
             }
             ctx.not_stored = Some(why);
             return RespCacheable::Uncacheable(NoCacheReason::Custom(why));
@@ -525,7 +555,7 @@ impl TagCache {
             now,
             secs(route.stale_while_revalidate),
             secs(route.stale_if_error),
-            resp.clone(),
+            owned_header(resp),
         );
         Arc::new(EntryInfo {
             route: u16::try_from(index).unwrap_or(u16::MAX),
@@ -571,8 +601,7 @@ impl TagCache {
                 .find(req.uri.path())
                 .map(|m| m.params)
                 .unwrap_or_default();
-            let values = key::query_values(route, req.uri.query(), usize::MAX)
-                .unwrap_or_default();
+            let values = key::query_values(route, req.uri.query(), usize::MAX).unwrap_or_default();
             let vars = RouteVars {
                 route,
                 params: &params,
@@ -626,7 +655,12 @@ impl TagCache {
     }
 
     /// Adds the cache status headers. Call from `ProxyHttp::response_filter`.
-    pub fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
+    pub fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) {
         headers::decorate(session, resp, ctx);
         if ctx.status == Some(CacheStatus::Stale) && ctx.upstream_start.is_some() {
             // Stale served because the origin failed: Pingora closes this
@@ -722,19 +756,22 @@ fn identity<'r>(req: &'r RequestHeader, source: &IdentitySource) -> Option<&'r s
                 return None;
             }
             let v = v.to_str().ok()?.trim();
-            (!v.is_empty() && v.len() <= MAX_IDENTITY_LEN && v.bytes().all(|b| b.is_ascii_graphic()))
-                .then_some(v)
+            (!v.is_empty()
+                && v.len() <= MAX_IDENTITY_LEN
+                && v.bytes().all(|b| b.is_ascii_graphic()))
+            .then_some(v)
         }
     }
 }
 
 fn client_wants_fresh(req: &RequestHeader) -> bool {
     let cc = CacheControl::from_req_headers(req);
-    cc.is_some_and(|cc| cc.no_cache() || cc.has_key("max-age") && cc.max_age().ok().flatten() == Some(0))
-        || req
-            .headers
-            .get(header::PRAGMA)
-            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"no-cache"))
+    cc.is_some_and(|cc| {
+        cc.no_cache() || cc.has_key("max-age") && cc.max_age().ok().flatten() == Some(0)
+    }) || req
+        .headers
+        .get(header::PRAGMA)
+        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"no-cache"))
 }
 
 /// Whether an origin response may be stored; the error says why not.
@@ -765,7 +802,10 @@ fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(
                 return Err("vary-star");
             }
             let allowed = name.eq_ignore_ascii_case("accept-encoding")
-                || route.vary.iter().any(|v| v.as_str().eq_ignore_ascii_case(name));
+                || route
+                    .vary
+                    .iter()
+                    .any(|v| v.as_str().eq_ignore_ascii_case(name));
             if !allowed {
                 return Err("vary");
             }
@@ -780,6 +820,31 @@ fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(
         return Err("too-large");
     }
     Ok(())
+}
+
+/// A copy of `resp` that owns its bytes.
+///
+/// Pingora parses upstream headers as zero-copy slices of its read buffer; a
+/// stored clone would keep that whole buffer (4 KiB or more) alive for the
+/// entry's lifetime, outside the store's byte accounting. Copying names and
+/// values keeps `max_size` an honest bound on memory.
+fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
+    let Ok(mut out) = ResponseHeader::build_no_case(resp.status, Some(resp.headers.len())) else {
+        return resp.clone();
+    };
+    out.set_version(resp.version);
+    // A reason phrase that was valid on the way in is valid again.
+    let _ = out.set_reason_phrase(resp.get_reason_phrase());
+    for (name, value) in resp.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) else {
+            continue;
+        };
+        let _ = out.append_header(name, value);
+    }
+    out
 }
 
 fn secs(d: Duration) -> u32 {
