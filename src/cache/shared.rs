@@ -143,6 +143,10 @@ impl TagCache {
             return None;
         }
         ctx.purged = Some("unsynced");
+        self.metrics
+            .purged_on_lookup
+            .with_label_values(&["unsynced"])
+            .inc();
         Some(ForcedFreshness::ForceMiss)
     }
 

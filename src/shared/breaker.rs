@@ -162,7 +162,7 @@ mod tests {
         assert!(!b.failure());
         assert!(!b.failure());
         assert!(
-            b.success() == false,
+            !b.success(),
             "a success resets the count without a transition"
         );
         assert!(!b.failure());

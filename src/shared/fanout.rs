@@ -537,7 +537,9 @@ impl Fanout {
     }
 
     /// Applies one purge; acknowledges it when it is a sync purge.
-    fn apply(&self, purge: &Purge) {
+    /// Applies one purge. Returns its generation when it is a sync purge,
+    /// which the caller acknowledges.
+    fn apply(&self, purge: &Purge) -> Option<u64> {
         self.registry
             .apply(&purge.tags, purge.generation, purge.soft);
         {
@@ -551,8 +553,12 @@ impl Fanout {
                 state.last_log_id = Some(purge.id.clone());
             }
         }
-        if purge.sync {
-            let generation = purge.generation;
+        purge.sync.then_some(purge.generation)
+    }
+
+    /// Acknowledges every purge up to sync purge `generation` (applied in order).
+    fn ack(&self, generation: u64) {
+        {
             let shared = self.shared.clone();
             let ttl = (self.sync_timeout * 4).max(Duration::from_secs(10));
             self.shared.spawn(async move {
@@ -575,7 +581,11 @@ impl Fanout {
 
     fn on_message(&self, payload: &[u8]) {
         match parse_message(payload) {
-            Some(Message::Purge(p)) => self.apply(&p),
+            Some(Message::Purge(p)) => {
+                if let Some(generation) = self.apply(&p) {
+                    self.ack(generation);
+                }
+            }
             Some(Message::Ack) => self.acks.notify_waiters(),
             Some(Message::Floor { floor, id }) => {
                 self.registry.set_floor(floor);
@@ -657,6 +667,7 @@ impl Fanout {
             Some(id) => format!("({id}"),
             None => "-".to_string(),
         };
+        let mut sync_up_to = None;
         loop {
             let log = keys.log();
             let start = from.clone();
@@ -684,7 +695,9 @@ impl Fanout {
             for entry in &entries {
                 if let Some(purge) = parse_log_entry(entry) {
                     from = format!("({}", purge.id);
-                    self.apply(&purge);
+                    if let Some(generation) = self.apply(&purge) {
+                        sync_up_to = Some(generation);
+                    }
                 }
             }
             if n < REPLAY_BATCH {
@@ -693,6 +706,10 @@ impl Fanout {
         }
         // Every purge up to `epoch` was in the log we just read.
         self.registry.advance(epoch);
+        // One acknowledgement covers every sync purge replayed.
+        if let Some(generation) = sync_up_to {
+            self.ack(generation);
+        }
         let mut state = self.state.lock();
         if state.synced {
             drop(state);

@@ -259,6 +259,25 @@ pub fn encode(
     writer.finish()
 }
 
+thread_local! {
+    /// A decompression context per thread: creating one costs more than
+    /// decompressing a typical body.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses one frame of at most `capacity` bytes.
+fn decompress(frame: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match &mut *slot {
+            Some(d) => d,
+            empty => empty.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(frame, capacity)
+    })
+}
+
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -352,8 +371,7 @@ pub fn decode(value: Vec<u8>, max_body: usize) -> Result<Decoded, EnvelopeError>
     }
     let start = r.pos;
     let body = if flags & FLAG_ZSTD != 0 {
-        let raw =
-            zstd::bulk::decompress(&value[start..], body_len).map_err(|_| EnvelopeError::Body)?;
+        let raw = decompress(&value[start..], body_len).map_err(|_| EnvelopeError::Body)?;
         Bytes::from(raw)
     } else {
         value.slice(start..)

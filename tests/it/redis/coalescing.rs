@@ -85,7 +85,7 @@ async fn waiters_fetch_on_their_own_when_the_response_cannot_be_shared() {
 async fn without_redis_each_instance_still_coalesces_its_own_herd() {
     let mut redis = RedisServer::start();
     let origin = Origin::start();
-    let opts = RedisOpts::server(&redis);
+    let opts = RedisOpts::server(&redis).strict();
     let instances: Vec<_> = (0..2)
         .map(|_| Arc::new(proxy(origin.clone(), &opts)))
         .collect();

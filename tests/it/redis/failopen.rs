@@ -36,7 +36,7 @@ fn load(
                         .client
                         .get(p.url(&path))
                         .header("X-Workspace-ID", "w1")
-                        .timeout(Duration::from_secs(5))
+                        .timeout(Duration::from_secs(20))
                         .send()
                         .await;
                     match r {
@@ -44,8 +44,14 @@ fn load(
                             let _ = r.bytes().await;
                             ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
+                        other => {
+                            if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                                let what = match other {
+                                    Ok(r) => format!("status {}", r.status()),
+                                    Err(e) => format!("{e:?}"),
+                                };
+                                eprintln!("first client error on {path}: {what}");
+                            }
                         }
                     }
                 }
@@ -64,7 +70,7 @@ async fn redis_killed_mid_load_costs_no_client_error_and_recovers() {
     let mut redis = RedisServer::start();
     let port = redis.port;
     let origin = Origin::start();
-    let p = Arc::new(proxy(origin.clone(), &RedisOpts::server(&redis)));
+    let p = Arc::new(proxy(origin.clone(), &RedisOpts::server(&redis).strict()));
     wait_synced(&p).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed, tasks) = load(p.clone(), stop.clone());
@@ -119,7 +125,7 @@ async fn redis_killed_mid_load_costs_no_client_error_and_recovers() {
 async fn redis_frozen_mid_load_costs_no_client_error_and_recovers() {
     let mut redis = RedisServer::start();
     let origin = Origin::start();
-    let p = Arc::new(proxy(origin.clone(), &RedisOpts::server(&redis)));
+    let p = Arc::new(proxy(origin.clone(), &RedisOpts::server(&redis).strict()));
     wait_synced(&p).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed, tasks) = load(p.clone(), stop.clone());
@@ -166,7 +172,7 @@ async fn a_purge_while_redis_is_down_is_refused_then_sent_when_it_is_back() {
     let mut redis = RedisServer::start();
     let port = redis.port;
     let origin = Origin::start();
-    let opts = RedisOpts::server(&redis);
+    let opts = RedisOpts::server(&redis).strict();
     let a = proxy(origin.clone(), &opts);
     wait_synced(&a).await;
     a.get("/item/down", Some("w1"), None).await;

@@ -8,4 +8,5 @@ mod coalescing;
 mod failopen;
 mod fanout;
 mod tier;
+mod tls;
 mod util;

@@ -44,7 +44,7 @@ async fn an_entry_filled_on_one_instance_is_a_redis_hit_on_another_then_memory()
     let keys = redis.cli(&["KEYS", "tc:{*}"]);
     assert_eq!(keys.lines().count(), 1, "{keys}");
     let pttl: i64 = redis.cli(&["PTTL", keys.trim()]).parse().unwrap();
-    assert!((295_000..=300_000).contains(&pttl), "pttl {pttl}");
+    assert!((290_000..=300_000).contains(&pttl), "pttl {pttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,14 +67,16 @@ async fn redis_keeps_an_entry_through_its_stale_windows_and_serves_them() {
     all.sort();
     assert_eq!(all.len(), 2);
     assert!(
-        (59_000..=61_000).contains(&all[0]),
+        (55_000..=61_000).contains(&all[0]),
         "1s + 60s stale-if-error: {all:?}"
     );
-    assert!((359_000..=360_000).contains(&all[1]), "300s + 60s: {all:?}");
+    assert!((355_000..=360_000).contains(&all[1]), "300s + 60s: {all:?}");
 
     // Past its freshness, B still gets A's copy as stale when the origin fails.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let b = proxy(origin.clone(), &opts);
+    // Until it has replayed the purge log, B would not trust an entry this old.
+    wait_synced(&b).await;
     origin.set_down(true);
     let stale = b.get("/sie/1", Some("w1"), None).await;
     origin.set_down(false);

@@ -55,12 +55,44 @@ pub struct RedisServer {
     extra: Vec<String>,
     child: Option<Child>,
     paused: bool,
+    /// The CA to check the server with, when it speaks TLS.
+    tls_ca: Option<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port, without persistence.
     pub fn start() -> RedisServer {
         Self::start_with(free_port(), &[])
+    }
+
+    /// Starts a server that speaks only TLS, on a free port.
+    pub fn start_tls(cert: &str, key: &str, ca: &str) -> RedisServer {
+        let port = free_port();
+        let tls_port = port.to_string();
+        let tls = [
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            cert,
+            "--tls-key-file",
+            key,
+            "--tls-ca-cert-file",
+            ca,
+            "--tls-auth-clients",
+            "no",
+        ];
+        let mut server = RedisServer {
+            port,
+            dir: temp_dir("redis-tls"),
+            extra: tls.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            paused: false,
+            tls_ca: Some(ca.to_string()),
+        };
+        server.spawn();
+        server
     }
 
     /// Starts a server on a given port (to bring one back where it was).
@@ -75,6 +107,7 @@ impl RedisServer {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             paused: false,
+            tls_ca: None,
         };
         server.spawn();
         server
@@ -95,7 +128,7 @@ impl RedisServer {
         self.child = Some(child);
         self.paused = false;
         let start = Instant::now();
-        while redis_cli(self.port, &["PING"]) != "PONG" {
+        while self.cli(&["PING"]) != "PONG" {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "redis-server did not start on {}",
@@ -112,7 +145,14 @@ impl RedisServer {
 
     /// Runs a command with redis-cli and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
+        match &self.tls_ca {
+            None => redis_cli(self.port, args),
+            Some(ca) => {
+                let mut all = vec!["--tls", "--cacert", ca.as_str()];
+                all.extend_from_slice(args);
+                redis_cli(self.port, &all)
+            }
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -258,6 +298,11 @@ pub struct RedisOpts {
     pub extra: String,
     /// The key prefix (one per test, so tests sharing nothing stay apart).
     pub prefix: String,
+    /// `storage.redis.timeout`. Generous by default: tests run in parallel on
+    /// a busy machine, and only the fail-open tests want Redis to look sick.
+    pub timeout: String,
+    /// `storage.redis.breaker.failures`.
+    pub breaker_failures: u32,
 }
 
 impl RedisOpts {
@@ -267,6 +312,8 @@ impl RedisOpts {
             memory: true,
             extra: String::new(),
             prefix: "tc".into(),
+            timeout: "500ms".into(),
+            breaker_failures: 20,
         }
     }
 
@@ -276,12 +323,21 @@ impl RedisOpts {
             memory: true,
             extra: String::new(),
             prefix: "tc".into(),
+            timeout: "500ms".into(),
+            breaker_failures: 20,
         }
     }
 
     pub fn extra(mut self, yaml: &str) -> Self {
         self.extra.push_str(yaml);
         self.extra.push('\n');
+        self
+    }
+
+    /// A Redis that misses its timeout or fails 3 times in a row is sick.
+    pub fn strict(mut self) -> Self {
+        self.timeout = "100ms".into();
+        self.breaker_failures = 3;
         self
     }
 
@@ -322,10 +378,10 @@ admin:
 storage:
 {memory}  redis:
 {target}    prefix: "{prefix}"
-    timeout: 25ms
+    timeout: {timeout}
     heartbeat: {HEARTBEAT_MS}ms
     compress_above: 4KiB
-    breaker: {{ failures: 3, probe_interval: 200ms }}
+    breaker: {{ failures: {failures}, probe_interval: 200ms }}
 tenant:
   workspace: {{ header: X-Workspace-ID }}
   user: {{ header: X-User-ID }}
@@ -337,6 +393,8 @@ server:
 "#,
         origin = origin.addr,
         prefix = opts.prefix,
+        timeout = opts.timeout,
+        failures = opts.breaker_failures,
         extra = opts.extra,
     );
     let loaded = tagcache::config::load_str(&yaml, "redis-test.yaml", &|_| None)
