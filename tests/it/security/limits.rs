@@ -145,10 +145,13 @@ async fn an_admin_body_over_max_body_gets_413() {
     assert_eq!(limit_count(&p, "admin-body").await, 4);
 }
 
-/// One workspace filling the cache evicts only its own entries.
+/// One workspace filling the cache evicts only its own entries. The store
+/// (1 MiB) is smaller than what the noisy workspace asks for (1.2 MB), so
+/// without the quota its fills would push the quiet workspace out.
 #[tokio::test]
 async fn a_noisy_workspace_cannot_evict_the_others() {
     let p = Proxy::start_with(Options {
+        max_size: "1MiB".into(),
         memory_extra: "    per_workspace_max: 256KiB".into(),
         ..Options::default()
     });
