@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
                 workspace: body.workspace.clone(),
                 user: None,
             },
-            UrlItem::Full { url, workspace, user } => UrlTarget {
+            UrlItem::Full {
+                url,
+                workspace,
+                user,
+            } => UrlTarget {
                 url: url.clone(),
                 workspace: workspace.clone(),
                 user: user.clone(),
@@ -49,6 +53,8 @@ fn purger() -> &'static Purger {
     P.get_or_init(|| {
         let cache = common::header_cache();
         // The purger wants an Arc; a second TagCache on the same config is fine.
-        Purger::new(std::sync::Arc::new(tagcache::cache::TagCache::new(cache.config().clone())))
+        Purger::new(std::sync::Arc::new(tagcache::cache::TagCache::new(
+            cache.config().clone(),
+        )))
     })
 }

@@ -8,6 +8,7 @@
 //! deploy of the file cannot lock every user out at once.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,6 +108,9 @@ pub(super) struct Jwks {
     state: RwLock<State>,
     /// Held by the one request re-reading the file.
     reloading: Mutex<()>,
+    /// Bumped each time new keys are installed, so verifications remembered
+    /// under the old keys are not trusted any more.
+    generation: AtomicU64,
 }
 
 impl Jwks {
@@ -128,7 +132,16 @@ impl Jwks {
                 checked: Instant::now(),
             }),
             reloading: Mutex::new(()),
+            generation: AtomicU64::new(0),
         })
+    }
+
+    /// How many times new keys have been installed, after re-reading the
+    /// file if the interval is over (so remembered verifications cannot keep
+    /// the file from being checked).
+    pub(super) fn generation(&self) -> u64 {
+        drop(self.keys());
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The current keys, re-reading the file first if the interval is over.
@@ -166,6 +179,7 @@ impl Jwks {
                     source: text,
                     checked: Instant::now(),
                 };
+                self.generation.fetch_add(1, Ordering::AcqRel);
             }
             Err(e) => {
                 tracing::warn!(path = %self.path.display(), error = %e, "the JWKS file is not usable; keeping the current keys");

@@ -8,10 +8,23 @@
 //! `jsonwebtoken` itself refuses a key whose family does not match the
 //! token's algorithm. `alg: none` is not an algorithm `jsonwebtoken` knows, so
 //! such a token fails to parse.
+//!
+//! Verifying with a public key costs a few hundred microseconds (RSA and ECDSA
+//! in pure Rust), far more than a cache hit, and clients send the same token
+//! on every poll. So a successful public-key verification is remembered,
+//! keyed by the SHA-256 of the token, until the token's `exp` (plus leeway)
+//! or until the JWKS keys change; a token differing in any byte is verified
+//! in full. HMAC verification costs about as much as that hash, so HS*
+//! tokens are always verified.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use parking_lot::RwLock;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::jwks::{self, Jwks};
 use super::{valid_id, Claims, IdentityError, MAX_WORKSPACES};
@@ -79,6 +92,18 @@ pub fn check_key(algorithms: &[Algorithm], key: &JwtKey) -> Result<(), KeyError>
     }
 }
 
+/// Most verifications remembered; past it, expired ones are dropped, then all.
+const REMEMBERED: usize = 16 * 1024;
+
+/// A verification remembered (public-key algorithms only).
+struct Remembered {
+    claims: Arc<Claims>,
+    /// The token's `exp`.
+    exp: u64,
+    /// The JWKS generation it was verified under (0 for a PEM key).
+    generation: u64,
+}
+
 enum Keys {
     One(DecodingKey),
     Jwks(Jwks),
@@ -86,6 +111,8 @@ enum Keys {
 
 /// Verifies tokens against the configured key and rules, and reads their claims.
 pub struct JwtVerifier {
+    /// Successful public-key verifications, by SHA-256 of the token; `None` for HMAC.
+    remembered: Option<RwLock<HashMap<[u8; 32], Remembered>>>,
     validation: Validation,
     keys: Keys,
     workspace_claim: String,
@@ -138,7 +165,10 @@ impl JwtVerifier {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
+        let remembered = (alg.family() != jsonwebtoken::AlgorithmFamily::Hmac)
+            .then(|| RwLock::new(HashMap::new()));
         Ok(JwtVerifier {
+            remembered,
             validation,
             keys,
             workspace_claim: cfg.workspace_claim.clone(),
@@ -146,11 +176,60 @@ impl JwtVerifier {
         })
     }
 
+    fn generation(&self) -> u64 {
+        match &self.keys {
+            Keys::Jwks(set) => set.generation(),
+            Keys::One(_) => 0,
+        }
+    }
+
+    /// A remembered verification of the token with this digest, still valid.
+    fn recall(&self, digest: &[u8; 32]) -> Option<Claims> {
+        let map = self.remembered.as_ref()?.read();
+        let r = map.get(digest)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        // The same rule as jsonwebtoken's: expired once exp < now - leeway.
+        let fresh = r.exp.saturating_add(self.validation.leeway) >= now;
+        (fresh && r.generation == self.generation()).then(|| Claims::clone(&r.claims))
+    }
+
+    fn remember(&self, digest: [u8; 32], claims: &Claims, exp: u64, generation: u64) {
+        let Some(remembered) = &self.remembered else {
+            return;
+        };
+        let mut map = remembered.write();
+        if map.len() >= REMEMBERED {
+            let now = jsonwebtoken::get_current_timestamp();
+            let leeway = self.validation.leeway;
+            map.retain(|_, r| r.exp.saturating_add(leeway) >= now);
+            if map.len() >= REMEMBERED {
+                map.clear();
+            }
+        }
+        map.insert(
+            digest,
+            Remembered {
+                claims: Arc::new(claims.clone()),
+                exp,
+                generation,
+            },
+        );
+    }
+
     /// Verifies `token` and returns its claims.
     ///
     /// # Errors
     /// Why the token is not valid.
     pub fn verify(&self, token: &str) -> Result<Claims, IdentityError> {
+        let digest: Option<[u8; 32]> = self
+            .remembered
+            .as_ref()
+            .map(|_| Sha256::digest(token.as_bytes()).into());
+        if let Some(claims) = digest.as_ref().and_then(|d| self.recall(d)) {
+            return Ok(claims);
+        }
+        // Read before verifying: keys installed meanwhile make the memory stale, not wrong.
+        let generation = self.generation();
         let data = match &self.keys {
             Keys::One(key) => {
                 jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
@@ -167,11 +246,16 @@ impl JwtVerifier {
             }
         }
         .map_err(map_error)?;
-        claims(
+        let claims = claims(
             &data.claims,
             &self.workspace_claim,
             self.user_claim.as_deref(),
-        )
+        )?;
+        if let (Some(digest), Some(exp)) = (digest, data.claims.get("exp").and_then(Value::as_u64))
+        {
+            self.remember(digest, &claims, exp, generation);
+        }
+        Ok(claims)
     }
 }
 

@@ -268,3 +268,43 @@ fn jwks_file_is_reloaded_when_it_changes() {
     assert_eq!(v.verify(&new), ok());
     let _ = std::fs::remove_dir(&dir);
 }
+
+/// Public-key verifications are remembered; the memory must never outlive
+/// the token nor accept a different token.
+#[test]
+fn remembered_verifications_expire_and_never_match_another_token() {
+    let mut c = cfg(&[Algorithm::RS256], pem("rsa-public.pem"));
+    c.leeway = Duration::ZERO;
+    let v = JwtVerifier::new(&c).unwrap();
+    let exp = jsonwebtoken::get_current_timestamp() + 1;
+    let claims = json!({"exp": exp, "workspace_id": "w1", "sub": "u1"});
+    let t = encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &rsa("rsa-private.pem"),
+    )
+    .unwrap();
+    assert_eq!(v.verify(&t), ok());
+    assert_eq!(v.verify(&t), ok(), "from memory");
+    // One byte changed in the signature: verified in full, refused.
+    let mut forged = t.clone();
+    let last = if forged.ends_with('A') { "B" } else { "A" };
+    forged.replace_range(forged.len() - 1.., last);
+    assert_eq!(v.verify(&forged), Err(IdentityError::Signature));
+    // Another payload under the remembered token's signature.
+    let other = encode(
+        &Header::new(Algorithm::RS256),
+        &json!({"exp": exp, "workspace_id": "w2", "sub": "u1"}),
+        &rsa("rsa-private.pem"),
+    )
+    .unwrap();
+    let (head, rest) = t.split_once('.').unwrap();
+    let sig = rest.split_once('.').unwrap().1;
+    let spliced = format!("{head}.{}.{sig}", other.split('.').nth(1).unwrap());
+    assert_eq!(v.verify(&spliced), Err(IdentityError::Signature));
+    // Past exp, the remembered verification no longer counts.
+    while jsonwebtoken::get_current_timestamp() <= exp {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(v.verify(&t), Err(IdentityError::Expired));
+}
