@@ -479,8 +479,9 @@ impl TagCache {
     }
 
     /// Strips the unkeyed headers from requests that use the cache (so the
-    /// stored response cannot depend on them) and marks the start of the
-    /// origin request. Call from `ProxyHttp::upstream_request_filter`.
+    /// stored response cannot depend on them), sets the identity headers to
+    /// the verified identity in JWT mode, and marks the start of the origin
+    /// request. Call from `ProxyHttp::upstream_request_filter`.
     pub fn upstream_request_filter(
         &self,
         upstream_request: &mut RequestHeader,
@@ -489,6 +490,17 @@ impl TagCache {
         if ctx.enabled && ctx.strip_unkeyed {
             for h in &self.config.unkeyed_headers {
                 upstream_request.remove_header(h);
+            }
+        }
+        if let Some(v) = &ctx.verified {
+            // The origin sees the identity the key was built from, as an
+            // authenticating gateway would set it. `request_filter` already
+            // refused requests whose own headers said otherwise.
+            let tenant = &self.config.tenant;
+            for (source, value) in [(&tenant.workspace, &v.workspace), (&tenant.user, &v.user)] {
+                if let (Some(IdentitySource::Header(h)), Some(value)) = (source, value) {
+                    let _ = upstream_request.insert_header(h.clone(), value.as_ref());
+                }
             }
         }
         ctx.upstream_start = Some(std::time::Instant::now());

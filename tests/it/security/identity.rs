@@ -331,3 +331,21 @@ async fn non_utf8_identity_headers_are_refused() {
     assert_eq!(status, 401, "{text}");
     assert!(!text.contains("victim"));
 }
+
+/// In JWT mode the origin is told the identity the key was built from, even
+/// when the client sent no identity headers, so its answer and the key agree.
+#[tokio::test]
+async fn the_origin_sees_the_verified_identity() {
+    let p = hs256_proxy("");
+    let alice = token("w1", "alice");
+    let r = get(&p, "/item/who", Some(&alice), &[]).await;
+    assert_eq!(r.cache(), "MISS");
+    let body = r.json();
+    assert_eq!((body["workspace"].as_str(), body["user"].as_str()), (Some("w1"), Some("alice")));
+    let seen = p.origin.last_headers("/item/who");
+    assert!(seen.contains(&("x-workspace-id".into(), "w1".into())), "{seen:?}");
+    // A multi-workspace token acting in the workspace it names.
+    let both = hs256(&claims(json!(["w1", "w2"]), "bob"));
+    let r = get(&p, "/api/cache-settings/workspace/w2/counts", Some(&both), &[]).await;
+    assert_eq!(r.json()["workspace"], "w2");
+}
