@@ -393,15 +393,24 @@ storage: { memory: { max_size: 1MiB, per_workspace_max: 2MiB } }
 #[test]
 fn jwt_example_file_loads() {
     let source = include_str!("../../conf/tagcache.jwt.example.yaml");
-    let loaded = load_str(source, "conf/tagcache.jwt.example.yaml", &env)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let loaded =
+        load_str(source, "conf/tagcache.jwt.example.yaml", &env).unwrap_or_else(|e| panic!("{e}"));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let c = loaded.config;
     let jwt = c.tenant.jwt.as_ref().unwrap();
-    assert_eq!((jwt.workspace_claim.as_str(), jwt.user_claim.as_deref()), ("workspace_id", Some("sub")));
+    assert_eq!(
+        (jwt.workspace_claim.as_str(), jwt.user_claim.as_deref()),
+        ("workspace_id", Some("sub"))
+    );
     assert_eq!(c.storage.memory.unwrap().per_workspace_max, Some(32 << 20));
-    assert!(c.routes.iter().all(|r| r.unkeyed_headers == UnkeyedAction::Strip));
+    assert!(c
+        .routes
+        .iter()
+        .all(|r| r.unkeyed_headers == UnkeyedAction::Strip));
     // Without the secret in the environment it does not load, and says which variable.
-    let err = load_str(source, "x.yaml", &|n| (n == "TAGCACHE_ADMIN_TOKEN").then(|| "t".into())).unwrap_err();
+    let err = load_str(source, "x.yaml", &|n| {
+        (n == "TAGCACHE_ADMIN_TOKEN").then(|| "t".into())
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("JWT_SECRET"), "{err}");
 }

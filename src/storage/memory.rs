@@ -389,9 +389,9 @@ impl MemoryStore {
     /// Bytes the entries of `workspace` hold now (0 without a quota, which is what enables
     /// the per-workspace accounting).
     pub fn workspace_bytes(&self, workspace: &str) -> usize {
-        self.quota.as_ref().map_or(0, |q| {
-            q.usage.lock().get(workspace).map_or(0, |u| u.bytes)
-        })
+        self.quota
+            .as_ref()
+            .map_or(0, |q| q.usage.lock().get(workspace).map_or(0, |u| u.bytes))
     }
 
     /// Charges (`add`) or refunds a counted entry to its workspace. Called wherever the gauges

@@ -341,11 +341,23 @@ async fn the_origin_sees_the_verified_identity() {
     let r = get(&p, "/item/who", Some(&alice), &[]).await;
     assert_eq!(r.cache(), "MISS");
     let body = r.json();
-    assert_eq!((body["workspace"].as_str(), body["user"].as_str()), (Some("w1"), Some("alice")));
+    assert_eq!(
+        (body["workspace"].as_str(), body["user"].as_str()),
+        (Some("w1"), Some("alice"))
+    );
     let seen = p.origin.last_headers("/item/who");
-    assert!(seen.contains(&("x-workspace-id".into(), "w1".into())), "{seen:?}");
+    assert!(
+        seen.contains(&("x-workspace-id".into(), "w1".into())),
+        "{seen:?}"
+    );
     // A multi-workspace token acting in the workspace it names.
     let both = hs256(&claims(json!(["w1", "w2"]), "bob"));
-    let r = get(&p, "/api/cache-settings/workspace/w2/counts", Some(&both), &[]).await;
+    let r = get(
+        &p,
+        "/api/cache-settings/workspace/w2/counts",
+        Some(&both),
+        &[],
+    )
+    .await;
     assert_eq!(r.json()["workspace"], "w2");
 }
