@@ -438,7 +438,13 @@ impl MemoryStore {
     /// Makes room for `entry` within its workspace's quota by evicting that workspace's own
     /// oldest entries; returns false if the entry alone exceeds the quota. `previous` is what
     /// the entry's key holds now: replacing it frees its bytes. Called under the write lock.
-    fn make_room(&self, key: u128, entry: &Entry, previous: Option<&Slot>, gauges: &mut Gauges) -> bool {
+    fn make_room(
+        &self,
+        key: u128,
+        entry: &Entry,
+        previous: Option<&Slot>,
+        gauges: &mut Gauges,
+    ) -> bool {
         let (Some(quota), Some(ws)) = (&self.quota, workspace_of(entry)) else {
             return true;
         };
