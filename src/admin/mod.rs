@@ -64,7 +64,12 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
 }
 
 /// A JSON error `{"error": code, "message": ..., "field": ...}`.
-pub(crate) fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response<Vec<u8>> {
+pub(crate) fn error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+) -> Response<Vec<u8>> {
     let mut body = json!({ "error": code, "message": message });
     if let Some(f) = field {
         body["field"] = json!(f);
@@ -139,7 +144,12 @@ impl ServeHttp for AdminApp {
         }
         let admin = &self.cache().config().admin;
         if let Err(why) = auth::check_bearer(session.req_header(), admin.token.as_ref()) {
-            return error(StatusCode::UNAUTHORIZED, "unauthorized", why, Some("authorization"));
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                why,
+                Some("authorization"),
+            );
         }
         match (method.as_str(), path.as_str()) {
             ("GET", "/stats") => json_response(StatusCode::OK, &self.stats()),
@@ -153,14 +163,18 @@ impl ServeHttp for AdminApp {
                     .body(body)
                     .unwrap_or_default()
             }
-            ("POST", "/purge") => match read_body(session, admin.max_body, self.cache().metrics()).await {
-                Ok(body) => self.purge(session, &body).await,
-                Err(resp) => resp,
-            },
-            ("POST", "/events") => match read_body(session, admin.max_body, self.cache().metrics()).await {
-                Ok(body) => self.events(session, &body, false).await,
-                Err(resp) => resp,
-            },
+            ("POST", "/purge") => {
+                match read_body(session, admin.max_body, self.cache().metrics()).await {
+                    Ok(body) => self.purge(session, &body).await,
+                    Err(resp) => resp,
+                }
+            }
+            ("POST", "/events") => {
+                match read_body(session, admin.max_body, self.cache().metrics()).await {
+                    Ok(body) => self.events(session, &body, false).await,
+                    Err(resp) => resp,
+                }
+            }
             ("POST", p) if p == self.cache().config().purge.legacy_path => {
                 match read_body(session, admin.max_body, self.cache().metrics()).await {
                     Ok(body) => self.events(session, &body, true).await,
@@ -174,7 +188,12 @@ impl ServeHttp for AdminApp {
                 "method not allowed on this endpoint",
                 None,
             ),
-            _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint", None),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such admin endpoint",
+                None,
+            ),
         }
     }
 }
@@ -293,7 +312,11 @@ impl AdminApp {
         let [hits, misses, bypasses, stale, expired, revalidated] = totals;
         let served = hits + stale + revalidated;
         let lookups = served + misses + expired;
-        let hit_rate = if lookups == 0 { 0.0 } else { served as f64 / lookups as f64 };
+        let hit_rate = if lookups == 0 {
+            0.0
+        } else {
+            served as f64 / lookups as f64
+        };
         let stores: u64 = m.routes().iter().map(|r| r.stores.get()).sum();
         let purges: u64 = ["tag", "url", "workspace", "event", "legacy", "mixed"]
             .iter()
@@ -347,7 +370,12 @@ impl AdminApp {
             Ok(b) => b,
             Err((msg, field)) => {
                 m.purges.with_label_values(&["tag", "invalid"]).inc();
-                return error(StatusCode::BAD_REQUEST, "invalid_body", &msg, field.as_deref());
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    &msg,
+                    field.as_deref(),
+                );
             }
         };
         let mut hashes: Vec<u64> = parsed.tags.iter().map(|t| crate::tags::hash(t)).collect();
@@ -369,7 +397,11 @@ impl AdminApp {
                     workspace: hw.clone(),
                     user: hu.clone(),
                 },
-                UrlItem::Full { url, workspace, user } => UrlTarget {
+                UrlItem::Full {
+                    url,
+                    workspace,
+                    user,
+                } => UrlTarget {
                     url: url.clone(),
                     workspace: workspace.clone().or_else(|| hw.clone()),
                     user: user.clone().or_else(|| hu.clone()),
@@ -379,7 +411,12 @@ impl AdminApp {
                 Ok(h) => hashes.push(h),
                 Err(e) => {
                     m.purges.with_label_values(&["url", "invalid"]).inc();
-                    return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_url", &e.to_string(), Some("urls"));
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_url",
+                        &e.to_string(),
+                        Some("urls"),
+                    );
                 }
             }
         }
@@ -412,19 +449,37 @@ impl AdminApp {
             .headers
             .get("x-purge-soft")
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
-        match self.purger.url_tag(&UrlTarget { url, workspace, user }) {
+        match self.purger.url_tag(&UrlTarget {
+            url,
+            workspace,
+            user,
+        }) {
             Ok(h) => {
                 let report = self.purger.purge_hashes("url", &[h], soft).await;
                 json_response(purge_status(&report), &report_json(&report))
             }
             Err(e) => {
-                self.cache().metrics().purges.with_label_values(&["url", "invalid"]).inc();
-                error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_url", &e.to_string(), Some("url"))
+                self.cache()
+                    .metrics()
+                    .purges
+                    .with_label_values(&["url", "invalid"])
+                    .inc();
+                error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_url",
+                    &e.to_string(),
+                    Some("url"),
+                )
             }
         }
     }
 
-    async fn events(&self, session: &ServerSession, body: &[u8], legacy: bool) -> Response<Vec<u8>> {
+    async fn events(
+        &self,
+        session: &ServerSession,
+        body: &[u8],
+        legacy: bool,
+    ) -> Response<Vec<u8>> {
         let kind = if legacy { "legacy" } else { "event" };
         let m = self.cache().metrics();
         if let Some(v) = &self.verifier {
@@ -435,7 +490,12 @@ impl AdminApp {
                 .and_then(|h| h.to_str().ok());
             if let Err(e) = v.verify(header, body) {
                 m.purges.with_label_values(&[kind, "unauthorized"]).inc();
-                return error(StatusCode::UNAUTHORIZED, "bad_signature", &e.to_string(), Some("x-tagcache-signature"));
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "bad_signature",
+                    &e.to_string(),
+                    Some("x-tagcache-signature"),
+                );
             }
         }
         let config = self.cache().config();
@@ -446,10 +506,11 @@ impl AdminApp {
         };
         match resolved {
             Ok(tags) => {
-                let soft = !legacy && serde_json::from_slice::<Value>(body)
-                    .ok()
-                    .and_then(|v| v.get("soft").and_then(Value::as_bool))
-                    .unwrap_or(false);
+                let soft = !legacy
+                    && serde_json::from_slice::<Value>(body)
+                        .ok()
+                        .and_then(|v| v.get("soft").and_then(Value::as_bool))
+                        .unwrap_or(false);
                 let report = self.purger.purge_tags(kind, &tags, soft).await;
                 let mut out = report_json(&report);
                 out["tags"] = json!(tags);
@@ -459,7 +520,9 @@ impl AdminApp {
                 m.purges.with_label_values(&[kind, "invalid"]).inc();
                 let (status, code) = match &e {
                     EventError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
-                    EventError::UnknownEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_event"),
+                    EventError::UnknownEvent { .. } => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_event")
+                    }
                     _ => (StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
                 };
                 error(status, code, &e.to_string(), e.field())

@@ -14,10 +14,9 @@ use http::HeaderName;
 use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
     Admin, BypassCondition, BypassRule, Coalescing, Config, Consistency, IdentitySource, Jwt,
-    JwtKey, KeySpec, RedisStorage, RedisTarget,
-    Limits, MemoryStorage, OnInvalid, PerUserRule, Purge, Route, RouteMethod, Secret, Segment,
-    Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery,
-    Upstream,
+    JwtKey, KeySpec, Limits, MemoryStorage, OnInvalid, PerUserRule, Purge, RedisStorage,
+    RedisTarget, Route, RouteMethod, Secret, Segment, Server, Storage, TagHeader, Template,
+    TemplatePart, Tenant, UnkeyedAction, UnknownQuery, Upstream,
 };
 use super::raw::{self, Spanned};
 use super::template;
@@ -528,7 +527,9 @@ impl Cx<'_> {
                         self.error(
                             node.pos,
                             "storage.redis.cluster node is not host:port or a Redis URL",
-                            Some("e.g. \"10.0.0.1:6379\" or \"rediss://10.0.0.1:6380\"".to_string()),
+                            Some(
+                                "e.g. \"10.0.0.1:6379\" or \"rediss://10.0.0.1:6380\"".to_string(),
+                            ),
                         );
                     }
                     nodes.push(Secret::new(text));
@@ -536,7 +537,11 @@ impl Cx<'_> {
                 Some(RedisTarget::Cluster(nodes))
             }
             (None, None) => {
-                self.missing_keys(pos, "storage.redis", &[("url", false, "url: \"${REDIS_URL}\"")]);
+                self.missing_keys(
+                    pos,
+                    "storage.redis",
+                    &[("url", false, "url: \"${REDIS_URL}\"")],
+                );
                 None
             }
         };
@@ -583,8 +588,11 @@ impl Cx<'_> {
             "storage.redis.max_object_size",
         );
         let breaker = raw.breaker.map(|b| b.value).unwrap_or_default();
-        let breaker_failures =
-            self.count(breaker.failures.as_ref(), 5, "storage.redis.breaker.failures");
+        let breaker_failures = self.count(
+            breaker.failures.as_ref(),
+            5,
+            "storage.redis.breaker.failures",
+        );
         let probe_interval = self.positive_duration(
             breaker.probe_interval.as_ref(),
             Duration::from_secs(1),
@@ -609,7 +617,11 @@ impl Cx<'_> {
     }
 
     fn tenant(&mut self, raw: Option<Spanned<raw::Tenant>>) -> Tenant {
-        let Some(Spanned { value: mut raw, pos }) = raw else {
+        let Some(Spanned {
+            value: mut raw,
+            pos,
+        }) = raw
+        else {
             return Tenant::default();
         };
         if let Some(jwt) = raw.jwt.take() {
@@ -630,7 +642,10 @@ impl Cx<'_> {
                     cx.error(
                         claim.pos,
                         format!("{what}.claim needs tenant.jwt"),
-                        Some("add tenant.jwt to verify tokens, or read the identity from a header".to_string()),
+                        Some(
+                            "add tenant.jwt to verify tokens, or read the identity from a header"
+                                .to_string(),
+                        ),
                     );
                 }
                 cx.missing_keys(pos, what, &[("header", value.header.is_some(), example)]);
@@ -669,16 +684,24 @@ impl Cx<'_> {
     /// only name (and must agree with) what the token allows.
     fn jwt_tenant(&mut self, pos: Pos, raw: raw::Tenant, jwt: Spanned<raw::Jwt>) -> Tenant {
         let identity = |cx: &mut Self,
-                            field: Option<Spanned<raw::Identity>>,
-                            what: &str,
-                            claim_example: &str,
-                            default_header: &'static str| {
+                        field: Option<Spanned<raw::Identity>>,
+                        what: &str,
+                        claim_example: &str,
+                        default_header: &'static str| {
             let Spanned { value, pos } = field?;
-            cx.missing_keys(pos, what, &[("claim", value.claim.is_some(), claim_example)]);
+            cx.missing_keys(
+                pos,
+                what,
+                &[("claim", value.claim.is_some(), claim_example)],
+            );
             let claim = value.claim.and_then(|c| {
                 let name = c.value.trim().to_string();
                 if name.is_empty() {
-                    cx.error(c.pos, format!("{what}.claim is empty"), Some(claim_example.to_string()));
+                    cx.error(
+                        c.pos,
+                        format!("{what}.claim is empty"),
+                        Some(claim_example.to_string()),
+                    );
                     None
                 } else {
                     Some(name)
@@ -690,7 +713,13 @@ impl Cx<'_> {
             };
             Some((claim, header))
         };
-        let workspace = identity(self, raw.workspace, "tenant.workspace", "claim: workspace_id", "x-workspace-id");
+        let workspace = identity(
+            self,
+            raw.workspace,
+            "tenant.workspace",
+            "claim: workspace_id",
+            "x-workspace-id",
+        );
         let user = identity(self, raw.user, "tenant.user", "claim: sub", "x-user-id");
         if workspace.is_none() {
             self.error(
@@ -701,7 +730,11 @@ impl Cx<'_> {
         }
         let workspace_param = match raw.workspace_param {
             Some(field) if field.value.trim().is_empty() => {
-                self.error(field.pos, "tenant.workspace_param is empty", Some("e.g. workspace_param: workspace_id".to_string()));
+                self.error(
+                    field.pos,
+                    "tenant.workspace_param is empty",
+                    Some("e.g. workspace_param: workspace_id".to_string()),
+                );
                 "workspace_id".to_string()
             }
             Some(field) => field.value.trim().to_string(),
@@ -712,7 +745,12 @@ impl Cx<'_> {
             Some((claim, header)) => (claim, header),
             None => (None, None),
         };
-        let jwt = self.jwt(jwt, workspace_claim.unwrap_or_default(), user_claim, workspace_param);
+        let jwt = self.jwt(
+            jwt,
+            workspace_claim.unwrap_or_default(),
+            user_claim,
+            workspace_param,
+        );
         Tenant {
             workspace: workspace_header.map(IdentitySource::Header),
             user: user_header.map(IdentitySource::Header),
@@ -732,14 +770,22 @@ impl Cx<'_> {
         self.missing_keys(
             pos,
             "tenant.jwt",
-            &[("algorithms", raw.algorithms.is_some(), "algorithms: [HS256]")],
+            &[(
+                "algorithms",
+                raw.algorithms.is_some(),
+                "algorithms: [HS256]",
+            )],
         );
         let mut algorithms: Vec<Algorithm> = Vec::new();
         let mut ok = true;
         let mut mixed = false;
         if let Some(list) = &raw.algorithms {
             if list.value.0.is_empty() {
-                self.error(list.pos, "tenant.jwt.algorithms is empty", Some("e.g. algorithms: [RS256]".to_string()));
+                self.error(
+                    list.pos,
+                    "tenant.jwt.algorithms is empty",
+                    Some("e.g. algorithms: [RS256]".to_string()),
+                );
                 ok = false;
             }
             for name in &list.value.0 {
@@ -759,17 +805,24 @@ impl Cx<'_> {
                         ok = false;
                     }
                     _ => {
-                        let hint = did_you_mean(text, JWT_ALGORITHMS).map_or(String::new(), |m| format!("{m} "));
+                        let hint = did_you_mean(text, JWT_ALGORITHMS)
+                            .map_or(String::new(), |m| format!("{m} "));
                         self.error(
                             name.pos,
                             format!("unknown JWT algorithm {text:?}"),
-                            Some(format!("{hint}algorithms are {}", JWT_ALGORITHMS.join(", "))),
+                            Some(format!(
+                                "{hint}algorithms are {}",
+                                JWT_ALGORITHMS.join(", ")
+                            )),
                         );
                         ok = false;
                     }
                 }
             }
-            if algorithms.iter().any(|a| a.family() != algorithms[0].family()) {
+            if algorithms
+                .iter()
+                .any(|a| a.family() != algorithms[0].family())
+            {
                 self.error(
                     list.pos,
                     "tenant.jwt.algorithms mixes key types",
@@ -807,20 +860,21 @@ impl Cx<'_> {
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        let read = |cx: &mut Self, field: &Spanned<String>| -> Option<(std::path::PathBuf, Vec<u8>)> {
-            let path = base.join(field.value.trim());
-            match std::fs::read(&path) {
-                Ok(bytes) => Some((path, bytes)),
-                Err(e) => {
-                    cx.error(
-                        field.pos,
-                        format!("cannot read {}: {e}", path.display()),
-                        Some("paths are relative to the config file".to_string()),
-                    );
-                    None
+        let read =
+            |cx: &mut Self, field: &Spanned<String>| -> Option<(std::path::PathBuf, Vec<u8>)> {
+                let path = base.join(field.value.trim());
+                match std::fs::read(&path) {
+                    Ok(bytes) => Some((path, bytes)),
+                    Err(e) => {
+                        cx.error(
+                            field.pos,
+                            format!("cannot read {}: {e}", path.display()),
+                            Some("paths are relative to the config file".to_string()),
+                        );
+                        None
+                    }
                 }
-            }
-        };
+            };
         let reload_interval = self.positive_duration(
             raw.reload_interval.as_ref(),
             Duration::from_secs(60),
@@ -898,14 +952,21 @@ impl Cx<'_> {
             }
             key = Some(candidate);
         }
-        let list = |cx: &mut Self, field: Option<Spanned<raw::OneOrMany<Spanned<String>>>>, what: &str| {
-            let Some(field) = field else { return Vec::new() };
-            let values: Vec<String> = field.value.0.into_iter().map(|v| v.value).collect();
-            if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
-                cx.error(field.pos, format!("tenant.jwt.{what} has an empty value"), None);
-            }
-            values
-        };
+        let list =
+            |cx: &mut Self, field: Option<Spanned<raw::OneOrMany<Spanned<String>>>>, what: &str| {
+                let Some(field) = field else {
+                    return Vec::new();
+                };
+                let values: Vec<String> = field.value.0.into_iter().map(|v| v.value).collect();
+                if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
+                    cx.error(
+                        field.pos,
+                        format!("tenant.jwt.{what} has an empty value"),
+                        None,
+                    );
+                }
+                values
+            };
         let issuer = list(self, raw.issuer, "issuer");
         let audience = list(self, raw.audience, "audience");
         let leeway = self.duration(raw.leeway.as_ref(), Duration::from_secs(30));
@@ -914,7 +975,10 @@ impl Cx<'_> {
                 self.error(
                     field.pos,
                     format!("tenant.jwt.leeway is over {}s", MAX_LEEWAY.as_secs()),
-                    Some("leeway covers clock skew; a long one keeps expired tokens valid".to_string()),
+                    Some(
+                        "leeway covers clock skew; a long one keeps expired tokens valid"
+                            .to_string(),
+                    ),
                 );
             }
         }
@@ -937,7 +1001,12 @@ impl Cx<'_> {
     }
 
     /// `debug_headers`, refused on a listener other hosts can reach unless forced.
-    fn debug_headers(&mut self, raw: Option<Spanned<bool>>, force: Option<bool>, listen: SocketAddr) -> bool {
+    fn debug_headers(
+        &mut self,
+        raw: Option<Spanned<bool>>,
+        force: Option<bool>,
+        listen: SocketAddr,
+    ) -> bool {
         let Some(field) = raw else {
             return false;
         };
@@ -951,14 +1020,21 @@ impl Cx<'_> {
         field.value
     }
 
-    fn unkeyed_header_names(&mut self, raw: Option<Spanned<Vec<Spanned<String>>>>) -> Vec<HeaderName> {
+    fn unkeyed_header_names(
+        &mut self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+    ) -> Vec<HeaderName> {
         let Some(list) = raw else {
             return DEFAULT_UNKEYED_HEADERS
                 .iter()
                 .map(|h| HeaderName::from_static(h))
                 .collect();
         };
-        let mut out: Vec<HeaderName> = list.value.iter().filter_map(|h| self.header_name(h)).collect();
+        let mut out: Vec<HeaderName> = list
+            .value
+            .iter()
+            .filter_map(|h| self.header_name(h))
+            .collect();
         out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         out.dedup();
         out
@@ -1136,13 +1212,19 @@ impl Cx<'_> {
 
     /// `route.vary`: header names; identity headers are refused, since the
     /// key already holds the verified (or trusted) identity.
-    fn vary(&mut self, raw: Option<Spanned<Vec<Spanned<String>>>>, scope: &RouteScope<'_>) -> Vec<HeaderName> {
+    fn vary(
+        &mut self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+        scope: &RouteScope<'_>,
+    ) -> Vec<HeaderName> {
         let Some(list) = raw else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for field in &list.value {
-            let Some(name) = self.header_name(field) else { continue };
+            let Some(name) = self.header_name(field) else {
+                continue;
+            };
             let identity = |s: &Option<IdentitySource>| matches!(s, Some(IdentitySource::Header(h)) if *h == name);
             if name == http::header::AUTHORIZATION
                 || name == http::header::COOKIE
@@ -1424,7 +1506,9 @@ impl Cx<'_> {
                     self.report.warning(
                         field.pos,
                         "purge.consistency: sync has no effect without storage.redis",
-                        Some("one instance applies every purge before answering anyway".to_string()),
+                        Some(
+                            "one instance applies every purge before answering anyway".to_string(),
+                        ),
                     );
                 }
                 match field.value {
