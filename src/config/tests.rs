@@ -1016,7 +1016,10 @@ fn redis_tier_loads_with_its_defaults_and_hides_its_url() {
     assert_eq!(c.purge.consistency, Consistency::Sync);
     assert_eq!(c.purge.sync_timeout, Duration::from_secs(2));
     assert!(c.coalescing.across_instances);
-    assert!(!format!("{loaded:?}").contains("hunter2"), "the URL is a secret");
+    assert!(
+        !format!("{loaded:?}").contains("hunter2"),
+        "the URL is a secret"
+    );
 
     // Redis alone, a cluster, and every key set.
     let loaded = loads(
@@ -1040,10 +1043,18 @@ coalescing: { across_instances: false }
     let r = s.redis.as_ref().expect("redis tier");
     assert!(matches!(&r.target, RedisTarget::Cluster(nodes) if nodes.len() == 2));
     assert_eq!(
-        (r.prefix.as_str(), r.timeout, r.compress_above, r.max_object_size),
+        (
+            r.prefix.as_str(),
+            r.timeout,
+            r.compress_above,
+            r.max_object_size
+        ),
         ("tc-prod", Duration::from_millis(10), 1024, 2 << 20)
     );
-    assert_eq!((r.breaker_failures, r.probe_interval), (2, Duration::from_secs(3)));
+    assert_eq!(
+        (r.breaker_failures, r.probe_interval),
+        (2, Duration::from_secs(3))
+    );
     assert_eq!(r.heartbeat, Duration::from_millis(250));
     assert!(!loaded.config.coalescing.across_instances);
 }
@@ -1088,7 +1099,9 @@ storage:
     url: "redis://127.0.0.1"
     cluster: ["10.0.0.1:7000", "no-port", "10.0.0.1:0"]
 "#,
-        &[r#"5:14: storage.redis has both url and cluster | hint: keep url for one server, or cluster for a Redis Cluster"#],
+        &[
+            r#"5:14: storage.redis has both url and cluster | hint: keep url for one server, or cluster for a Redis Cluster"#,
+        ],
     );
     check(
         r#"
@@ -1105,6 +1118,7 @@ storage:
     // Sync consistency without Redis is only a warning.
     let loaded = loads("upstream: { address: \"127.0.0.1:3000\" }\npurge: { consistency: sync }\n");
     assert_eq!(loaded.warnings.len(), 1);
-    assert!(loaded.warnings[0].message.contains("no effect without storage.redis"));
+    assert!(loaded.warnings[0]
+        .message
+        .contains("no effect without storage.redis"));
 }
-

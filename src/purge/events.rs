@@ -131,12 +131,18 @@ fn objects(body: &[u8]) -> Result<Vec<serde_json::Map<String, Value>>, EventErro
         .collect()
 }
 
-fn render_all(templates: &[Template], fields: &Fields<'_>, event: &str) -> Result<Vec<String>, EventError> {
+fn render_all(
+    templates: &[Template],
+    fields: &Fields<'_>,
+    event: &str,
+) -> Result<Vec<String>, EventError> {
     let mut vars = BTreeMap::new();
     for t in templates {
         for part in &t.parts {
             let name = match part {
-                crate::config::TemplatePart::Var(n) | crate::config::TemplatePart::Query(n) => n.as_str(),
+                crate::config::TemplatePart::Var(n) | crate::config::TemplatePart::Query(n) => {
+                    n.as_str()
+                }
                 crate::config::TemplatePart::Workspace => "workspace_id",
                 crate::config::TemplatePart::User => "user_id",
                 crate::config::TemplatePart::Literal(_) => continue,

@@ -88,7 +88,12 @@ impl Purger {
     }
 
     /// Purges tag names, as given (no namespacing).
-    pub async fn purge_tags(&self, kind: &'static str, names: &[String], soft: bool) -> PurgeReport {
+    pub async fn purge_tags(
+        &self,
+        kind: &'static str,
+        names: &[String],
+        soft: bool,
+    ) -> PurgeReport {
         let hashes: Vec<u64> = names.iter().map(|t| tags::hash(t)).collect();
         self.purge_hashes(kind, &hashes, soft).await
     }
@@ -96,7 +101,12 @@ impl Purger {
     /// Purges already-hashed tags in one step: in this instance's registry
     /// and, with the Redis tier, on every instance (see `shared::fanout`).
     /// Either way the purge has taken effect here when this returns.
-    pub async fn purge_hashes(&self, kind: &'static str, hashes: &[u64], soft: bool) -> PurgeReport {
+    pub async fn purge_hashes(
+        &self,
+        kind: &'static str,
+        hashes: &[u64],
+        soft: bool,
+    ) -> PurgeReport {
         let start = Instant::now();
         let (epoch, shared, not_shared) = match self.cache.fanout() {
             None => (self.cache.registry().purge(hashes, soft), None, None),
@@ -110,7 +120,11 @@ impl Purger {
         };
         let took = start.elapsed();
         let m = self.cache.metrics();
-        let result = if not_shared.is_some() { "not_shared" } else { "ok" };
+        let result = if not_shared.is_some() {
+            "not_shared"
+        } else {
+            "ok"
+        };
         m.purges.with_label_values(&[kind, result]).inc();
         m.tags_purged.inc_by(hashes.len() as u64);
         m.purge_latency.observe(took.as_secs_f64());

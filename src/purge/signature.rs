@@ -88,7 +88,8 @@ impl Verifier {
         mac.update(t.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        mac.verify_slice(&v1).map_err(|_| SignatureError::Mismatch)?;
+        mac.verify_slice(&v1)
+            .map_err(|_| SignatureError::Mismatch)?;
         let mut seen = self.seen.lock();
         seen.retain(|_, at| now.abs_diff(*at) <= REPLAY_WINDOW.as_secs());
         if seen.contains_key(&v1) || seen.len() >= MAX_REMEMBERED {
@@ -119,15 +120,33 @@ mod tests {
         let now = 1_800_000_000;
         let sig = sign("s3cret", now, b"{}");
         assert_eq!(v.verify_at(Some(&sig), b"{}", now), Ok(()));
-        assert_eq!(v.verify_at(Some(&sig), b"{}", now), Err(SignatureError::Replayed));
+        assert_eq!(
+            v.verify_at(Some(&sig), b"{}", now),
+            Err(SignatureError::Replayed)
+        );
         let sig2 = sign("s3cret", now, b"{}x");
-        assert_eq!(v.verify_at(Some(&sig2), b"{}", now), Err(SignatureError::Mismatch));
+        assert_eq!(
+            v.verify_at(Some(&sig2), b"{}", now),
+            Err(SignatureError::Mismatch)
+        );
         let old = sign("s3cret", now - 301, b"{}");
-        assert_eq!(v.verify_at(Some(&old), b"{}", now), Err(SignatureError::Expired));
+        assert_eq!(
+            v.verify_at(Some(&old), b"{}", now),
+            Err(SignatureError::Expired)
+        );
         let wrong = sign("other", now, b"{}");
-        assert_eq!(v.verify_at(Some(&wrong), b"{}", now), Err(SignatureError::Mismatch));
+        assert_eq!(
+            v.verify_at(Some(&wrong), b"{}", now),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(v.verify_at(None, b"{}", now), Err(SignatureError::Missing));
-        assert_eq!(v.verify_at(Some("t=1"), b"{}", now), Err(SignatureError::Malformed));
-        assert_eq!(v.verify_at(Some("v1=zz,t=x"), b"{}", now), Err(SignatureError::Malformed));
+        assert_eq!(
+            v.verify_at(Some("t=1"), b"{}", now),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            v.verify_at(Some("v1=zz,t=x"), b"{}", now),
+            Err(SignatureError::Malformed)
+        );
     }
 }
