@@ -17,7 +17,14 @@ use tagcache::route::Router;
 
 fn contact_list() -> Route {
     let mut query: Vec<String> = [
-        "page", "pageSize", "filter", "search", "assignedTo", "sortBy", "sortOrder", "columnId",
+        "page",
+        "pageSize",
+        "filter",
+        "search",
+        "assignedTo",
+        "sortBy",
+        "sortOrder",
+        "columnId",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -73,14 +80,19 @@ fn key_path(c: &mut Criterion) {
     let router = Router::new(&routes);
     let path = "/api/boards/7f3c2a/contacts";
     let query = "page=3&pageSize=50&filter=open&sortBy=last_message_time&search=ann%20lee";
-    c.bench_function("key/route_match", |b| b.iter(|| router.find(black_box(path))));
+    c.bench_function("key/route_match", |b| {
+        b.iter(|| router.find(black_box(path)))
+    });
     c.bench_function("key/build", |b| {
         b.iter(|| {
             let m = router.find(black_box(path)).expect("matches");
             let values = key::query_values(&route, Some(black_box(query)), 64).expect("keyable");
             assert!(!key::bypassed(&route, &values));
             let user = key::is_per_user(&route, &values).then_some("u1");
-            let id = Identity { workspace: Some("ws_42"), user };
+            let id = Identity {
+                workspace: Some("ws_42"),
+                user,
+            };
             key::primary(&route, id, &m.params, &values)
         })
     });
@@ -88,7 +100,10 @@ fn key_path(c: &mut Criterion) {
         b.iter(|| {
             let m = router.find(black_box(path)).expect("matches");
             let values = key::query_values(&route, Some(black_box(query)), 64).expect("keyable");
-            let id = Identity { workspace: Some("ws_42"), user: None };
+            let id = Identity {
+                workspace: Some("ws_42"),
+                user: None,
+            };
             let k = CacheKey::new(key::primary(&route, id, &m.params, &values), "ws_42");
             k.combined_bin()
         })

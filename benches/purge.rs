@@ -75,7 +75,10 @@ fn purge_latency(c: &mut Criterion) {
             .expect("never suspends")
             .expect("lookup")
             .expect("stored");
-        assert_eq!(registry.check(EntryInfo::of(&m).expect("info")), Verdict::Purged);
+        assert_eq!(
+            registry.check(EntryInfo::of(&m).expect("info")),
+            Verdict::Purged
+        );
     }
     group.finish();
 }
@@ -90,7 +93,12 @@ fn hit_overhead(c: &mut Criterion) {
     group.bench_function("hit_without_check", |b| {
         b.iter(|| {
             i = (i + 7919) % keys.len();
-            let (m, mut h) = store.lookup(&keys[i], &span).now_or_never().unwrap().unwrap().unwrap();
+            let (m, mut h) = store
+                .lookup(&keys[i], &span)
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+                .unwrap();
             let body = h.read_body().now_or_never().unwrap().unwrap();
             black_box((m, body))
         })
@@ -98,19 +106,31 @@ fn hit_overhead(c: &mut Criterion) {
     group.bench_function("hit_with_check_no_purges", |b| {
         b.iter(|| {
             i = (i + 7919) % keys.len();
-            let (m, mut h) = store.lookup(&keys[i], &span).now_or_never().unwrap().unwrap().unwrap();
+            let (m, mut h) = store
+                .lookup(&keys[i], &span)
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+                .unwrap();
             let v = registry.check(EntryInfo::of(&m).unwrap());
             let body = h.read_body().now_or_never().unwrap().unwrap();
             black_box((m, body, v))
         })
     });
     // Purges of unrelated tags force the slow path: one table probe per tag.
-    let unrelated: Vec<u64> = (0..10_000).map(|i| tags::hash(&format!("other:{i}"))).collect();
+    let unrelated: Vec<u64> = (0..10_000)
+        .map(|i| tags::hash(&format!("other:{i}")))
+        .collect();
     registry.purge(&unrelated, false);
     group.bench_function("hit_with_check_after_unrelated_purges", |b| {
         b.iter(|| {
             i = (i + 7919) % keys.len();
-            let (m, mut h) = store.lookup(&keys[i], &span).now_or_never().unwrap().unwrap().unwrap();
+            let (m, mut h) = store
+                .lookup(&keys[i], &span)
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+                .unwrap();
             let v = registry.check(EntryInfo::of(&m).unwrap());
             let body = h.read_body().now_or_never().unwrap().unwrap();
             black_box((m, body, v))
@@ -131,9 +151,14 @@ fn hit_overhead(c: &mut Criterion) {
         b.iter(|| fresh.check(black_box(&info)))
     });
     let busy = TagRegistry::new(Duration::from_secs(3600));
-    let info = EntryInfo { born: busy.epoch(), ..info };
+    let info = EntryInfo {
+        born: busy.epoch(),
+        ..info
+    };
     busy.purge(&unrelated, false);
-    group.bench_function("slow_path_4_tags", |b| b.iter(|| busy.check(black_box(&info))));
+    group.bench_function("slow_path_4_tags", |b| {
+        b.iter(|| busy.check(black_box(&info)))
+    });
     group.finish();
 }
 

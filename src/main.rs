@@ -53,7 +53,11 @@ fn main() -> ExitCode {
                 for w in &loaded.warnings {
                     eprintln!("{w}");
                 }
-                println!("{}: ok ({} routes)", config.display(), loaded.config.routes.len());
+                println!(
+                    "{}: ok ({} routes)",
+                    config.display(),
+                    loaded.config.routes.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -83,7 +87,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Purge { tags, soft, admin, token } => {
+        Command::Purge {
+            tags,
+            soft,
+            admin,
+            token,
+        } => {
             let body = serde_json::json!({ "tags": tags, "soft": soft }).to_string();
             match tagcache::admin::client::post_json(&admin, "/purge", token.as_deref(), &body) {
                 Ok(a) if a.status == 200 => {

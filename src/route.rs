@@ -103,26 +103,35 @@ mod tests {
     fn seg(p: &str) -> Vec<Segment> {
         p.trim_start_matches('/')
             .split('/')
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => Segment::Param(name.to_string()),
-                None => Segment::Literal(s.to_string()),
-            })
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => Segment::Param(name.to_string()),
+                    None => Segment::Literal(s.to_string()),
+                },
+            )
             .collect()
     }
 
     fn router() -> Router {
         Router {
-            routes: ["/api/boards/{board_id}/contacts", "/api/contacts/{id}", "/api/boards/special/contacts"]
-                .iter()
-                .map(|p| CompiledRoute { segments: seg(p) })
-                .collect(),
+            routes: [
+                "/api/boards/{board_id}/contacts",
+                "/api/contacts/{id}",
+                "/api/boards/special/contacts",
+            ]
+            .iter()
+            .map(|p| CompiledRoute { segments: seg(p) })
+            .collect(),
         }
     }
 
     fn check(path: &str, expected: Option<(usize, &[&str])>) {
         let got = router().find(path);
         let got = got.as_ref().map(|m| {
-            (m.index, m.params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())
+            (
+                m.index,
+                m.params.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
+            )
         });
         let expected = expected.map(|(i, p)| (i, p.to_vec()));
         assert_eq!(got, expected, "path {path}");

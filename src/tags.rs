@@ -105,7 +105,10 @@ fn placeholder(part: &TemplatePart) -> String {
 
 /// Splits an origin tag header value (`Surrogate-Key: a b`, `Cache-Tag: a,b`).
 pub fn split_header(value: &str, separator: char) -> impl Iterator<Item = &str> {
-    value.split(separator).map(str::trim).filter(|t| !t.is_empty())
+    value
+        .split(separator)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -129,13 +132,23 @@ mod tests {
     }
 
     fn t(parts: Vec<TemplatePart>) -> Template {
-        Template { source: "t".into(), parts }
+        Template {
+            source: "t".into(),
+            parts,
+        }
     }
 
     #[test]
     fn renders_and_reports_missing() {
         use TemplatePart::*;
-        let tpl = t(vec![Literal("board:".into()), Workspace, Literal(":".into()), Var("board_id".into()), Literal(":".into()), Query("filter".into())]);
+        let tpl = t(vec![
+            Literal("board:".into()),
+            Workspace,
+            Literal(":".into()),
+            Var("board_id".into()),
+            Literal(":".into()),
+            Query("filter".into()),
+        ]);
         assert_eq!(render(&tpl, &V).as_deref(), Ok("board:w1:b1:all"));
         assert_eq!(render(&t(vec![User]), &V), Err("user".to_string()));
         assert_eq!(render(&t(vec![Var("x".into())]), &V), Err("x".to_string()));
@@ -151,6 +164,9 @@ mod tests {
     #[test]
     fn splits_headers() {
         assert_eq!(split_header(" a  b ", ' ').collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(split_header("a, b,,c", ',').collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            split_header("a, b,,c", ',').collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
     }
 }

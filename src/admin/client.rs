@@ -35,7 +35,12 @@ pub struct Answer {
 ///
 /// # Errors
 /// See [`ClientError`].
-pub fn post_json(admin: &str, path: &str, token: Option<&str>, body: &str) -> Result<Answer, ClientError> {
+pub fn post_json(
+    admin: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Result<Answer, ClientError> {
     let hostport = admin
         .strip_prefix("http://")
         .map(|s| s.trim_end_matches('/'))
@@ -57,7 +62,9 @@ pub fn post_json(admin: &str, path: &str, token: Option<&str>, body: &str) -> Re
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or(ClientError::BadResponse)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(ClientError::BadResponse)?;
     let status = head
         .split_whitespace()
         .nth(1)

@@ -142,7 +142,11 @@ fn decode(raw: &str) -> Result<Cow<'_, str>, BypassReason> {
 
 /// Value of an allowlisted parameter by name.
 pub fn value_of<'v>(route: &Route, values: &'v QueryValues<'_>, name: &str) -> Option<&'v str> {
-    let i = route.key.query.binary_search_by(|a| a.as_str().cmp(name)).ok()?;
+    let i = route
+        .key
+        .query
+        .binary_search_by(|a| a.as_str().cmp(name))
+        .ok()?;
     values[i].as_deref()
 }
 
@@ -153,8 +157,14 @@ pub fn bypassed(route: &Route, values: &QueryValues<'_>) -> bool {
         match (&rule.when, v) {
             (BypassCondition::Present, v) => v.is_some(),
             (_, None) => false,
-            (BypassCondition::GreaterThan(n), Some(v)) => v.trim().parse::<f64>().map_or(true, |x| x > *n || x.is_nan()),
-            (BypassCondition::LessThan(n), Some(v)) => v.trim().parse::<f64>().map_or(true, |x| x < *n || x.is_nan()),
+            (BypassCondition::GreaterThan(n), Some(v)) => v
+                .trim()
+                .parse::<f64>()
+                .map_or(true, |x| x > *n || x.is_nan()),
+            (BypassCondition::LessThan(n), Some(v)) => v
+                .trim()
+                .parse::<f64>()
+                .map_or(true, |x| x < *n || x.is_nan()),
             (BypassCondition::Equals(list), Some(v)) => list.iter().any(|e| e == v),
         }
     })
@@ -253,10 +263,19 @@ mod tests {
     use std::time::Duration;
 
     fn route(unknown: UnknownQuery) -> Route {
-        let mut query: Vec<String> = ["page", "pageSize", "filter", "search", "assignedTo", "sortBy", "sortOrder", "columnId"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut query: Vec<String> = [
+            "page",
+            "pageSize",
+            "filter",
+            "search",
+            "assignedTo",
+            "sortBy",
+            "sortOrder",
+            "columnId",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         query.sort();
         Route {
             name: "contact_list".into(),
@@ -267,15 +286,27 @@ mod tests {
             stale_if_error: Duration::ZERO,
             key: KeySpec {
                 query,
-                defaults: [("page", "1"), ("pageSize", "50"), ("filter", "all"), ("sortBy", "created_at"), ("sortOrder", "desc")]
-                    .iter()
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .collect(),
-                per_user_when: vec![PerUserRule { param: "filter".into(), values: vec!["assigned_to_me".into()] }],
+                defaults: [
+                    ("page", "1"),
+                    ("pageSize", "50"),
+                    ("filter", "all"),
+                    ("sortBy", "created_at"),
+                    ("sortOrder", "desc"),
+                ]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+                per_user_when: vec![PerUserRule {
+                    param: "filter".into(),
+                    values: vec!["assigned_to_me".into()],
+                }],
                 per_user: false,
             },
             unknown_query: unknown,
-            bypass_when: vec![BypassRule { param: "pageSize".into(), when: BypassCondition::GreaterThan(100.0) }],
+            bypass_when: vec![BypassRule {
+                param: "pageSize".into(),
+                when: BypassCondition::GreaterThan(100.0),
+            }],
             tags: vec![],
             statuses: vec![200],
             honor_client_no_cache: true,
@@ -291,16 +322,29 @@ mod tests {
             return Err(BypassReason::Rule);
         }
         let user = is_per_user(route, &values).then_some(user);
-        let id = Identity { workspace: Some(ws), user };
-        Ok(describe(&primary(route, id, &[Cow::Borrowed("b1")], &values)))
+        let id = Identity {
+            workspace: Some(ws),
+            user,
+        };
+        Ok(describe(&primary(
+            route,
+            id,
+            &[Cow::Borrowed("b1")],
+            &values,
+        )))
     }
 
     fn check(query: &str, expected: Result<&str, BypassReason>) {
         let r = route(UnknownQuery::Bypass);
-        assert_eq!(key(&r, query, "w1", "u1").as_deref().map_err(|e| *e), expected, "query {query:?}");
+        assert_eq!(
+            key(&r, query, "w1", "u1").as_deref().map_err(|e| *e),
+            expected,
+            "query {query:?}"
+        );
     }
 
-    const BASE: &str = "contact_list|w|w1|-|b1|filter|all|page|1|pageSize|50|sortBy|created_at|sortOrder|desc";
+    const BASE: &str =
+        "contact_list|w|w1|-|b1|filter|all|page|1|pageSize|50|sortBy|created_at|sortOrder|desc";
 
     #[test]
     fn normalization() {
@@ -348,25 +392,66 @@ mod tests {
     #[test]
     fn workspaces_differ() {
         let r = route(UnknownQuery::Bypass);
-        assert_ne!(key(&r, "", "w1", "u").unwrap(), key(&r, "", "w2", "u").unwrap());
+        assert_ne!(
+            key(&r, "", "w1", "u").unwrap(),
+            key(&r, "", "w2", "u").unwrap()
+        );
     }
 
     #[test]
     fn framing_prevents_concatenation_collisions() {
         let r = route(UnknownQuery::Bypass);
         let v = query_values(&r, None, 64).unwrap();
-        let a = primary(&r, Identity { workspace: Some("ab"), user: None }, &[Cow::Borrowed("c")], &v);
-        let b = primary(&r, Identity { workspace: Some("a"), user: None }, &[Cow::Borrowed("bc")], &v);
+        let a = primary(
+            &r,
+            Identity {
+                workspace: Some("ab"),
+                user: None,
+            },
+            &[Cow::Borrowed("c")],
+            &v,
+        );
+        let b = primary(
+            &r,
+            Identity {
+                workspace: Some("a"),
+                user: None,
+            },
+            &[Cow::Borrowed("bc")],
+            &v,
+        );
         assert_ne!(a, b);
-        let c = primary(&r, Identity { workspace: None, user: None }, &[], &v);
-        let d = primary(&r, Identity { workspace: Some(""), user: None }, &[], &v);
+        let c = primary(
+            &r,
+            Identity {
+                workspace: None,
+                user: None,
+            },
+            &[],
+            &v,
+        );
+        let d = primary(
+            &r,
+            Identity {
+                workspace: Some(""),
+                user: None,
+            },
+            &[],
+            &v,
+        );
         assert_ne!(c, d);
     }
 
     #[test]
     fn too_many_params() {
         let r = route(UnknownQuery::Ignore);
-        let q = (0..10).map(|i| format!("x{i}=1")).collect::<Vec<_>>().join("&");
-        assert_eq!(query_values(&r, Some(&q), 5).err(), Some(BypassReason::TooManyParams));
+        let q = (0..10)
+            .map(|i| format!("x{i}=1"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(
+            query_values(&r, Some(&q), 5).err(),
+            Some(BypassReason::TooManyParams)
+        );
     }
 }

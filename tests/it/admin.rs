@@ -10,12 +10,30 @@ async fn health_is_open_and_the_rest_needs_the_token() {
     for path in ["/stats", "/metrics"] {
         let r = p.client.get(p.admin_url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
-        let r = p.client.get(p.admin_url(path)).header("authorization", "Bearer wrong").send().await.unwrap();
+        let r = p
+            .client
+            .get(p.admin_url(path))
+            .header("authorization", "Bearer wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{path}");
-        let r = p.client.get(p.admin_url(path)).header("authorization", format!("Bearer {TOKEN}")).send().await.unwrap();
+        let r = p
+            .client
+            .get(p.admin_url(path))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let r = p.client.post(p.admin_url("/purge")).body(r#"{"tags":["x"]}"#).send().await.unwrap();
+    let r = p
+        .client
+        .post(p.admin_url("/purge"))
+        .body(r#"{"tags":["x"]}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let j: serde_json::Value = r.json().await.unwrap();
     assert_eq!(j["error"], "unauthorized");
@@ -29,7 +47,8 @@ async fn stats_move_as_requests_flow() {
     p.get("/item/s1", Some("w1"), None).await; // miss + store
     p.get("/item/s1", Some("w1"), None).await; // hit
     p.get("/item/s1", Some("w1"), None).await; // hit
-    p.get("/api/boards/b/contacts?pageSize=999", Some("w1"), None).await; // bypass
+    p.get("/api/boards/b/contacts?pageSize=999", Some("w1"), None)
+        .await; // bypass
     let s = p.stats().await;
     assert_eq!(s["hits"], 2);
     assert_eq!(s["misses"], 1);
@@ -50,7 +69,10 @@ async fn metrics_expose_requests_latency_and_store_figures() {
     p.get("/item/m1", Some("w1"), None).await;
     p.get("/item/m1", Some("w1"), None).await;
     let m = p.admin_get("/metrics").await.text;
-    assert!(m.contains(r#"tagcache_requests_total{route="item",status="HIT"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"tagcache_requests_total{route="item",status="HIT"} 1"#),
+        "{m}"
+    );
     assert!(m.contains(r#"tagcache_requests_total{route="item",status="MISS"} 1"#));
     assert!(m.contains("tagcache_origin_duration_seconds_count{route=\"item\"} 1"));
     assert!(m.contains("tagcache_lookup_duration_seconds"));
@@ -60,9 +82,18 @@ async fn metrics_expose_requests_latency_and_store_figures() {
 
 #[tokio::test]
 async fn eviction_keeps_bytes_under_max_size() {
-    let p = Proxy::start_with(crate::util::Options { max_size: "1MiB".into(), ..Default::default() });
+    let p = Proxy::start_with(crate::util::Options {
+        max_size: "1MiB".into(),
+        ..Default::default()
+    });
     for i in 0..200 {
-        p.get_with(&format!("/item/ev{i}"), Some("w1"), None, &[("x-origin-body-size", "20000")]).await;
+        p.get_with(
+            &format!("/item/ev{i}"),
+            Some("w1"),
+            None,
+            &[("x-origin-body-size", "20000")],
+        )
+        .await;
     }
     let s = p.stats().await;
     let bytes = s["bytes"].as_u64().unwrap();

@@ -9,7 +9,13 @@ async fn herd_of_cold_requests_makes_one_origin_request() {
     for _ in 0..200 {
         let p = p.clone();
         tasks.push(tokio::spawn(async move {
-            p.get_with("/item/herd", Some("w1"), None, &[("x-origin-delay-ms", "300")]).await
+            p.get_with(
+                "/item/herd",
+                Some("w1"),
+                None,
+                &[("x-origin-delay-ms", "300")],
+            )
+            .await
         }));
     }
     let mut bodies = std::collections::HashSet::new();
@@ -31,7 +37,12 @@ async fn unstorable_responses_are_not_shared_with_waiters() {
         tasks.push(tokio::spawn(async move {
             let cookie = format!("Set-Cookie: session=user{i}");
             let r = p
-                .get_with("/item/private-herd", Some("w1"), None, &[("x-origin-delay-ms", "200"), ("x-origin-header", &cookie)])
+                .get_with(
+                    "/item/private-herd",
+                    Some("w1"),
+                    None,
+                    &[("x-origin-delay-ms", "200"), ("x-origin-header", &cookie)],
+                )
                 .await;
             (i, r)
         }));
@@ -40,7 +51,10 @@ async fn unstorable_responses_are_not_shared_with_waiters() {
         let (i, r) = t.await.unwrap();
         assert_eq!(r.status, 200);
         // Each client sees only its own cookie: nothing was shared.
-        assert_eq!(r.header("set-cookie"), Some(format!("session=user{i}").as_str()));
+        assert_eq!(
+            r.header("set-cookie"),
+            Some(format!("session=user{i}").as_str())
+        );
     }
     assert_eq!(p.origin.hits("/item/private-herd"), 20);
 }

@@ -76,7 +76,8 @@ routes:
     ] {
         let prefix = format!("{file}:{line}:");
         assert!(
-            err.lines().any(|l| l.starts_with(&prefix) && l.contains(needle)),
+            err.lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(needle)),
             "no error at line {line} mentioning {needle:?} in:\n{err}"
         );
     }
@@ -128,7 +129,10 @@ routes: []
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
     let started = std::time::Instant::now();
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let (status, _) = in_flight.join().unwrap();
     assert_eq!(status, 200, "the in-flight request was cut off");
@@ -142,7 +146,10 @@ routes: []
     }
     let Some(_status) = exited else {
         let _ = child.kill();
-        panic!("tagcache still running {:?} after SIGTERM", started.elapsed());
+        panic!(
+            "tagcache still running {:?} after SIGTERM",
+            started.elapsed()
+        );
     };
     assert!(started.elapsed() < std::time::Duration::from_secs(12));
 }

@@ -43,7 +43,9 @@ async fn stale_if_error_serves_stale_when_origin_fails() {
     let p = Proxy::start();
     assert_eq!(p.get("/sie/1", Some("w1"), None).await.n(), 1);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let r = p.get_with("/sie/1", Some("w1"), None, &[("x-origin-status", "503")]).await;
+    let r = p
+        .get_with("/sie/1", Some("w1"), None, &[("x-origin-status", "503")])
+        .await;
     assert_eq!((r.status, r.cache()), (200, "STALE"));
     assert_eq!(r.n(), 1);
 }
@@ -67,6 +69,8 @@ async fn no_stale_without_a_window() {
     let p = Proxy::start();
     p.get("/short/2", Some("w1"), None).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let r = p.get_with("/short/2", Some("w1"), None, &[("x-origin-status", "503")]).await;
+    let r = p
+        .get_with("/short/2", Some("w1"), None, &[("x-origin-status", "503")])
+        .await;
     assert_eq!(r.status, 503);
 }

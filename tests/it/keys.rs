@@ -6,9 +6,18 @@ use crate::util::Proxy;
 async fn equivalent_queries_share_one_entry() {
     let p = Proxy::start();
     let path = "/api/boards/norm/contacts";
-    let first = p.get(&format!("{path}?pageSize=50&page=1"), Some("w1"), None).await;
+    let first = p
+        .get(&format!("{path}?pageSize=50&page=1"), Some("w1"), None)
+        .await;
     assert_eq!(first.cache(), "MISS");
-    for q in ["?page=1", "", "?page=1&pageSize=50", "?filter=all&sortOrder=desc", "?search=&page=", "?%70age=1"] {
+    for q in [
+        "?page=1",
+        "",
+        "?page=1&pageSize=50",
+        "?filter=all&sortOrder=desc",
+        "?search=&page=",
+        "?%70age=1",
+    ] {
         let r = p.get(&format!("{path}{q}"), Some("w1"), None).await;
         assert_eq!(r.cache(), "HIT", "query {q:?}");
         assert_eq!(r.text, first.text);
@@ -80,12 +89,16 @@ async fn assigned_to_me_is_keyed_per_user_and_the_rest_is_shared() {
 async fn large_pages_bypass() {
     let p = Proxy::start();
     for _ in 0..2 {
-        let r = p.get("/api/boards/big/contacts?pageSize=500", Some("w1"), None).await;
+        let r = p
+            .get("/api/boards/big/contacts?pageSize=500", Some("w1"), None)
+            .await;
         assert_eq!(r.cache(), "BYPASS");
         assert!(r.header("cache-status").unwrap().contains("fwd=bypass"));
     }
     assert_eq!(p.origin.hits("/api/boards/big/contacts"), 2);
-    let r = p.get("/api/boards/big/contacts?pageSize=100", Some("w1"), None).await;
+    let r = p
+        .get("/api/boards/big/contacts?pageSize=100", Some("w1"), None)
+        .await;
     assert_eq!(r.cache(), "MISS");
 }
 
@@ -93,7 +106,9 @@ async fn large_pages_bypass() {
 async fn unknown_query_params_bypass_unless_ignored() {
     let p = Proxy::start();
     for _ in 0..2 {
-        let r = p.get("/api/boards/uq/contacts?page=1&debug=1", Some("w1"), None).await;
+        let r = p
+            .get("/api/boards/uq/contacts?page=1&debug=1", Some("w1"), None)
+            .await;
         assert_eq!(r.cache(), "BYPASS");
         assert!(r.header("cache-status").unwrap().contains("unknown-query"));
     }
@@ -129,7 +144,9 @@ async fn client_no_cache_refreshes_from_origin() {
     let p = Proxy::start();
     let path = "/item/nc";
     assert_eq!(p.get(path, Some("w1"), None).await.n(), 1);
-    let r = p.get_with(path, Some("w1"), None, &[("cache-control", "no-cache")]).await;
+    let r = p
+        .get_with(path, Some("w1"), None, &[("cache-control", "no-cache")])
+        .await;
     assert_eq!(r.n(), 2);
     assert_eq!(r.cache(), "MISS");
     // The refreshed copy is stored and served.

@@ -5,11 +5,15 @@ use crate::util::{Options, Proxy};
 #[tokio::test]
 async fn miss_then_hit_with_identical_body() {
     let p = Proxy::start();
-    let a = p.get("/api/boards/b1/contacts?page=1", Some("w1"), None).await;
+    let a = p
+        .get("/api/boards/b1/contacts?page=1", Some("w1"), None)
+        .await;
     assert_eq!((a.status, a.cache(), a.layer()), (200, "MISS", "ORIGIN"));
     assert!(a.header("cache-status").unwrap().contains("fwd=miss"));
     assert!(a.header("cache-status").unwrap().contains("stored"));
-    let b = p.get("/api/boards/b1/contacts?page=1", Some("w1"), None).await;
+    let b = p
+        .get("/api/boards/b1/contacts?page=1", Some("w1"), None)
+        .await;
     assert_eq!((b.status, b.cache(), b.layer()), (200, "HIT", "MEMORY"));
     assert_eq!(a.text, b.text);
     assert_eq!(p.origin.hits("/api/boards/b1/contacts"), 1);
@@ -27,7 +31,10 @@ async fn unmatched_routes_pass_through_uncached() {
     for _ in 0..2 {
         let r = p.get("/api/other?x=1", Some("w1"), None).await;
         assert_eq!((r.status, r.cache()), (200, "BYPASS"));
-        assert!(r.header("cache-status").unwrap().contains("detail=no-route"));
+        assert!(r
+            .header("cache-status")
+            .unwrap()
+            .contains("detail=no-route"));
     }
     assert_eq!(p.origin.hits("/api/other"), 2);
 }
@@ -58,7 +65,13 @@ async fn request_is_forwarded_unchanged() {
 async fn post_is_never_cached() {
     let p = Proxy::start();
     for _ in 0..3 {
-        let r = p.client.post(p.url("/api/boards/b1/contacts")).header("X-Workspace-ID", "w1").send().await.unwrap();
+        let r = p
+            .client
+            .post(p.url("/api/boards/b1/contacts"))
+            .header("X-Workspace-ID", "w1")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.headers()["x-cache-status"], "BYPASS");
     }
     assert_eq!(p.origin.hits("/api/boards/b1/contacts"), 3);
@@ -68,7 +81,15 @@ async fn post_is_never_cached() {
 async fn origin_status_and_headers_are_relayed() {
     let p = Proxy::start();
     let r = p
-        .get_with("/api/x", None, None, &[("x-origin-status", "418"), ("x-origin-header", "X-From-Origin: yes")])
+        .get_with(
+            "/api/x",
+            None,
+            None,
+            &[
+                ("x-origin-status", "418"),
+                ("x-origin-header", "X-From-Origin: yes"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 418);
     assert_eq!(r.header("x-from-origin"), Some("yes"));
@@ -77,7 +98,14 @@ async fn origin_status_and_headers_are_relayed() {
 #[tokio::test]
 async fn chunked_and_large_bodies_stream_through() {
     let p = Proxy::start();
-    let r = p.get_with("/item/big", Some("w1"), None, &[("x-origin-body-size", "3000000"), ("x-origin-chunked", "1")]).await;
+    let r = p
+        .get_with(
+            "/item/big",
+            Some("w1"),
+            None,
+            &[("x-origin-body-size", "3000000"), ("x-origin-chunked", "1")],
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.text.len(), 3_000_000);
     assert_eq!(r.cache(), "MISS");
@@ -88,7 +116,10 @@ async fn chunked_and_large_bodies_stream_through() {
 
 #[tokio::test]
 async fn objects_over_max_object_size_stream_uncached() {
-    let p = Proxy::start_with(Options { max_size: "64MiB\n    max_object_size: 100KiB".into(), ..Options::default() });
+    let p = Proxy::start_with(Options {
+        max_size: "64MiB\n    max_object_size: 100KiB".into(),
+        ..Options::default()
+    });
     for chunked in [false, true] {
         let path = format!("/item/huge-{chunked}");
         let mut h = vec![("x-origin-body-size", "500000")];
@@ -97,7 +128,11 @@ async fn objects_over_max_object_size_stream_uncached() {
         }
         for _ in 0..2 {
             let r = p.get_with(&path, Some("w1"), None, &h).await;
-            assert_eq!((r.status, r.text.len()), (200, 500_000), "chunked={chunked}");
+            assert_eq!(
+                (r.status, r.text.len()),
+                (200, 500_000),
+                "chunked={chunked}"
+            );
             assert_ne!(r.cache(), "HIT");
         }
         assert_eq!(p.origin.hits(&path), 2);
@@ -107,7 +142,10 @@ async fn objects_over_max_object_size_stream_uncached() {
 #[tokio::test]
 async fn dead_origin_is_a_502_with_a_reason() {
     let dead = format!("127.0.0.1:{}", crate::util::free_port());
-    let p = Proxy::start_with(Options { upstream: Some(dead), ..Options::default() });
+    let p = Proxy::start_with(Options {
+        upstream: Some(dead),
+        ..Options::default()
+    });
     let started = std::time::Instant::now();
     let r = p.get("/api/boards/b1/contacts", Some("w1"), None).await;
     assert_eq!(r.status, 502);
@@ -122,8 +160,18 @@ async fn dead_origin_is_a_502_with_a_reason() {
 
 #[tokio::test]
 async fn slow_origin_is_a_504() {
-    let p = Proxy::start_with(Options { upstream_extra: "  read_timeout: 300ms".into(), ..Options::default() });
-    let r = p.get_with("/item/slow", Some("w1"), None, &[("x-origin-delay-ms", "2000")]).await;
+    let p = Proxy::start_with(Options {
+        upstream_extra: "  read_timeout: 300ms".into(),
+        ..Options::default()
+    });
+    let r = p
+        .get_with(
+            "/item/slow",
+            Some("w1"),
+            None,
+            &[("x-origin-delay-ms", "2000")],
+        )
+        .await;
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error"], "gateway_timeout");
 }
@@ -131,7 +179,13 @@ async fn slow_origin_is_a_504() {
 #[tokio::test]
 async fn head_requests_are_proxied_not_cached() {
     let p = Proxy::start();
-    let r = p.client.head(p.url("/item/h1")).header("X-Workspace-ID", "w1").send().await.unwrap();
+    let r = p
+        .client
+        .head(p.url("/item/h1"))
+        .header("X-Workspace-ID", "w1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-cache-status"], "BYPASS");
     // A HEAD never fills the cache with an empty body.
@@ -142,9 +196,21 @@ async fn head_requests_are_proxied_not_cached() {
 
 #[tokio::test]
 async fn debug_headers_expose_the_key() {
-    let p = Proxy::start_with(Options { extra: "debug_headers: true".into(), ..Options::default() });
-    let r = p.get("/api/boards/b1/contacts?pageSize=50&page=1", Some("w1"), None).await;
+    let p = Proxy::start_with(Options {
+        extra: "debug_headers: true".into(),
+        ..Options::default()
+    });
+    let r = p
+        .get(
+            "/api/boards/b1/contacts?pageSize=50&page=1",
+            Some("w1"),
+            None,
+        )
+        .await;
     let key = r.header("x-cache-key").unwrap();
-    assert!(key.contains("contact_list") && key.contains("w1") && key.contains("b1"), "{key}");
+    assert!(
+        key.contains("contact_list") && key.contains("w1") && key.contains("b1"),
+        "{key}"
+    );
     assert!(r.header("cache-status").unwrap().contains("key="));
 }

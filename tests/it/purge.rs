@@ -9,7 +9,11 @@ use crate::util::{Options, Proxy, Resp, TOKEN, WEBHOOK_SECRET};
 async fn fill(p: &Proxy, path: &str, ws: &str) {
     let r = p.get(path, Some(ws), None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(p.get(path, Some(ws), None).await.cache(), "HIT", "{path} not cached");
+    assert_eq!(
+        p.get(path, Some(ws), None).await.cache(),
+        "HIT",
+        "{path} not cached"
+    );
 }
 
 #[tokio::test]
@@ -24,12 +28,37 @@ async fn tag_purge_drops_exactly_the_tagged_entries() {
     let j = r.json();
     assert_eq!(j["purged"]["tags"], 1);
     assert!(j["took_us"].as_u64().is_some());
-    assert_eq!(p.get("/api/boards/b1/contacts?page=1", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/api/boards/b1/contacts?page=2", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/api/boards/b2/contacts?page=1", Some("w1"), None).await.cache(), "HIT");
-    assert_eq!(p.get("/api/boards/b1/contacts?page=1", Some("w2"), None).await.cache(), "HIT");
+    assert_eq!(
+        p.get("/api/boards/b1/contacts?page=1", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
+    assert_eq!(
+        p.get("/api/boards/b1/contacts?page=2", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
+    assert_eq!(
+        p.get("/api/boards/b2/contacts?page=1", Some("w1"), None)
+            .await
+            .cache(),
+        "HIT"
+    );
+    assert_eq!(
+        p.get("/api/boards/b1/contacts?page=1", Some("w2"), None)
+            .await
+            .cache(),
+        "HIT"
+    );
     // Filled again after the purge, the entry is served again.
-    assert_eq!(p.get("/api/boards/b1/contacts?page=1", Some("w1"), None).await.cache(), "HIT");
+    assert_eq!(
+        p.get("/api/boards/b1/contacts?page=1", Some("w1"), None)
+            .await
+            .cache(),
+        "HIT"
+    );
 }
 
 #[tokio::test]
@@ -38,8 +67,18 @@ async fn query_tags_use_values_after_defaults() {
     fill(&p, "/api/boards/f/contacts", "w1").await;
     fill(&p, "/api/boards/f/contacts?filter=open", "w1").await;
     p.purge_tags(&["filter:w1:all"], false).await;
-    assert_eq!(p.get("/api/boards/f/contacts", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/api/boards/f/contacts?filter=open", Some("w1"), None).await.cache(), "HIT");
+    assert_eq!(
+        p.get("/api/boards/f/contacts", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
+    assert_eq!(
+        p.get("/api/boards/f/contacts?filter=open", Some("w1"), None)
+            .await
+            .cache(),
+        "HIT"
+    );
 }
 
 #[tokio::test]
@@ -49,21 +88,45 @@ async fn purge_by_url_and_by_workspace() {
     fill(&p, "/api/boards/u/contacts?page=2", "w1").await;
     fill(&p, "/item/1", "w1").await;
     fill(&p, "/item/1", "w2").await;
-    let body = r#"{"urls": [{"url": "/api/boards/u/contacts?pageSize=50&page=1", "workspace": "w1"}]}"#;
+    let body =
+        r#"{"urls": [{"url": "/api/boards/u/contacts?pageSize=50&page=1", "workspace": "w1"}]}"#;
     assert_eq!(p.admin_post("/purge", body).await.status, 200);
-    assert_eq!(p.get("/api/boards/u/contacts?page=1", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/api/boards/u/contacts?page=2", Some("w1"), None).await.cache(), "HIT");
+    assert_eq!(
+        p.get("/api/boards/u/contacts?page=1", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
+    assert_eq!(
+        p.get("/api/boards/u/contacts?page=2", Some("w1"), None)
+            .await
+            .cache(),
+        "HIT"
+    );
 
     // PURGE <url> with the identity headers, as Varnish and nginx users expect.
     let req = p
         .client
-        .request(reqwest::Method::from_bytes(b"PURGE").unwrap(), p.admin_url("/api/boards/u/contacts?page=2"))
+        .request(
+            reqwest::Method::from_bytes(b"PURGE").unwrap(),
+            p.admin_url("/api/boards/u/contacts?page=2"),
+        )
         .header("authorization", format!("Bearer {TOKEN}"))
         .header("X-Workspace-ID", "w1");
     assert_eq!(req.send().await.unwrap().status(), 200);
-    assert_eq!(p.get("/api/boards/u/contacts?page=2", Some("w1"), None).await.cache(), "MISS");
+    assert_eq!(
+        p.get("/api/boards/u/contacts?page=2", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
 
-    assert_eq!(p.admin_post("/purge", r#"{"workspaces": ["w1"]}"#).await.status, 200);
+    assert_eq!(
+        p.admin_post("/purge", r#"{"workspaces": ["w1"]}"#)
+            .await
+            .status,
+        200
+    );
     assert_eq!(p.get("/item/1", Some("w1"), None).await.cache(), "MISS");
     assert_eq!(p.get("/item/1", Some("w2"), None).await.cache(), "HIT");
 }
@@ -81,7 +144,9 @@ async fn bad_purge_bodies_are_refused_and_name_the_field() {
     assert_eq!(r.status, 400);
     let r = p.admin_post("/purge", "{}").await;
     assert_eq!(r.status, 400);
-    let r = p.admin_post("/purge", r#"{"urls": ["/not/a/route"]}"#).await;
+    let r = p
+        .admin_post("/purge", r#"{"urls": ["/not/a/route"]}"#)
+        .await;
     assert_eq!(r.status, 422);
     let big = format!(r#"{{"tags": ["{}"]}}"#, "x".repeat(2 << 20));
     let r = p.admin_post("/purge", &big).await;
@@ -137,7 +202,13 @@ async fn a_purge_during_a_fill_wins() {
     let p = Arc::new(Proxy::start());
     let p2 = p.clone();
     let slow = tokio::spawn(async move {
-        p2.get_with("/item/race", Some("w1"), None, &[("x-origin-delay-ms", "600")]).await
+        p2.get_with(
+            "/item/race",
+            Some("w1"),
+            None,
+            &[("x-origin-delay-ms", "600")],
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     p.purge_tags(&["item:w1:race"], false).await;
@@ -163,7 +234,10 @@ async fn read_your_purge_under_concurrency() {
                 let floor = acked.load(Ordering::SeqCst);
                 let r = p.get("/api/boards/ryp/contacts", Some("w1"), None).await;
                 let v = r.json()["version"].as_u64().unwrap();
-                assert!(v >= floor, "served version {v} after purge of version {floor} was acknowledged");
+                assert!(
+                    v >= floor,
+                    "served version {v} after purge of version {floor} was acknowledged"
+                );
                 checked += 1;
             }
             checked
@@ -196,8 +270,18 @@ async fn events_map_to_tags_and_apply_all_or_nothing() {
         .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["field"], "board_id");
-    assert_eq!(p.get("/api/boards/b1/contacts", Some("w1"), None).await.cache(), "HIT");
-    let r = p.admin_post("/events", r#"{"event": "contact:teleported", "workspace_id": "w1"}"#).await;
+    assert_eq!(
+        p.get("/api/boards/b1/contacts", Some("w1"), None)
+            .await
+            .cache(),
+        "HIT"
+    );
+    let r = p
+        .admin_post(
+            "/events",
+            r#"{"event": "contact:teleported", "workspace_id": "w1"}"#,
+        )
+        .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["error"], "unknown_event");
     let r = p.admin_post("/events", r#"{"workspace_id": "w1"}"#).await;
@@ -205,25 +289,51 @@ async fn events_map_to_tags_and_apply_all_or_nothing() {
 
     let r = p.admin_post("/events", r#"{"event": "contact:moved", "workspace_id": "w1", "board_id": "b1", "from_column_id": "c1", "to_column_id": "c2"}"#).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(p.get("/api/boards/b1/contacts", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/api/cache-settings/workspace/w1/counts", Some("w1"), None).await.cache(), "MISS");
+    assert_eq!(
+        p.get("/api/boards/b1/contacts", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
+    assert_eq!(
+        p.get("/api/cache-settings/workspace/w1/counts", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
 }
 
 #[tokio::test]
 async fn legacy_body_is_accepted() {
     let p = Proxy::start();
     fill(&p, "/api/boards/b1/contacts", "w1").await;
-    let r = p.admin_post("/purge/legacy", r#"{"workspace_id": "w1", "board_id": "b1", "filter": "open"}"#).await;
+    let r = p
+        .admin_post(
+            "/purge/legacy",
+            r#"{"workspace_id": "w1", "board_id": "b1", "filter": "open"}"#,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(p.get("/api/boards/b1/contacts", Some("w1"), None).await.cache(), "MISS");
+    assert_eq!(
+        p.get("/api/boards/b1/contacts", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
     let r = p.admin_post("/purge/legacy", r#"{"board_id": "b1"}"#).await;
-    assert_eq!((r.status, r.json()["field"].as_str()), (422, Some("workspace_id")));
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("workspace_id"))
+    );
 }
 
 #[tokio::test]
 async fn origin_tags_are_namespaced_by_workspace() {
     let p = Proxy::start();
-    let h = [("x-origin-header", "Surrogate-Key: shared other"), ("x-origin-header", "Cache-Tag: ct1")];
+    let h = [
+        ("x-origin-header", "Surrogate-Key: shared other"),
+        ("x-origin-header", "Cache-Tag: ct1"),
+    ];
     for ws in ["w1", "w2"] {
         p.get_with("/item/ot", Some(ws), None, &h).await;
         assert_eq!(p.get("/item/ot", Some(ws), None).await.cache(), "HIT");
@@ -258,13 +368,24 @@ async fn signed_webhooks_refuse_bad_old_replayed_and_unauthenticated() {
     });
     fill(&p, "/api/boards/b1/contacts", "w1").await;
     let body = r#"{"event": "contact:moved", "workspace_id": "w1", "board_id": "b1"}"#;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let sign = |t: u64, b: &str| tagcache::purge::signature::sign(WEBHOOK_SECRET, t, b.as_bytes());
 
     let cases = [
         (None, TOKEN, "missing"),
         (Some(sign(now, "{}")), TOKEN, "does not match"),
-        (Some(tagcache::purge::signature::sign("wrong-secret", now, body.as_bytes())), TOKEN, "does not match"),
+        (
+            Some(tagcache::purge::signature::sign(
+                "wrong-secret",
+                now,
+                body.as_bytes(),
+            )),
+            TOKEN,
+            "does not match",
+        ),
         (Some(sign(now - 600, body)), TOKEN, "window"),
         (Some("t=abc".to_string()), TOKEN, "malformed"),
         (Some(sign(now, body)), "wrong-token", "invalid admin token"),
@@ -272,13 +393,33 @@ async fn signed_webhooks_refuse_bad_old_replayed_and_unauthenticated() {
     for (sig, token, why) in cases {
         let r = signed_post(&p, body, sig, token).await;
         assert_eq!(r.status, 401, "{why}: {}", r.text);
-        assert!(r.json()["message"].as_str().unwrap().contains(why), "{why}: {}", r.text);
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(why),
+            "{why}: {}",
+            r.text
+        );
     }
-    assert_eq!(p.get("/api/boards/b1/contacts", Some("w1"), None).await.cache(), "HIT", "a refused purge acted");
+    assert_eq!(
+        p.get("/api/boards/b1/contacts", Some("w1"), None)
+            .await
+            .cache(),
+        "HIT",
+        "a refused purge acted"
+    );
 
     let good = sign(now, body);
-    assert_eq!(signed_post(&p, body, Some(good.clone()), TOKEN).await.status, 200);
-    assert_eq!(p.get("/api/boards/b1/contacts", Some("w1"), None).await.cache(), "MISS");
+    assert_eq!(
+        signed_post(&p, body, Some(good.clone()), TOKEN)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        p.get("/api/boards/b1/contacts", Some("w1"), None)
+            .await
+            .cache(),
+        "MISS"
+    );
     let replay = signed_post(&p, body, Some(good), TOKEN).await;
     assert_eq!(replay.status, 401);
     assert!(replay.text.contains("replay"));
@@ -293,7 +434,11 @@ async fn purge_cli_purges_through_the_admin_api() {
         .env("TAGCACHE_ADMIN_TOKEN", TOKEN)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(p.get("/item/cli", Some("w1"), None).await.cache(), "MISS");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tagcache"))
         .args(["purge", "--tag", "x", "--admin", &p.admin_url("")])
@@ -307,7 +452,10 @@ async fn purge_cli_purges_through_the_admin_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_tag_over_a_hundred_thousand_entries() {
     const N: usize = 100_000;
-    let p = Arc::new(Proxy::start_with(Options { max_size: "512MiB".into(), ..Options::default() }));
+    let p = Arc::new(Proxy::start_with(Options {
+        max_size: "512MiB".into(),
+        ..Options::default()
+    }));
     let run = |check: bool| {
         let p = p.clone();
         async move {
@@ -322,14 +470,16 @@ async fn one_tag_over_a_hundred_thousand_entries() {
                         if i >= N {
                             break statuses;
                         }
-                        let r = p.client
+                        let r = p
+                            .client
                             .get(p.url(&format!("/api/boards/huge/contacts?page={i}")))
                             .header("X-Workspace-ID", "w1")
                             .send()
                             .await
                             .unwrap();
                         if check {
-                            statuses.push(r.headers()["x-cache-status"].to_str().unwrap().to_string());
+                            statuses
+                                .push(r.headers()["x-cache-status"].to_str().unwrap().to_string());
                         }
                     }
                 }));
@@ -343,10 +493,19 @@ async fn one_tag_over_a_hundred_thousand_entries() {
     };
     run(false).await;
     let s = p.stats().await;
-    assert_eq!(s["entries"].as_u64().unwrap(), N as u64, "all entries stored");
-    let r = p.admin_post("/purge", r#"{"tags": ["board:w1:huge"]}"#).await;
+    assert_eq!(
+        s["entries"].as_u64().unwrap(),
+        N as u64,
+        "all entries stored"
+    );
+    let r = p
+        .admin_post("/purge", r#"{"tags": ["board:w1:huge"]}"#)
+        .await;
     assert_eq!(r.status, 200);
     let statuses = run(true).await;
     assert_eq!(statuses.len(), N);
-    assert!(statuses.iter().all(|s| s == "MISS"), "some entry survived the purge");
+    assert!(
+        statuses.iter().all(|s| s == "MISS"),
+        "some entry survived the purge"
+    );
 }

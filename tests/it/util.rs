@@ -73,7 +73,9 @@ impl Origin {
         runtime().spawn(async move {
             let listener = TcpListener::from_std(std).expect("listener");
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 if st.down.load(Ordering::SeqCst) {
                     drop(stream);
                     continue;
@@ -117,7 +119,13 @@ impl Origin {
 
     /// Headers of the last request seen for `path`, lower-cased names.
     pub fn last_headers(&self, path: &str) -> Vec<(String, String)> {
-        self.state.last_headers.lock().unwrap().get(path).cloned().unwrap_or_default()
+        self.state
+            .last_headers
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -125,7 +133,10 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn handle(st: Arc<OriginState>, req: Request<Incoming>) -> Result<Response<Body>, HandlerError> {
+async fn handle(
+    st: Arc<OriginState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, HandlerError> {
     if st.down.load(Ordering::SeqCst) {
         // Abort the connection without an answer, as a crashed origin would.
         return Err("origin down".into());
@@ -139,15 +150,30 @@ async fn handle(st: Arc<OriginState>, req: Request<Incoming>) -> Result<Response
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    st.last_headers.lock().unwrap().insert(path.clone(), headers.clone());
-    let get = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    st.last_headers
+        .lock()
+        .unwrap()
+        .insert(path.clone(), headers.clone());
+    let get = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let version = st.version.load(Ordering::SeqCst);
     if let Some(ms) = get("x-origin-delay-ms").and_then(|v| v.parse::<u64>().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let status = get("x-origin-status").and_then(|v| v.parse::<u16>().ok()).unwrap_or(200);
+    let status = get("x-origin-status")
+        .and_then(|v| v.parse::<u16>().ok())
+        .unwrap_or(200);
     let body_size = get("x-origin-body-size").and_then(|v| v.parse::<usize>().ok());
     let chunked = get("x-origin-chunked").is_some();
     let extra: Vec<String> = req
@@ -156,14 +182,28 @@ async fn handle(st: Arc<OriginState>, req: Request<Incoming>) -> Result<Response
         .iter()
         .filter_map(|v| v.to_str().ok().map(str::to_string))
         .collect();
-    let req_body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let req_body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let body = match body_size {
         Some(n) => Bytes::from(vec![b'a'; n]),
         None => {
-            let ws = headers.iter().find(|(k, _)| k == "x-workspace-id").map(|(_, v)| v.clone());
-            let user = headers.iter().find(|(k, _)| k == "x-user-id").map(|(_, v)| v.clone());
+            let ws = headers
+                .iter()
+                .find(|(k, _)| k == "x-workspace-id")
+                .map(|(_, v)| v.clone());
+            let user = headers
+                .iter()
+                .find(|(k, _)| k == "x-user-id")
+                .map(|(_, v)| v.clone());
             // Echoed as a careless origin would (absolute links built from it).
-            let fwd_host = headers.iter().find(|(k, _)| k == "x-forwarded-host").map(|(_, v)| v.clone());
+            let fwd_host = headers
+                .iter()
+                .find(|(k, _)| k == "x-forwarded-host")
+                .map(|(_, v)| v.clone());
             Bytes::from(
                 serde_json::json!({
                     "path": path, "query": query, "method": method, "n": n, "version": version,
@@ -174,7 +214,9 @@ async fn handle(st: Arc<OriginState>, req: Request<Incoming>) -> Result<Response
             )
         }
     };
-    let mut builder = Response::builder().status(status).header("content-type", "application/json");
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
     for h in extra {
         if let Some((k, v)) = h.split_once(':') {
             builder = builder.header(k.trim(), v.trim());
@@ -185,7 +227,9 @@ async fn handle(st: Arc<OriginState>, req: Request<Incoming>) -> Result<Response
             .chunks(1000)
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
             .collect();
-        builder.body(BodyExt::boxed(StreamBody::new(futures::stream::iter(chunks))))
+        builder.body(BodyExt::boxed(StreamBody::new(futures::stream::iter(
+            chunks,
+        ))))
     } else {
         builder.body(BodyExt::boxed(Full::new(body)))
     };
@@ -322,7 +366,10 @@ impl Proxy {
         init_tracing();
         let port = free_port();
         let admin_port = free_port();
-        let upstream = opts.upstream.clone().unwrap_or_else(|| origin.addr.to_string());
+        let upstream = opts
+            .upstream
+            .clone()
+            .unwrap_or_else(|| origin.addr.to_string());
         let yaml = format!(
             r#"
 listen: "127.0.0.1:{port}"
@@ -356,7 +403,10 @@ server:
         let env = move |name: &str| match name {
             "TAGCACHE_TEST_TOKEN" => Some(TOKEN.to_string()),
             "TAGCACHE_TEST_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.to_string()),
-            _ => extra_env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            _ => extra_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()),
         };
         let loaded = tagcache::config::load_str(&yaml, "test.yaml", &env)
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
@@ -368,7 +418,13 @@ server:
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        Proxy { origin, port, admin_port, running: Some(running), client }
+        Proxy {
+            origin,
+            port,
+            admin_port,
+            running: Some(running),
+            client,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -384,7 +440,13 @@ server:
         self.get_with(path, ws, user, &[]).await
     }
 
-    pub async fn get_with(&self, path: &str, ws: Option<&str>, user: Option<&str>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn get_with(
+        &self,
+        path: &str,
+        ws: Option<&str>,
+        user: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.client.get(self.url(path));
         if let Some(w) = ws {
             req = req.header("X-Workspace-ID", w);
@@ -395,8 +457,7 @@ server:
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        Resp::from(req.send().await.expect("request"))
-            .await
+        Resp::from(req.send().await.expect("request")).await
     }
 
     /// POST JSON to the admin API with the token.
@@ -483,7 +544,10 @@ pub fn init_tracing() {
                 .with_test_writer()
                 .with_filter(tracing_subscriber::EnvFilter::new(filter))
         });
-        let _ = tracing_subscriber::registry().with(capture).with(print).try_init();
+        let _ = tracing_subscriber::registry()
+            .with(capture)
+            .with(print)
+            .try_init();
     });
 }
 
@@ -510,7 +574,11 @@ impl Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();
-        Resp { status, headers, text }
+        Resp {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -553,6 +621,10 @@ pub fn raw_get(port: u16, target: &str, headers: &[(&str, &str)]) -> (u16, Strin
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).into_owned();
     let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, head.to_ascii_lowercase())
 }
