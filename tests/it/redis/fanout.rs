@@ -176,3 +176,125 @@ async fn an_instance_that_starts_later_replays_earlier_purges() {
     let r = b.get("/item/late", Some("w1"), None).await;
     assert_eq!(r.json()["version"], version);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_published_while_subscriptions_are_down_is_replayed() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis);
+    let a = proxy(origin.clone(), &opts);
+    let b = proxy(origin.clone(), &opts);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    let path = "/item/lost";
+    a.get(path, Some("w1"), None).await;
+    b.get(path, Some("w1"), None).await;
+    assert_eq!(b.get(path, Some("w1"), None).await.layer(), "MEMORY");
+
+    // Cut every subscription, and purge before they are back: the message is lost.
+    let version = origin.bump();
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    let r = a.admin_post("/purge", r#"{"tags":["item:w1:lost"]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let start = Instant::now();
+    loop {
+        let r = b.get(path, Some("w1"), None).await;
+        if r.json()["version"] == version {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(2 * HEARTBEAT_MS),
+            "B served the purged copy for {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    wait_synced(&b).await;
+    assert!(super::util::metric(&b, "tagcache_redis_resyncs_total{kind=\"catchup\"}").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_subscription_an_instance_serves_only_entries_younger_than_the_window() {
+    let redis = RedisServer::start();
+    // A Redis user that may do everything but subscribe: its instance can
+    // never hear of purges.
+    redis.cli(&[
+        "ACL", "SETUSER", "deaf", "on", ">deaf-pw", "~*", "&*", "+@all", "-@pubsub",
+    ]);
+    let origin = Origin::start();
+    let mut opts = RedisOpts::server(&redis);
+    opts.heartbeat_ms = 1000;
+    let a = proxy(origin.clone(), &opts);
+    let mut deaf = opts.clone();
+    deaf.target = format!("url: \"redis://deaf:deaf-pw@127.0.0.1:{}\"", redis.port);
+    let b = proxy(origin.clone(), &deaf);
+    wait_synced(&a).await;
+    let h = super::util::health(&b).await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["redis"]["subscribed"], false, "{h}");
+
+    let path = "/item/window";
+    a.get(path, Some("w1"), None).await;
+    // Fetched moments ago: within the window (2 x 1s), B may serve it.
+    let fresh = b.get(path, Some("w1"), None).await;
+    assert_eq!((fresh.cache(), fresh.layer()), ("HIT", "REDIS"));
+    // Past the window, B could have missed a purge: it fetches again, though
+    // nothing was purged and the entry is fresh for another 300 s.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let refetched = b.get(path, Some("w1"), None).await;
+    assert_eq!((refetched.cache(), refetched.layer()), ("MISS", "ORIGIN"));
+    assert!(refetched
+        .header("cache-status")
+        .unwrap()
+        .contains("detail=unsynced"));
+    let again = b.get(path, Some("w1"), None).await;
+    assert_eq!((again.cache(), again.layer()), ("HIT", "MEMORY"));
+    // A, subscribed, still serves its copy.
+    assert_eq!(a.get(path, Some("w1"), None).await.cache(), "HIT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_tagcache_writes_expires_but_the_epoch() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis).extra("purge: { consistency: sync }");
+    let a = proxy(origin.clone(), &opts);
+    let b = proxy(origin.clone(), &opts);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    // Entries, a coalescing lock in flight, a sync purge with its acks, heartbeats.
+    a.get("/item/k1", Some("w1"), None).await;
+    b.get("/soft/k2", Some("w1"), None).await;
+    let slow = {
+        let url = a.url("/item/slow");
+        let client = a.client.clone();
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .header("X-Workspace-ID", "w1")
+                .header("x-origin-delay-ms", "500")
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.purge_tags(&["item:w1:k1"], false).await;
+    let keys: Vec<String> = redis
+        .cli(&["KEYS", "*"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(keys.iter().any(|k| k.ends_with(":lock")), "{keys:?}");
+    for wanted in ["{tc}:epoch", "{tc}:log", "{tc}:instances", "{tc}:acks"] {
+        assert!(keys.iter().any(|k| k == wanted), "{wanted} in {keys:?}");
+    }
+    for key in &keys {
+        let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
+        if key == "{tc}:epoch" {
+            assert_eq!(ttl, -1, "the epoch counter is the one persistent key");
+        } else {
+            assert!(ttl > 0, "{key} has no TTL ({ttl})");
+        }
+    }
+    slow.await.unwrap().unwrap();
+}

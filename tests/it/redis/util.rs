@@ -303,6 +303,8 @@ pub struct RedisOpts {
     pub timeout: String,
     /// `storage.redis.breaker.failures`.
     pub breaker_failures: u32,
+    /// `storage.redis.heartbeat`, in milliseconds.
+    pub heartbeat_ms: u64,
 }
 
 impl RedisOpts {
@@ -314,6 +316,7 @@ impl RedisOpts {
             prefix: "tc".into(),
             timeout: "500ms".into(),
             breaker_failures: 20,
+            heartbeat_ms: HEARTBEAT_MS,
         }
     }
 
@@ -325,6 +328,7 @@ impl RedisOpts {
             prefix: "tc".into(),
             timeout: "500ms".into(),
             breaker_failures: 20,
+            heartbeat_ms: HEARTBEAT_MS,
         }
     }
 
@@ -379,7 +383,7 @@ storage:
 {memory}  redis:
 {target}    prefix: "{prefix}"
     timeout: {timeout}
-    heartbeat: {HEARTBEAT_MS}ms
+    heartbeat: {heartbeat}ms
     compress_above: 4KiB
     breaker: {{ failures: {failures}, probe_interval: 200ms }}
 tenant:
@@ -395,6 +399,7 @@ server:
         prefix = opts.prefix,
         timeout = opts.timeout,
         failures = opts.breaker_failures,
+        heartbeat = opts.heartbeat_ms,
         extra = opts.extra,
     );
     let loaded = tagcache::config::load_str(&yaml, "redis-test.yaml", &|_| None)
