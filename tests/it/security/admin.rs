@@ -188,3 +188,24 @@ tenant:
         "{text}"
     );
 }
+
+/// Purging by URL in JWT mode addresses the entry keyed on the verified
+/// workspace, and only that workspace's.
+#[tokio::test]
+async fn url_purges_reach_the_verified_workspaces_entry_only() {
+    let p = hs256_proxy("");
+    let (a, b) = (token("wa", "u"), token("wb", "u"));
+    for t in [&a, &b] {
+        assert_eq!(get(&p, "/item/p1", Some(t), &[]).await.cache(), "MISS");
+        assert_eq!(get(&p, "/item/p1", Some(t), &[]).await.cache(), "HIT");
+    }
+    let r = p
+        .admin_post(
+            "/purge",
+            r#"{"urls":[{"url":"/item/p1","workspace":"wa"}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(get(&p, "/item/p1", Some(&a), &[]).await.cache(), "MISS");
+    assert_eq!(get(&p, "/item/p1", Some(&b), &[]).await.cache(), "HIT");
+}
