@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora_core::apps::http_app::HttpServer;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
@@ -72,7 +73,13 @@ pub fn build(config: Arc<Config>) -> pingora_error::Result<Built> {
         TagCacheProxy::new(cache.clone()),
         "tagcache proxy",
     );
-    proxy.add_tcp(&config.listen.to_string());
+    // A write buffer large enough for a typical cached answer lets a hit leave
+    // in one write (header and body together); Pingora's default (1460 bytes)
+    // sends the header and the body as two segments.
+    proxy.add_listener(
+        ListenerConfig::tcp(config.listen.to_string())
+            .l4_buffer(L4BufferSettings::default().write(config.server.write_buffer)),
+    );
 
     let mut admin = Service::new(
         "tagcache admin".to_string(),

@@ -1625,6 +1625,27 @@ impl Cx<'_> {
         Server {
             threads: self.count(raw.threads.as_ref(), cpus, "server.threads"),
             grace_period: self.duration(raw.grace_period.as_ref(), Duration::from_secs(10)),
+            write_buffer: self.write_buffer(raw.write_buffer.as_ref()),
+        }
+    }
+
+    /// `server.write_buffer`: between 1 KiB and 1 MiB (every client connection
+    /// holds one).
+    fn write_buffer(&mut self, field: Option<&Spanned<String>>) -> usize {
+        const DEFAULT: usize = 32 << 10;
+        let size = self.size(field, DEFAULT, "server.write_buffer");
+        match field {
+            Some(field) if !(1 << 10..=1 << 20).contains(&size) => {
+                self.error(
+                    field.pos,
+                    "server.write_buffer must be between 1KiB and 1MiB".to_string(),
+                    Some(
+                        "every client connection holds one; 32KiB fits most cached answers".into(),
+                    ),
+                );
+                DEFAULT
+            }
+            _ => size,
         }
     }
 

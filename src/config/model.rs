@@ -366,6 +366,9 @@ pub struct Server {
     pub threads: usize,
     /// Grace period after SIGTERM before connections are closed (default 10s).
     pub grace_period: Duration,
+    /// Write buffer of each client connection (default 32 KiB): a cached
+    /// answer that fits leaves in one write, header and body together.
+    pub write_buffer: usize,
 }
 
 /// Request coalescing.

@@ -356,6 +356,8 @@ pub(crate) struct Server {
     pub(crate) threads: Option<Spanned<usize>>,
     /// Grace period after SIGTERM, a duration. Default `10s`.
     pub(crate) grace_period: Option<Spanned<String>>,
+    /// Per-connection write buffer, a size. Default `32KiB`.
+    pub(crate) write_buffer: Option<Spanned<String>>,
 }
 
 /// `coalescing:`.

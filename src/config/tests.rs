@@ -306,6 +306,7 @@ fn defaults() {
     );
     assert!(c.server.threads >= 1);
     assert_eq!(c.server.grace_period, Duration::from_secs(10));
+    assert_eq!(c.server.write_buffer, 32 << 10);
     assert!(c.coalescing.enabled);
     assert_eq!(c.coalescing.wait_timeout, Duration::from_secs(10));
     assert!(!c.debug_headers);
@@ -354,7 +355,7 @@ purge:
   tag_headers: [{ header: X-Tags, separator: "," }]
   legacy_path: /legacy
   legacy_tags: ["p:{pattern}", "f:{filter}"]
-server: { threads: 3, grace_period: 1s }
+server: { threads: 3, grace_period: 1s, write_buffer: 8KiB }
 coalescing: { enabled: false, wait_timeout: 250ms }
 debug_headers: true
 debug_headers_force: true
@@ -399,6 +400,7 @@ limits: { max_uri_len: 100, max_query_params: 5 }
         vec![lit("p:"), var("pattern")]
     );
     assert_eq!(c.server.threads, 3);
+    assert_eq!(c.server.write_buffer, 8 << 10);
     assert!(!c.coalescing.enabled);
     assert!(c.debug_headers);
     assert_eq!((c.limits.max_uri_len, c.limits.max_query_params), (100, 5));
@@ -544,7 +546,7 @@ routes:
     ttl: 0s
     stale_if_error: 10sec
     statuses: [200, 700]
-server: { threads: 0 }
+server: { threads: 0, write_buffer: 2MiB }
 "#,
         &[
             r#"1:9: invalid listen address "localhost:8080": expected IP:PORT | hint: write an IP address: "127.0.0.1" instead of "localhost""#,
@@ -557,6 +559,7 @@ server: { threads: 0 }
             r#"14:21: unknown duration unit "sec" in "10sec" | hint: did you mean "10s"?..."#,
             r#"15:21: status 700 cannot be stored: statuses are from 200 to 599"#,
             r#"16:20: server.threads must be at least 1"#,
+            r#"16:37: server.write_buffer must be between 1KiB and 1MiB | hint: every client connection holds one; 32KiB fits most cached answers"#,
         ],
     );
 }
