@@ -221,6 +221,7 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
+        drain_body(session).await;
         return Err(too_large());
     }
     let mut buf = BytesMut::new();
@@ -228,6 +229,7 @@ async fn read_body(
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
+                    drain_body(session).await;
                     return Err(too_large());
                 }
                 buf.extend_from_slice(&chunk);
@@ -244,6 +246,23 @@ async fn read_body(
         }
     }
     Ok(buf.to_vec())
+}
+
+/// Reads and discards the rest of a refused body (up to 64 MiB, for up to
+/// 5 s), so that the client, still sending, gets the 413 instead of a reset
+/// connection.
+async fn drain_body(session: &mut ServerSession) {
+    const MAX: usize = 64 << 20;
+    let drain = async {
+        let mut seen = 0usize;
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            seen += chunk.len();
+            if seen > MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
 }
 
 fn report_json(report: &PurgeReport) -> Value {
