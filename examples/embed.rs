@@ -43,9 +43,11 @@ impl ProxyHttp for MyProxy {
         )))
     }
 
-    // tagcache's hooks: one line each.
+    // tagcache's hooks: one line each. `serve_fresh_hit` answers fresh memory
+    // hits right away; drop it if this proxy's response_filter must see them.
     async fn request_filter(&self, s: &mut Session, c: &mut MyCtx) -> Result<bool> {
-        self.cache.request_filter(s, &mut c.cache).await
+        Ok(self.cache.request_filter(s, &mut c.cache).await?
+            || self.cache.serve_fresh_hit(s, &mut c.cache).await?)
     }
     fn request_cache_filter(&self, s: &mut Session, c: &mut MyCtx) -> Result<()> {
         self.cache.request_cache_filter(s, &mut c.cache);

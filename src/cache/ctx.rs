@@ -21,8 +21,12 @@ pub struct RequestCtx {
     pub(crate) workspace: Option<Arc<str>>,
     /// The request's user, where the key carries it.
     pub(crate) user: Option<Arc<str>>,
-    /// Framed primary key, built in `request_cache_filter`, consumed by `cache_key_callback`.
+    /// Whether the request was classified (route, key or bypass reason).
+    pub(crate) classified: bool,
+    /// Framed primary key, built in `request_filter`, consumed by `cache_key_callback`.
     pub(crate) primary: Option<Vec<u8>>,
+    /// The primary key's hash, when the fast path computed it.
+    pub(crate) hash: Option<pingora_cache::key::HashBinary>,
     /// Readable key, only with `debug_headers`.
     pub(crate) key_debug: Option<String>,
     /// Purge epoch observed before the origin fetch.

@@ -30,6 +30,34 @@ pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut R
             _ => CacheStatus::Miss,
         }
     };
+    let fresh_until = match status {
+        CacheStatus::Hit | CacheStatus::Stale => {
+            session.cache.maybe_cache_meta().map(|m| m.fresh_until())
+        }
+        _ => None,
+    };
+    write(resp, ctx, status, fresh_until, layer(session, status));
+}
+
+/// Writes the headers for a memory hit served by `TagCache::serve_fresh_hit`,
+/// the same ones [`decorate`] writes for a hit pingora-cache served.
+pub(super) fn decorate_hit(
+    resp: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+    fresh_until: SystemTime,
+) {
+    write(resp, ctx, CacheStatus::Hit, Some(fresh_until), "MEMORY");
+}
+
+/// Writes `X-Cache-Status`, `X-Cache-Layer` and `Cache-Status` (and
+/// `X-Cache-Key` with debug headers) for `status`, and records it in `ctx`.
+fn write(
+    resp: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+    status: CacheStatus,
+    fresh_until: Option<SystemTime>,
+    layer: &'static str,
+) {
     ctx.status = Some(status);
 
     let mut cs = String::with_capacity(64);
@@ -37,9 +65,8 @@ pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut R
     match status {
         CacheStatus::Hit | CacheStatus::Stale => {
             cs.push_str("; hit");
-            if let Some(meta) = session.cache.maybe_cache_meta() {
-                let now = SystemTime::now();
-                let ttl = match meta.fresh_until().duration_since(now) {
+            if let Some(fresh_until) = fresh_until {
+                let ttl = match fresh_until.duration_since(SystemTime::now()) {
                     Ok(d) => d.as_secs() as i64,
                     Err(e) => -(e.duration().as_secs() as i64),
                 };
@@ -89,7 +116,7 @@ pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut R
     }
     // Header values built from constants and sanitized text cannot be invalid.
     let _ = resp.insert_header("x-cache-status", status.as_str());
-    let _ = resp.insert_header("x-cache-layer", layer(session, status));
+    let _ = resp.insert_header("x-cache-layer", layer);
     let _ = resp.insert_header("cache-status", cs);
 }
 

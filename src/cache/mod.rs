@@ -7,8 +7,10 @@
 //! custom proxy doing the same.
 //!
 //! ```text
-//!  request_filter        limits (414, 431); verify the JWT and the workspace it names (401, 403)
-//!  request_cache_filter  match route, read identity, normalize query, decide bypass, enable cache
+//!  request_filter        limits (414, 431); verify the JWT and the workspace it names (401, 403);
+//!                        match route, read identity, normalize query, decide bypass
+//!  serve_fresh_hit       answer a fresh memory hit directly (the fast path; else fall through)
+//!  request_cache_filter  enable the cache for a cacheable request
 //!  cache_key_callback    hand the framed key to pingora-cache
 //!  cache_hit_filter      client no-cache, tag generations (hard purge = miss, soft = stale)
 //!  upstream_request_filter / upstream_response_filter
@@ -47,7 +49,7 @@ use crate::identity::{self, Authenticator, Outcome, Verified};
 use crate::key::{self, BypassReason, Identity};
 use crate::metrics::{CacheStatus, Metrics};
 use crate::purge::registry::{TagRegistry, Verdict};
-use crate::route::Router;
+use crate::route::{RouteMatch, Router};
 use crate::storage::{EntryInfo, MemoryStore};
 use crate::tags;
 
@@ -60,6 +62,9 @@ pub struct TagCache {
     router: Router,
     storage: &'static (dyn Storage + Sync),
     memory: Option<&'static MemoryStore>,
+    /// The memory store when it is the first tier lookups read, so that
+    /// [`Self::serve_fresh_hit`] may answer from it.
+    fast: Option<&'static MemoryStore>,
     lock: Option<&'static CacheKeyLockImpl>,
     registry: Arc<TagRegistry>,
     metrics: Arc<Metrics>,
@@ -104,9 +109,15 @@ impl TagCache {
         ));
         if let Some(redis) = config.storage.redis.clone() {
             let memory = config.storage.memory.is_some().then_some(memory);
-            return Self::with_redis(config, memory, &redis);
+            return Self {
+                fast: memory,
+                ..Self::with_redis(config, memory, &redis)
+            };
         }
-        Self::with_storage(config, memory, Some(memory))
+        Self {
+            fast: Some(memory),
+            ..Self::with_storage(config, memory, Some(memory))
+        }
     }
 
     /// Builds the cache layer on a storage of the caller's choosing. `memory`,
@@ -148,6 +159,7 @@ impl TagCache {
             config,
             storage,
             memory,
+            fast: None,
             lock,
             registry,
             metrics,
@@ -180,8 +192,12 @@ impl TagCache {
         self.storage
     }
 
-    /// Enforces the request limits and, with `tenant.jwt`, verifies the
-    /// request's token and the workspace it names, before any cache lookup.
+    /// Checks the request before anything else and classifies it. Refuses
+    /// requests over the limits (414, 431) and, with `tenant.jwt`, verifies
+    /// the token and the workspace it names (401, 403); then matches the
+    /// route and builds the key (or the bypass reason) once, for
+    /// [`Self::serve_fresh_hit`] and [`Self::request_cache_filter`].
+    ///
     /// Returns `true` when it has answered the request itself (414, 431, 401
     /// or 403), and the proxy must stop. Call from `ProxyHttp::request_filter`.
     ///
@@ -201,73 +217,66 @@ impl TagCache {
             refuse::limit(session, limit).await?;
             return Ok(true);
         }
-        let Some(jwt) = &self.config.tenant.jwt else {
-            return Ok(false);
+        // Not UTF-8, or absolute-form: the path we would key is not the
+        // target the origin receives, so no route matches.
+        let found = if literal_target(req) {
+            self.router.find(req.uri.path())
+        } else {
+            None
         };
-        if !matches!(req.method, http::Method::GET | http::Method::HEAD) || !literal_target(req) {
-            return Ok(false);
-        }
-        let Some(found) = self.router.find(req.uri.path()) else {
-            return Ok(false);
-        };
-        let route = &self.config.routes[found.index];
-        let path_workspace = param(route, &found.params, &jwt.workspace_param);
-        let outcome = match &self.auth {
-            Some(auth) => auth.authenticate(req, path_workspace),
-            None => Outcome::Invalid(identity::IdentityError::UnknownKey),
-        };
-        match outcome {
-            Outcome::Verified(v) => {
-                self.metrics.auth.with_label_values(&["ok"]).inc();
-                ctx.verified = Some(v);
-                Ok(false)
-            }
-            Outcome::Invalid(e) => {
-                self.metrics.auth.with_label_values(&["invalid"]).inc();
-                match jwt.on_invalid {
-                    OnInvalid::Reject => {
-                        refuse::unauthorized(session, e).await?;
-                        Ok(true)
+        if let (Some(jwt), Some(found)) = (&self.config.tenant.jwt, &found) {
+            if matches!(req.method, http::Method::GET | http::Method::HEAD) {
+                let route = &self.config.routes[found.index];
+                let path_workspace = param(route, &found.params, &jwt.workspace_param);
+                let outcome = match &self.auth {
+                    Some(auth) => auth.authenticate(req, path_workspace),
+                    None => Outcome::Invalid(identity::IdentityError::UnknownKey),
+                };
+                match outcome {
+                    Outcome::Verified(v) => {
+                        self.metrics.auth.with_label_values(&["ok"]).inc();
+                        ctx.verified = Some(v);
                     }
-                    OnInvalid::Pass => {
-                        ctx.identity_bypass = Some(BypassReason::Unauthenticated);
-                        Ok(false)
+                    Outcome::Invalid(e) => {
+                        self.metrics.auth.with_label_values(&["invalid"]).inc();
+                        match jwt.on_invalid {
+                            OnInvalid::Reject => {
+                                refuse::unauthorized(session, e).await?;
+                                return Ok(true);
+                            }
+                            OnInvalid::Pass => {
+                                ctx.identity_bypass = Some(BypassReason::Unauthenticated);
+                            }
+                        }
+                    }
+                    Outcome::Forbidden(f) => {
+                        self.metrics.auth.with_label_values(&["forbidden"]).inc();
+                        refuse::forbidden(session, f).await?;
+                        return Ok(true);
                     }
                 }
             }
-            Outcome::Forbidden(f) => {
-                self.metrics.auth.with_label_values(&["forbidden"]).inc();
-                refuse::forbidden(session, f).await?;
-                Ok(true)
-            }
         }
+        self.classify_request(session.req_header(), found, ctx);
+        Ok(false)
     }
 
-    /// Classifies the request and enables the cache for it when it may be
-    /// cached. Call from `ProxyHttp::request_cache_filter`.
-    pub fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) {
-        let req = session.req_header();
-        if !literal_target(req) {
-            // Not UTF-8, or absolute-form: the path we would key is not the
-            // target the origin receives.
-            return;
-        }
-        let Some(found) = self.router.find(req.uri.path()) else {
+    /// Matches the route and builds the key, or records why the cache is
+    /// bypassed. Runs once per request.
+    fn classify_request(
+        &self,
+        req: &RequestHeader,
+        found: Option<RouteMatch<'_>>,
+        ctx: &mut RequestCtx,
+    ) {
+        ctx.classified = true;
+        let Some(found) = found else {
             return;
         };
         ctx.route = Some(found.index);
         let route = &self.config.routes[found.index];
         match self.classify(req, route, &found.params, ctx) {
-            Ok(primary) => {
-                ctx.primary = Some(primary);
-                ctx.born = self.registry.epoch();
-                ctx.enabled = true;
-                let mut overrides = CacheOptionOverrides::default();
-                overrides.wait_timeout = Some(self.config.coalescing.wait_timeout);
-                session
-                    .cache
-                    .enable(self.storage, None, None, self.lock, Some(overrides));
-            }
+            Ok(primary) => ctx.primary = Some(primary),
             Err(reason) => {
                 if matches!(
                     reason,
@@ -283,6 +292,107 @@ impl TagCache {
                 ctx.bypass = Some(reason);
             }
         }
+    }
+
+    /// Answers a request from a fresh memory entry without going through
+    /// pingora-cache: one store read, the tag and trust checks
+    /// [`Self::cache_hit_filter`] makes, and the header and body written
+    /// together. Anything else (a miss, a stale or purged entry, a Vary
+    /// route, a range or conditional request, client `no-cache`) returns
+    /// `false` and takes the full path, which answers it the same way it
+    /// always did. Call from `ProxyHttp::request_filter`, after
+    /// [`Self::request_filter`]; the proxy stops when it returns `true`.
+    ///
+    /// A hit served here does not reach the proxy's `response_filter`:
+    /// embedders that change every response there should not call it.
+    ///
+    /// # Errors
+    /// When the response cannot be written to the client.
+    pub async fn serve_fresh_hit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora_error::Result<bool> {
+        let (Some(memory), Some(primary), Some(route)) = (self.fast, &ctx.primary, ctx.route)
+        else {
+            return Ok(false);
+        };
+        let req = session.req_header();
+        if ctx.client_no_cache
+            || !self.config.routes[route].vary.is_empty()
+            || [
+                header::RANGE,
+                header::IF_NONE_MATCH,
+                header::IF_MODIFIED_SINCE,
+            ]
+            .iter()
+            .any(|h| req.headers.contains_key(h))
+        {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        let hash = pingora_cache::key::hash_key(primary);
+        ctx.hash = Some(hash);
+        let now = SystemTime::now();
+        let Some(hit) = memory.fresh(&hash, now) else {
+            return Ok(false);
+        };
+        if hit
+            .info()
+            .is_some_and(|info| self.registry.check(info) != Verdict::Valid)
+            || self.fanout().is_some_and(|f| !f.trusts(hit.created()))
+            || (ctx.auth_unscoped && !shareable(hit.header()))
+        {
+            return Ok(false);
+        }
+        let mut resp = Box::new(hit.header().clone());
+        // What pingora-cache does to a stored header on a hit: RFC 9111 §4
+        // Age, HTTP/1.1, and chunked framing when no length was stored.
+        let _ = resp.insert_header(header::AGE, hit.age(now).as_secs());
+        resp.set_version(http::Version::HTTP_11);
+        if !matches!(resp.status.as_u16(), 204 | 304)
+            && !resp.headers.contains_key(header::CONTENT_LENGTH)
+        {
+            let _ = resp.insert_header(header::TRANSFER_ENCODING, "chunked");
+        }
+        headers::decorate_hit(&mut resp, ctx, hit.fresh_until());
+        self.metrics
+            .lookup_latency
+            .observe(started.elapsed().as_secs_f64());
+        session
+            .write_response_header(resp, false)
+            .await
+            .map_err(|e| e.into_down())?;
+        session
+            .write_response_body(Some(hit.body()), true)
+            .await
+            .map_err(|e| e.into_down())?;
+        Ok(true)
+    }
+
+    /// Enables the cache for a request [`Self::request_filter`] found
+    /// cacheable (classifying it here when `request_filter` was not called).
+    /// Call from `ProxyHttp::request_cache_filter`.
+    pub fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        if !ctx.classified {
+            let req = session.req_header();
+            let found = if literal_target(req) {
+                self.router.find(req.uri.path())
+            } else {
+                None
+            };
+            self.classify_request(req, found, ctx);
+        }
+        if ctx.primary.is_none() {
+            return;
+        }
+        ctx.born = self.registry.epoch();
+        ctx.enabled = true;
+        let mut overrides = CacheOptionOverrides::default();
+        overrides.wait_timeout = Some(self.config.coalescing.wait_timeout);
+        session
+            .cache
+            .enable(self.storage, None, None, self.lock, Some(overrides));
     }
 
     /// Decides whether the request can use the cache and builds its key.
@@ -412,7 +522,15 @@ impl TagCache {
             )
         })?;
         let tag = ctx.workspace.as_deref().unwrap_or("");
-        Ok(CacheKey::new(primary, tag))
+        // pingora-cache asks for the key's hash several times per request;
+        // computing it once here (or reusing the fast path's) saves the rest.
+        let hash = ctx
+            .hash
+            .take()
+            .unwrap_or_else(|| pingora_cache::key::hash_key(&primary));
+        let mut key = CacheKey::new(primary, tag);
+        key.set_primary_bin_override(hash);
+        Ok(key)
     }
 
     /// Checks a found entry against client directives and tag generations.

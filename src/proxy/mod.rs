@@ -4,8 +4,10 @@
 //! ```text
 //! Pingora phase               tagcache
 //! ─────────────────────────── ─────────────────────────────────────────────
-//! request_filter              TagCache::request_filter: limits (414, 431), JWT (401, 403)
-//! request_cache_filter        TagCache::request_cache_filter: route, identity, key, bypass
+//! request_filter              TagCache::request_filter: limits (414, 431), JWT (401, 403),
+//!                             route, identity, key, bypass;
+//!                             then TagCache::serve_fresh_hit: a fresh memory hit is answered here
+//! request_cache_filter        TagCache::request_cache_filter: enable the cache
 //! cache_key_callback          TagCache::cache_key_callback
 //!   ── lookup in storage, coalescing lock ──
 //! cache_hit_filter            TagCache::cache_hit_filter: purge generations, client no-cache
@@ -73,7 +75,10 @@ impl ProxyHttp for TagCacheProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        self.cache.request_filter(session, ctx).await
+        if self.cache.request_filter(session, ctx).await? {
+            return Ok(true);
+        }
+        self.cache.serve_fresh_hit(session, ctx).await
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {

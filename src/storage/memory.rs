@@ -276,6 +276,43 @@ impl EntryMeta {
     }
 }
 
+/// A fresh stored response, found by [`MemoryStore::fresh`].
+pub struct FreshHit(Arc<Entry>);
+
+impl FreshHit {
+    /// The stored response header.
+    pub fn header(&self) -> &ResponseHeader {
+        &self.0.meta.header
+    }
+
+    /// The body (shared, not copied).
+    pub fn body(&self) -> Bytes {
+        self.0.body.clone()
+    }
+
+    /// The entry's tags and birth epoch.
+    pub fn info(&self) -> Option<&EntryInfo> {
+        self.0.meta.info.as_deref()
+    }
+
+    /// When the response was stored (`CacheMeta::updated` of a lookup).
+    pub fn created(&self) -> SystemTime {
+        self.0.meta.created
+    }
+
+    /// When the response stops being fresh.
+    pub fn fresh_until(&self) -> SystemTime {
+        self.0.meta.fresh_until
+    }
+
+    /// Its age at `now`, measured as `CacheMeta::age` does: from the last
+    /// revalidation, or from the store.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        let epoch = self.0.meta.epoch.unwrap_or(self.0.meta.created);
+        now.duration_since(epoch).unwrap_or_default()
+    }
+}
+
 /// A stored response.
 struct Entry {
     /// The full 128-bit key, checked on every read: TinyUFO indexes by a 64-bit hash of it.
@@ -543,6 +580,15 @@ impl MemoryStore {
 
     fn current_generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// The entry under `hash` (a [`CacheHashKey::combined_bin`]) when it is
+    /// fresh at `now` and stored without a variance: what a hit can serve
+    /// without asking pingora-cache (see `TagCache::serve_fresh_hit`). Stale,
+    /// dead and Vary entries are left to the full lookup.
+    pub fn fresh(&self, hash: &HashBinary, now: SystemTime) -> Option<FreshHit> {
+        let entry = self.get(u128::from_be_bytes(*hash))?;
+        (entry.meta.variance.is_none() && now < entry.meta.fresh_until).then_some(FreshHit(entry))
     }
 
     /// The live entry at `key`, if any: not a tombstone, not a hash collision, not cleared.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use pingora_cache::CacheMeta;
 use pingora_http::ResponseHeader;
 
-pub use memory::{MemoryStats, MemoryStore};
+pub use memory::{FreshHit, MemoryStats, MemoryStore};
 pub use redis::RedisStore;
 pub use tiered::TieredStore;
 

@@ -214,3 +214,68 @@ async fn debug_headers_expose_the_key() {
     );
     assert!(r.header("cache-status").unwrap().contains("key="));
 }
+
+#[tokio::test]
+async fn hits_answer_ranges_and_conditionals() {
+    // Plain hits take the fast path; range and conditional requests on the
+    // same entry go through pingora-cache: both must answer correctly.
+    let p = Proxy::start();
+    let path = "/api/boards/b1/contacts?page=7";
+    let etag = [
+        ("x-origin-header", "ETag: \"v1\""),
+        ("x-origin-body-size", "100"),
+    ];
+    let a = p.get_with(path, Some("w1"), None, &etag).await;
+    assert_eq!((a.status, a.cache()), (200, "MISS"));
+    assert_eq!(a.text.len(), 100);
+
+    let hit = p.get(path, Some("w1"), None).await;
+    assert_eq!(
+        (hit.status, hit.cache(), hit.layer()),
+        (200, "HIT", "MEMORY")
+    );
+    assert_eq!(hit.text, a.text);
+    assert_eq!(hit.header("content-length"), Some("100"));
+    assert_eq!(hit.header("etag"), Some("\"v1\""));
+
+    let range = p
+        .get_with(path, Some("w1"), None, &[("range", "bytes=10-19")])
+        .await;
+    assert_eq!((range.status, range.cache()), (206, "HIT"));
+    assert_eq!(range.text, a.text[10..20]);
+    assert_eq!(range.header("content-range"), Some("bytes 10-19/100"));
+
+    let not_modified = p
+        .get_with(path, Some("w1"), None, &[("if-none-match", "\"v1\"")])
+        .await;
+    assert_eq!((not_modified.status, not_modified.cache()), (304, "HIT"));
+    assert!(not_modified.text.is_empty());
+
+    let changed = p
+        .get_with(path, Some("w1"), None, &[("if-none-match", "\"v0\"")])
+        .await;
+    assert_eq!((changed.status, changed.cache()), (200, "HIT"));
+    assert_eq!(changed.text, a.text);
+    assert_eq!(p.origin.hits("/api/boards/b1/contacts"), 1);
+
+    // Age counts from the store, on every kind of hit.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let later = p.get(path, Some("w1"), None).await;
+    let age: u64 = later.header("age").unwrap().parse().unwrap();
+    assert!(age >= 1, "age {age}");
+}
+
+#[tokio::test]
+async fn hits_of_a_body_stored_without_length_are_chunked() {
+    let p = Proxy::start();
+    let path = "/api/boards/b1/contacts?page=8";
+    let origin = [("x-origin-chunked", "1"), ("x-origin-body-size", "5000")];
+    let a = p.get_with(path, Some("w1"), None, &origin).await;
+    assert_eq!((a.status, a.cache()), (200, "MISS"));
+    let b = p.get(path, Some("w1"), None).await;
+    assert_eq!((b.status, b.cache()), (200, "HIT"));
+    assert_eq!(b.header("transfer-encoding"), Some("chunked"));
+    assert!(b.header("content-length").is_none());
+    assert_eq!(b.text, a.text);
+    assert_eq!(b.text.len(), 5000);
+}
