@@ -958,6 +958,10 @@ fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(
 /// stored clone would keep that whole buffer (4 KiB or more) alive for the
 /// entry's lifetime, outside the store's byte accounting. Copying names and
 /// values keeps `max_size` an honest bound on memory.
+///
+/// The values are slices of one buffer: every hit clones the header, and
+/// with one shared allocation those clones bump one reference count (one
+/// cache line) instead of one per value.
 fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
     let Ok(mut out) = ResponseHeader::build_no_case(resp.status, Some(resp.headers.len())) else {
         return resp.clone();
@@ -965,10 +969,19 @@ fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
     out.set_version(resp.version);
     // A reason phrase that was valid on the way in is valid again.
     let _ = out.set_reason_phrase(resp.get_reason_phrase());
+    let total = resp.headers.values().map(|v| v.len()).sum();
+    let mut values = Vec::with_capacity(total);
+    for value in resp.headers.values() {
+        values.extend_from_slice(value.as_bytes());
+    }
+    let values = bytes::Bytes::from(values);
+    let mut at = 0;
     for (name, value) in resp.headers.iter() {
+        let slice = values.slice(at..at + value.len());
+        at += value.len();
         let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
+            http::HeaderValue::from_maybe_shared(slice),
         ) else {
             continue;
         };
