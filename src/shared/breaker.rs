@@ -58,6 +58,9 @@ pub struct Breaker {
     threshold: u32,
     probe_interval: Duration,
     base: Instant,
+    /// Time added to the clock by tests, in nanoseconds.
+    #[cfg(test)]
+    skew: AtomicU64,
 }
 
 impl Breaker {
@@ -71,11 +74,23 @@ impl Breaker {
             threshold: threshold.max(1),
             probe_interval,
             base: Instant::now(),
+            #[cfg(test)]
+            skew: AtomicU64::new(0),
         }
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        #[cfg(test)]
+        let now = now.saturating_add(self.skew.load(Ordering::Relaxed));
+        now
+    }
+
+    /// Moves the breaker's clock forward.
+    #[cfg(test)]
+    fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.skew.fetch_add(by, Ordering::Relaxed);
     }
 
     /// The current state.
@@ -157,7 +172,7 @@ mod tests {
 
     #[test]
     fn opens_after_threshold_and_probes_back() {
-        let b = Breaker::new(3, Duration::from_millis(20));
+        let b = Breaker::new(3, Duration::from_secs(10));
         assert!(b.allow());
         assert!(!b.failure());
         assert!(!b.failure());
@@ -170,13 +185,13 @@ mod tests {
         assert!(b.failure(), "third consecutive failure opens");
         assert_eq!(b.state(), BreakerState::Open);
         assert!(!b.allow());
-        std::thread::sleep(Duration::from_millis(25));
+        b.advance(Duration::from_secs(11));
         assert!(b.allow(), "one probe after the interval");
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert!(!b.allow(), "only one probe at a time");
         assert!(b.failure(), "a failed probe reopens");
         assert_eq!(b.state(), BreakerState::Open);
-        std::thread::sleep(Duration::from_millis(25));
+        b.advance(Duration::from_secs(11));
         assert!(b.allow());
         assert!(b.success(), "a good probe closes");
         assert_eq!(b.state(), BreakerState::Closed);
@@ -185,12 +200,12 @@ mod tests {
 
     #[test]
     fn a_lost_probe_does_not_wedge_the_breaker() {
-        let b = Breaker::new(1, Duration::from_millis(10));
+        let b = Breaker::new(1, Duration::from_secs(10));
         b.failure();
-        std::thread::sleep(Duration::from_millis(12));
+        b.advance(Duration::from_secs(11));
         assert!(b.allow());
         // The probe's caller never reports back.
-        std::thread::sleep(Duration::from_millis(12));
+        b.advance(Duration::from_secs(11));
         assert!(b.allow(), "a new probe after another interval");
     }
 }
