@@ -45,6 +45,9 @@ pub struct RequestCtx {
     pub(crate) upstream_start: Option<Instant>,
     /// Status reported to the client.
     pub(crate) status: Option<CacheStatus>,
+    /// The origin could not be reached or did not answer in time: the
+    /// response is the proxy's own error.
+    pub(crate) origin_failed: bool,
     /// The origin answered 304 to a revalidation.
     pub(crate) revalidated: bool,
     /// The identity verified from the request's JWT (`tenant.jwt`), set by

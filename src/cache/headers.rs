@@ -91,7 +91,13 @@ fn write(
             } else {
                 "miss"
             };
-            let _ = write!(cs, "; fwd={fwd}; fwd-status={}", resp.status.as_u16());
+            let _ = write!(cs, "; fwd={fwd}");
+            if ctx.origin_failed {
+                // Nothing came back from the origin to report a status of.
+                cs.push_str("; detail=origin-error");
+            } else {
+                let _ = write!(cs, "; fwd-status={}", resp.status.as_u16());
+            }
             if ctx.stored {
                 cs.push_str("; stored");
             } else if let Some(why) = ctx.not_stored {

@@ -799,6 +799,20 @@ impl TagCache {
         }
     }
 
+    /// Adds the cache status headers to an error the proxy answers itself
+    /// (502/504: the origin failed and nothing stale could stand in): `MISS`
+    /// or `EXPIRED` when the cache was looked up, `BYPASS` when it was not.
+    /// Call from `ProxyHttp::fail_to_proxy`.
+    pub fn error_response_filter(
+        &self,
+        session: &Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) {
+        ctx.origin_failed = true;
+        headers::decorate(session, resp, ctx);
+    }
+
     /// Counts the request. Call from `ProxyHttp::logging`.
     pub fn logging(&self, session: &Session, ctx: &RequestCtx, error: Option<&Error>) {
         self.release_shared_lock(ctx);

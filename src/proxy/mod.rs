@@ -177,11 +177,14 @@ impl ProxyHttp for TagCacheProxy {
         &self,
         session: &mut Session,
         e: &Error,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> FailToProxy {
         let code = error_status(e);
         if code > 0 {
-            let _ = write_json_error(session, code, e).await;
+            let _ = write_json_error(session, code, e, |s, resp| {
+                self.cache.error_response_filter(s, resp, ctx);
+            })
+            .await;
         }
         FailToProxy {
             error_code: code,
@@ -235,7 +238,12 @@ fn reason(e: &Error) -> &'static str {
     }
 }
 
-async fn write_json_error(session: &mut Session, code: u16, e: &Error) -> Result<()> {
+async fn write_json_error(
+    session: &mut Session,
+    code: u16,
+    e: &Error,
+    decorate: impl FnOnce(&Session, &mut ResponseHeader),
+) -> Result<()> {
     let error = match code {
         502 => "bad_gateway",
         504 => "gateway_timeout",
@@ -247,8 +255,7 @@ async fn write_json_error(session: &mut Session, code: u16, e: &Error) -> Result
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "no-store")?;
-    resp.insert_header("x-cache-status", "BYPASS")?;
-    resp.insert_header("x-cache-layer", "ORIGIN")?;
+    decorate(session, &mut resp);
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
     session

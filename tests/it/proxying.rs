@@ -154,8 +154,18 @@ async fn dead_origin_is_a_502_with_a_reason() {
     assert_eq!(j["error"], "bad_gateway");
     assert!(j["reason"].as_str().unwrap().contains("origin"));
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // The cache was looked up: a miss the origin could not answer.
+    assert_eq!((r.cache(), r.layer()), ("MISS", "ORIGIN"));
+    let cs = r.header("cache-status").unwrap();
+    assert!(cs.contains("fwd=miss; detail=origin-error"), "{cs}");
+    assert!(!cs.contains("fwd-status"), "{cs}");
     let r = p.get("/unrouted", None, None).await;
     assert_eq!(r.status, 502);
+    assert_eq!(r.cache(), "BYPASS");
+    assert!(r
+        .header("cache-status")
+        .unwrap()
+        .contains("fwd=bypass; detail=no-route"));
 }
 
 #[tokio::test]
