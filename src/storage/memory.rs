@@ -76,15 +76,16 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::storage::{
-    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
-    PurgeType, Storage,
+    HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
+    Storage,
 };
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheEntryKey, CacheKey, CacheMeta};
-use pingora_error::{Error, ErrorType, Result};
+use pingora_error::Result;
 use pingora_http::ResponseHeader;
 use tinyufo::{TinyUfo, KV};
 
+use super::hit::BodyHit;
 use super::EntryInfo;
 
 /// Bytes charged per response header line, on top of its name and value.
@@ -110,9 +111,6 @@ pub const TOMBSTONE_COST: usize = 128;
 /// An entry whose headers push it past `max_object_size + META_ALLOWANCE` may not fit a
 /// TinyUFO weight and is then refused as too large.
 pub const META_ALLOWANCE: usize = 64 * 1024;
-
-/// Largest slice handed to the client per `read_body` call.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Mean entry size assumed when sizing TinyUFO's frequency sketch and hash table.
 const ESTIMATED_MEAN_ENTRY: usize = 8 * 1024;
@@ -812,7 +810,10 @@ impl Storage for MemoryStore {
             return Ok(None);
         }
         let meta = entry.meta.to_cache_meta();
-        Ok(Some((meta, Box::new(MemoryHitHandler::new(entry)))))
+        Ok(Some((
+            meta,
+            Box::new(BodyHit::new(entry.body.clone(), entry.weight)),
+        )))
     }
 
     async fn get_miss_handler(
@@ -892,86 +893,6 @@ impl Storage for MemoryStore {
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
-        self
-    }
-}
-
-/// Serves one stored body, whole or a range of it.
-struct MemoryHitHandler {
-    entry: Arc<Entry>,
-    /// Next byte to hand out.
-    pos: usize,
-    /// End (exclusive) of what is handed out.
-    end: usize,
-}
-
-impl MemoryHitHandler {
-    fn new(entry: Arc<Entry>) -> Self {
-        let end = entry.body.len();
-        MemoryHitHandler { entry, pos: 0, end }
-    }
-}
-
-#[async_trait]
-impl HandleHit for MemoryHitHandler {
-    async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        if self.pos >= self.end {
-            return Ok(None);
-        }
-        let to = self.end.min(self.pos.saturating_add(READ_CHUNK));
-        let chunk = self.entry.body.slice(self.pos..to);
-        self.pos = to;
-        Ok(Some(chunk))
-    }
-
-    async fn finish(
-        self: Box<Self>,
-        _storage: &'static (dyn Storage + Sync),
-        _key: &CacheKey,
-        _trace: &SpanHandle,
-    ) -> Result<()> {
-        Ok(())
-    }
-
-    fn can_seek(&self) -> bool {
-        true
-    }
-
-    /// Restricts the next reads to `start..end` (`end` exclusive, clamped to the body).
-    ///
-    /// # Errors
-    ///
-    /// `InternalError` if `start` is not inside the body or `end` is before `start`.
-    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let len = self.entry.body.len();
-        if start >= len {
-            return Error::e_explain(
-                ErrorType::InternalError,
-                format!("seek start out of range {start} >= {len}"),
-            );
-        }
-        let end = end.map_or(len, |end| end.min(len));
-        if end < start {
-            return Error::e_explain(
-                ErrorType::InternalError,
-                format!("seek end {end} before start {start}"),
-            );
-        }
-        // Seeking rewinds, so one handler can serve several ranges.
-        self.pos = start;
-        self.end = end;
-        Ok(())
-    }
-
-    fn get_eviction_weight(&self) -> usize {
-        self.entry.weight
-    }
-
-    fn as_any(&self) -> &(dyn Any + Send + Sync) {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
         self
     }
 }
@@ -1154,7 +1075,7 @@ mod tests {
         fill(store, &key, &meta_with(60, 0, 0), &body).await;
         let (_, mut hit) = store.lookup(&key, &span()).await.unwrap().unwrap();
         let first = hit.read_body().await.unwrap().unwrap();
-        assert_eq!(first.len(), READ_CHUNK);
+        assert_eq!(first.len(), crate::storage::hit::READ_CHUNK);
         let mut all = first.to_vec();
         all.extend(read_all(&mut hit).await);
         assert_eq!(all, body);
@@ -1649,7 +1570,7 @@ mod tests {
         assert!(hit.can_seek());
 
         let err = hit.seek(10, None).unwrap_err();
-        assert_eq!(err.etype(), &ErrorType::InternalError);
+        assert_eq!(err.etype(), &pingora_error::ErrorType::InternalError);
         assert!(hit.seek(6, Some(5)).is_err());
 
         hit.seek(5, None).unwrap();

@@ -10,6 +10,7 @@
 //! promotion). Either tier works alone.
 
 pub mod envelope;
+pub mod hit;
 pub mod memory;
 pub mod redis;
 pub mod tiered;

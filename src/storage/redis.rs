@@ -19,12 +19,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::{
-    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
-    PurgeType, Storage,
+    HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
+    Storage,
 };
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta};
-use pingora_error::{Error, ErrorType, Result};
+use pingora_error::Result;
+
+use super::hit::BodyHit;
 use redis::Value;
 
 use super::envelope::{self, Decoded, EnvelopeWriter};
@@ -192,82 +194,6 @@ impl RedisStore {
     }
 }
 
-/// A hit served from a body held in memory (an L2 value just read).
-#[derive(Debug)]
-pub struct BodyHit {
-    body: Bytes,
-    start: usize,
-    end: usize,
-    done: bool,
-}
-
-impl BodyHit {
-    /// A hit over `body`.
-    pub fn new(body: Bytes) -> Self {
-        let end = body.len();
-        BodyHit {
-            body,
-            start: 0,
-            end,
-            done: false,
-        }
-    }
-}
-
-#[async_trait]
-impl HandleHit for BodyHit {
-    async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        if self.done {
-            return Ok(None);
-        }
-        self.done = true;
-        Ok(Some(self.body.slice(self.start..self.end)))
-    }
-
-    async fn finish(
-        self: Box<Self>,
-        _storage: &'static (dyn Storage + Sync),
-        _key: &CacheKey,
-        _trace: &SpanHandle,
-    ) -> Result<()> {
-        Ok(())
-    }
-
-    fn can_seek(&self) -> bool {
-        true
-    }
-
-    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let len = self.body.len();
-        if start >= len {
-            return Error::e_explain(
-                ErrorType::InternalError,
-                format!("seek start out of range {start} >= {len}"),
-            );
-        }
-        let end = end.map_or(len, |e| e.min(len));
-        if end < start {
-            return Error::e_explain(ErrorType::InternalError, "seek end before start");
-        }
-        self.start = start;
-        self.end = end;
-        self.done = false;
-        Ok(())
-    }
-
-    fn get_eviction_weight(&self) -> usize {
-        self.body.len()
-    }
-
-    fn as_any(&self) -> &(dyn Any + Send + Sync) {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
-        self
-    }
-}
-
 /// Builds the value while the body streams in, and stores it on `finish`.
 #[derive(Debug)]
 pub struct RedisMiss {
@@ -334,10 +260,12 @@ impl Storage for RedisStore {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        Ok(self
-            .fetch(&key.combined_bin())
-            .await
-            .map(|d| (d.meta, Box::new(BodyHit::new(d.body)) as HitHandler)))
+        Ok(self.fetch(&key.combined_bin()).await.map(|d| {
+            (d.meta, {
+                let weight = d.body.len();
+                Box::new(BodyHit::new(d.body, weight)) as HitHandler
+            })
+        }))
     }
 
     async fn get_miss_handler(

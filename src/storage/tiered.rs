@@ -22,7 +22,8 @@ use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_error::Result;
 
-use super::redis::{BodyHit, RedisMiss, RedisStore};
+use super::hit::BodyHit;
+use super::redis::{RedisMiss, RedisStore};
 use super::MemoryStore;
 
 /// Memory first, then Redis.
@@ -105,7 +106,11 @@ impl Storage for TieredStore {
             return Ok(None);
         };
         self.promote(key, &found.meta, &found.body, trace).await;
-        Ok(Some((found.meta, Box::new(BodyHit::new(found.body)))))
+        let weight = found.body.len();
+        Ok(Some((
+            found.meta,
+            Box::new(BodyHit::new(found.body, weight)),
+        )))
     }
 
     async fn get_miss_handler(
