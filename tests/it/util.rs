@@ -328,6 +328,9 @@ pub struct Options {
     pub memory_extra: String,
     /// Extra environment variables for `${VAR}` in the config.
     pub env: Vec<(String, String)>,
+    /// The whole `storage:` block, replacing the memory-only default built
+    /// from `max_size` and `memory_extra`.
+    pub storage: Option<String>,
 }
 
 /// Header mode: identities trusted from `X-Workspace-ID` and `X-User-ID`.
@@ -347,6 +350,7 @@ impl Default for Options {
             tenant: HEADER_TENANT.to_string(),
             memory_extra: String::new(),
             env: Vec::new(),
+            storage: None,
         }
     }
 }
@@ -380,10 +384,7 @@ admin:
   listen: "127.0.0.1:{admin_port}"
   token: "${{TAGCACHE_TEST_TOKEN}}"
 {admin_extra}
-storage:
-  memory:
-    max_size: {max_size}
-{memory_extra}
+{storage}
 {tenant}
 server:
   threads: 2
@@ -393,8 +394,10 @@ server:
 "#,
             upstream_extra = opts.upstream_extra,
             admin_extra = opts.admin_extra,
-            max_size = opts.max_size,
-            memory_extra = opts.memory_extra,
+            storage = opts.storage.clone().unwrap_or_else(|| format!(
+                "storage:\n  memory:\n    max_size: {}\n{}",
+                opts.max_size, opts.memory_extra
+            )),
             tenant = opts.tenant,
             extra = opts.extra,
             routes = opts.routes,

@@ -8,10 +8,9 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::util::{free_port, wait_for_port, Origin, Proxy, BASE_ROUTES, TOKEN};
+use crate::util::{free_port, Options, Origin, Proxy};
 
 /// Heartbeat used by test proxies: the resync window is twice this.
 pub const HEARTBEAT_MS: u64 = 200;
@@ -353,14 +352,6 @@ impl RedisOpts {
 
 /// Starts a proxy with the Redis tier in front of `origin`.
 pub fn proxy(origin: Origin, opts: &RedisOpts) -> Proxy {
-    if let Ok(filter) = std::env::var("TAGCACHE_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
-    let port = free_port();
-    let admin_port = free_port();
     let memory = if opts.memory {
         "  memory:\n    max_size: 64MiB\n"
     } else {
@@ -371,54 +362,27 @@ pub fn proxy(origin: Origin, opts: &RedisOpts) -> Proxy {
         .lines()
         .map(|l| format!("    {l}\n"))
         .collect::<String>();
-    let yaml = format!(
-        r#"
-listen: "127.0.0.1:{port}"
-upstream:
-  address: "{origin}"
-admin:
-  listen: "127.0.0.1:{admin_port}"
-  token: "{TOKEN}"
-storage:
+    let storage = format!(
+        r#"storage:
 {memory}  redis:
 {target}    prefix: "{prefix}"
     timeout: {timeout}
     heartbeat: {heartbeat}ms
     compress_above: 4KiB
-    breaker: {{ failures: {failures}, probe_interval: 200ms }}
-tenant:
-  workspace: {{ header: X-Workspace-ID }}
-  user: {{ header: X-User-ID }}
-server:
-  threads: 2
-  grace_period: 1s
-{extra}
-{BASE_ROUTES}
-"#,
-        origin = origin.addr,
+    breaker: {{ failures: {failures}, probe_interval: 200ms }}"#,
         prefix = opts.prefix,
         timeout = opts.timeout,
         failures = opts.breaker_failures,
         heartbeat = opts.heartbeat_ms,
-        extra = opts.extra,
     );
-    let loaded = tagcache::config::load_str(&yaml, "redis-test.yaml", &|_| None)
-        .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
-    let running = tagcache::server::spawn(Arc::new(loaded.config)).expect("spawn proxy");
-    wait_for_port(port);
-    wait_for_port(admin_port);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-    Proxy {
+    Proxy::start_on(
         origin,
-        port,
-        admin_port,
-        running: Some(running),
-        client,
-    }
+        Options {
+            storage: Some(storage),
+            extra: opts.extra.clone(),
+            ..Options::default()
+        },
+    )
 }
 
 /// `/health` as JSON (no token needed).
