@@ -28,6 +28,8 @@ mod units;
 mod yaml;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_security;

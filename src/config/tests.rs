@@ -34,36 +34,10 @@ fn loads(yaml: &str) -> Loaded {
     }
 }
 
-/// `LINE:COL: MESSAGE`, then ` | hint: HINT` if there is one.
-fn render(d: &Diagnostic) -> String {
-    let mut out = format!("{}:{}: {}", d.line, d.col, d.message);
-    if let Some(hint) = &d.hint {
-        out.push_str(&format!(" | hint: {hint}"));
-    }
-    out
-}
-
-/// Loads `yaml` and compares its errors, rendered by [`render`] in file order,
-/// with `expected`. An expected line ending in `...` only has to be a prefix.
+/// Loads `yaml` and compares its errors, with their hints, with `expected`.
+/// An expected line ending in `...` only has to be a prefix.
 fn check(yaml: &str, expected: &[&str]) {
-    let errors: Vec<String> = match load(yaml) {
-        Ok(_) => Vec::new(),
-        Err(error) => error.diagnostics.iter().map(render).collect(),
-    };
-    let matches = errors.len() == expected.len()
-        && errors
-            .iter()
-            .zip(expected)
-            .all(|(got, want)| match want.strip_suffix("...") {
-                Some(prefix) => got.starts_with(prefix),
-                None => got == want,
-            });
-    assert!(
-        matches,
-        "\nexpected:\n  {}\ngot:\n  {}\n",
-        expected.join("\n  "),
-        errors.join("\n  ")
-    );
+    super::test_support::assert_errors(load(yaml), expected, true);
 }
 
 const MINIMAL: &str = r#"
@@ -260,7 +234,12 @@ fn example_file_needs_the_admin_token() {
     let result = load_str(source, "example.yaml", &|_| None);
     let errors: Vec<String> = result
         .err()
-        .map(|e| e.diagnostics.iter().map(render).collect())
+        .map(|e| {
+            e.diagnostics
+                .iter()
+                .map(|d| super::test_support::render(d, true))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains(": environment variable \"TAGCACHE_ADMIN_TOKEN\" is not set"));
@@ -867,7 +846,12 @@ tenant: { workspace: { header: X-Workspace-ID } }
     );
     let errors: Vec<String> = empty
         .err()
-        .map(|e| e.diagnostics.iter().map(render).collect())
+        .map(|e| {
+            e.diagnostics
+                .iter()
+                .map(|d| super::test_support::render(d, true))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(errors.len(), 1);
     assert!(
@@ -879,7 +863,11 @@ tenant: { workspace: { header: X-Workspace-ID } }
 #[test]
 fn identity_headers_warn_once() {
     let loaded = loads(CONTEXT_SNIPPET);
-    let warnings: Vec<String> = loaded.warnings.iter().map(render).collect();
+    let warnings: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|d| super::test_support::render(d, true))
+        .collect();
     assert_eq!(
         warnings,
         ["11:3: tenant identity is trusted from the request headers X-Workspace-ID and X-User-ID; \

@@ -36,28 +36,7 @@ fn load(yaml: &str) -> Result<Loaded, ConfigError> {
 /// The errors of `yaml` as `LINE:COL: MESSAGE`; an expected line ending in
 /// `...` only has to be a prefix.
 fn check(yaml: &str, expected: &[&str]) {
-    let errors: Vec<String> = match load(yaml) {
-        Ok(_) => Vec::new(),
-        Err(e) => e
-            .diagnostics
-            .iter()
-            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
-            .collect(),
-    };
-    let ok = errors.len() == expected.len()
-        && errors
-            .iter()
-            .zip(expected)
-            .all(|(got, want)| match want.strip_suffix("...") {
-                Some(prefix) => got.starts_with(prefix),
-                None => got == want,
-            });
-    assert!(
-        ok,
-        "\nexpected:\n  {}\ngot:\n  {}\n",
-        expected.join("\n  "),
-        errors.join("\n  ")
-    );
+    super::test_support::assert_errors(load(yaml), expected, false);
 }
 
 fn loads(yaml: &str) -> Loaded {
