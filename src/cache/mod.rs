@@ -320,13 +320,9 @@ impl TagCache {
         let req = session.req_header();
         if ctx.client_no_cache
             || !self.config.routes[route].vary.is_empty()
-            || [
-                header::RANGE,
-                header::IF_NONE_MATCH,
-                header::IF_MODIFIED_SINCE,
-            ]
-            .iter()
-            .any(|h| req.headers.contains_key(h))
+            || req.headers.keys().any(|h| {
+                h == header::RANGE || h == header::IF_NONE_MATCH || h == header::IF_MODIFIED_SINCE
+            })
         {
             return Ok(false);
         }
@@ -415,11 +411,12 @@ impl TagCache {
         if let Some(reason) = ctx.identity_bypass {
             return Err(reason);
         }
-        let unkeyed = self
-            .config
-            .unkeyed_headers
-            .iter()
-            .any(|h| req.headers.contains_key(h));
+        // A request carries a handful of headers: comparing names is cheaper
+        // than hashing each of the (ten or so) unkeyed names for a lookup.
+        let unkeyed = req
+            .headers
+            .keys()
+            .any(|h| self.config.unkeyed_headers.contains(h));
         if unkeyed && route.unkeyed_headers == UnkeyedAction::Bypass {
             return Err(BypassReason::UnkeyedHeader);
         }
