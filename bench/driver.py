@@ -10,12 +10,16 @@ Environment:
   DURATION        seconds per measured run (default 10; smoke: 5)
   CONNECTIONS     wrk connections (default 50)
   SERVERS         comma list among tagcache,nginx,varnish (default all three)
-  WORKLOADS       comma list among hot,zipf,herd,purge,ceiling,l2 (default all)
+  WORKLOADS       comma list among hot,zipf,herd,purge,full,ceiling,l2 (default all)
   ORIGIN_DELAY_MS origin delay for misses (default 50)
   HERD_N          concurrent requests in the cold herd (default 1000)
   HERD_DELAY_MS   origin delay while the herd runs (default 500)
   PURGE_SIZES     entries covered by the purged tag (default 1,10000,100000)
   ZIPF_S          Zipf exponent (default 1.0)
+  FULL_CONTACTS   distinct ~20 KB contact details sent before the Zipf keys in
+                  workload full (default 20000, ~400 MB: more than 256 MiB)
+  FULL_FILL_LIMIT time limit in s of each of the two fills of workload full
+                  (default 120)
   TAGCACHE_BIN    tagcache binary (default target/release/tagcache)
   ORIGIN_BIN      origin binary (default target/release/examples/bench_origin)
   QUIET_WAIT      before each measured run, wait up to N s for other processes
@@ -58,10 +62,18 @@ ADMIN_PORT = 9091
 REDIS_PORT = 16379
 
 ALL_SERVERS = ["tagcache", "nginx", "varnish"]
-ALL_WORKLOADS = ["hot", "zipf", "herd", "purge", "ceiling", "l2"]
+ALL_WORKLOADS = ["hot", "zipf", "herd", "purge", "full", "ceiling", "l2"]
 
 HOT_PATH = "/api/boards/b1/contacts?page=1&pageSize=50&filter=all"
 HOT_WS = "w1"
+
+# Every server's cache memory, and tagcache's memory goal with that store full.
+STORE_MIB = 256
+GOAL_RSS_MIB = 320
+# tagcache's goal for a hit served from L2 (Redis), measured unsaturated.
+GOAL_L2_P99_MS = 1.0
+# Seconds of the 1-connection latency probe (at most DURATION).
+PROBE_SECONDS = 5
 
 
 def env_int(name, default):
@@ -133,6 +145,19 @@ class Proc:
             if int(fields[2]) == self.pgid:
                 out.append(int(d))
         return out
+
+    def rss_kib(self):
+        """Current resident memory of all the group's processes."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
 
     def peak_rss_kib(self):
         total = 0
@@ -401,6 +426,8 @@ class Bench:
         self.herd_delay_ms = env_int("HERD_DELAY_MS", 500)
         self.purge_sizes = [int(x) for x in env_list("PURGE_SIZES", ["1", "10000", "100000"])]
         self.zipf_s = os.environ.get("ZIPF_S", "1.0")
+        self.full_contacts = env_int("FULL_CONTACTS", 20000)
+        self.full_fill_limit = env_int("FULL_FILL_LIMIT", 120)
         self.tagcache_bin = os.path.abspath(os.environ.get("TAGCACHE_BIN") or os.path.join(ROOT, "target/release/tagcache"))
         self.origin_bin = os.path.abspath(os.environ.get("ORIGIN_BIN") or os.path.join(ROOT, "target/release/examples/bench_origin"))
         self.token = os.environ.get("TAGCACHE_ADMIN_TOKEN") or "bench-admin-token"
@@ -688,7 +715,44 @@ class Bench:
             self.notes.append("wrk is not installed: the smoke load was one Python keep-alive connection.")
         res = dict(wrk_res)
         res.update({"cpu_pct": cpu, "origin": origin_count(), "first": first, "second": second})
+        if server == "tagcache" and self.have_wrk and not self.smoke:
+            res.update(self.probe_1conn([proc], HOT_PATH))
         return res
+
+    def probe_1conn(self, procs, path):
+        """Hit latency without queueing: wrk with one connection on the hot
+        path for min(PROBE_SECONDS, DURATION) s, after the saturated run.
+        Returns lat1_* fields (latencies in microseconds, like p50/p99).
+        procs are everything on the server's core (tagcache, and Redis for L2);
+        a run that other processes disturbed is repeated like measured() does."""
+        secs = max(1, min(PROBE_SECONDS, self.duration))
+        retries = env_int("NOISY_RETRIES", 1)
+        hz = os.sysconf("SC_CLK_TCK")
+        attempt = 0
+        while True:
+            self.wait_quiet()
+            b0, l0, o0 = self.core_busy_ticks(self.server_cpu), self.core_busy_ticks(self.load_cpu), self.own_core1_ticks()
+            c0, t0 = sum(p.cpu_ticks() for p in procs), time.perf_counter()
+            d = run_wrk("hot.lua", path, secs, 1)
+            c1, t1 = sum(p.cpu_ticks() for p in procs), time.perf_counter()
+            b1, l1, o1 = self.core_busy_ticks(self.server_cpu), self.core_busy_ticks(self.load_cpu), self.own_core1_ticks()
+            wall = max(t1 - t0, 1e-9)
+            cpu = 100.0 * (c1 - c0) / hz / wall
+            res = {
+                "lat1_s": secs, "lat1_rps": d["rps"], "lat1_requests": d["requests"],
+                "lat1_errors": d["errors"] + d["err_status"], "lat1_cpu_pct": cpu,
+                "lat1_p50": d["p50"], "lat1_p90": d["p90"], "lat1_p99": d["p99"], "lat1_p999": d["p999"],
+                "lat1_max": d["lat_max"],
+            }
+            if None in (b0, b1, l0, l1):
+                return res
+            res["lat1_foreign_cpu_pct"] = max(0.0, 100.0 * ((b1 - b0) - (c1 - c0)) / hz / wall)
+            res["lat1_foreign_load_cpu_pct"] = max(0.0, 100.0 * ((l1 - l0) - (o1 - o0)) / hz / wall)
+            if not is_noisy(res["lat1_foreign_cpu_pct"], res["lat1_foreign_load_cpu_pct"], cpu) or attempt >= retries:
+                return res
+            attempt += 1
+            log(f"1-connection run: others used {res['lat1_foreign_cpu_pct']:.0f} % / "
+                f"{res['lat1_foreign_load_cpu_pct']:.0f} % of the server / load cores; measuring again ({attempt}/{retries})")
 
     def w_zipf(self, server, proc):
         origin_delay(0)
@@ -725,8 +789,8 @@ class Bench:
         origin_delay(self.origin_delay_ms)
         return res
 
-    def tagcache_stats(self):
-        """entries/bytes from tagcache's /stats, or None."""
+    def tagcache_stats(self, fields=("entries", "bytes", "evictions", "purges")):
+        """The given fields (default entries/bytes/evictions/purges) of tagcache's /stats, or None."""
         try:
             st, _, data = request("GET", ADMIN_PORT, "/stats", {"Authorization": f"Bearer {self.token}"})
             d = json.loads(data)
@@ -738,7 +802,72 @@ class Bench:
         for v in d.values():
             if isinstance(v, dict):
                 flat.update(v)
-        return {k: flat.get(k) for k in ("entries", "bytes", "evictions", "purges") if k in flat}
+        return {k: flat.get(k) for k in fields if k in flat}
+
+    def store_stats(self, server, proc):
+        """What a server holds: entries, bytes and evictions where it tells.
+        tagcache: /stats (memory tier). nginx: files and their size in the
+        cache directory. Varnish: varnishstat (objects, malloc bytes, LRU nukes)."""
+        if server == "tagcache":
+            return self.tagcache_stats(("entries", "bytes", "evictions", "too_large", "stores", "quota_evictions"))
+        if server == "nginx" and getattr(proc, "cache_dir", None):
+            files = sum(len(fs) for _, _, fs in os.walk(proc.cache_dir))
+            return {"entries": files, "bytes": du_kib(proc.cache_dir) * 1024}
+        if server == "varnish" and shutil.which("varnishstat"):
+            try:
+                r = subprocess.run(["varnishstat", "-n", os.path.join(proc.cwd, "varnish"), "-1", "-j"],
+                                   capture_output=True, text=True, timeout=20)
+                d = json.loads(r.stdout)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                return None
+            counters = d.get("counters", d)  # the JSON layout differs between Varnish versions
+
+            def val(name):
+                v = counters.get(name)
+                return v.get("value") if isinstance(v, dict) else None
+            out = {"entries": val("MAIN.n_object"), "bytes": val("SMA.s0.g_bytes"), "evictions": val("MAIN.n_lru_nuked")}
+            return {k: v for k, v in out.items() if v is not None} or None
+        return None
+
+    def w_full(self, server, proc):
+        """Memory with a full store: more distinct entries than 256 MiB holds
+        (FULL_CONTACTS ~20 KB contact details, then the 50,000 ~2 KB Zipf list
+        keys, each once, origin delay 0), then the measured Zipf run of (b)
+        to show the full cache still serves."""
+        origin_delay(0)
+        origin_reset()
+        n = self.full_contacts
+        c_s, c_recv, c_bad = run_fill(["contacts", str(n)], limit_s=self.full_fill_limit)
+        c_origin = origin_count()
+        # The last contact again, then under another workspace: HIT, then MISS
+        # when the server caches contact details keyed by X-Workspace-ID.
+        last = f"/api/contacts/c{n - 1}"
+        contact_check = [cache_status(PROXY_PORT, last, f"w{(n - 1) % 50}")[0],
+                         cache_status(PROXY_PORT, last, "wother")[0]]
+        log(f"full/{server}: {n:,} contacts filled in {c_s:.1f} s (origin {c_origin:,}, non-200 {c_bad}), "
+            f"last contact again / other workspace {'/'.join(contact_check)}, peak RSS {proc.peak_rss_kib() / 1024:.1f} MiB")
+        origin_reset()
+        l_s, l_recv, l_bad = run_fill(["zipf"], limit_s=self.full_fill_limit)
+        l_origin = origin_count()
+        res = {
+            "contacts": n, "fill_contacts_s": c_s, "fill_contacts_origin": c_origin, "fill_contacts_non200": c_bad,
+            "fill_lists_s": l_s, "fill_lists_origin": l_origin, "fill_lists_non200": l_bad,
+            "fill_s": c_s + l_s, "fill_non200": c_bad + l_bad, "contact_check": contact_check,
+            "rss_fill_mib": proc.peak_rss_kib() / 1024.0, "rss_now_fill_mib": proc.rss_kib() / 1024.0,
+            "store_fill": self.store_stats(server, proc),
+        }
+        if getattr(proc, "cache_dir", None):
+            res["tmpfs_fill_mib"] = du_kib(proc.cache_dir) / 1024.0
+        log(f"full/{server}: lists filled in {l_s:.1f} s (origin {l_origin:,}, non-200 {l_bad}); "
+            f"peak RSS {res['rss_fill_mib']:.1f} MiB; store {res['store_fill']}")
+        origin_delay(self.origin_delay_ms)
+        origin_reset()
+        wrk_res, cpu = self.measured(proc, lambda: run_wrk("zipf.lua", "/", self.duration, self.conns, [self.zipf_s, "42"]))
+        res.update(wrk_res)
+        res.update({"cpu_pct": cpu, "origin": origin_count(), "rss_now_mib": proc.rss_kib() / 1024.0,
+                    "store_end": self.store_stats(server, proc)})
+        res["hit_ratio"] = 1.0 - res["origin"] / res["requests"] if res["requests"] else 0.0
+        return res
 
     def purge(self, server, board):
         t0 = time.perf_counter()
@@ -834,7 +963,10 @@ class Bench:
                 res = run_wrk("hot.lua", HOT_PATH, self.duration, self.conns)
                 cpu = 100.0 * (proc.cpu_ticks() + redis.cpu_ticks() - c0) / hz / (time.perf_counter() - t0)
                 res.update({"cpu_pct": cpu, "origin": origin_count(), "first": first, "second": second, "layer": layer,
-                            "variant": variant, "redis_rss_mib": redis.peak_rss_kib() / 1024.0})
+                            "variant": variant})
+                res.update(self.probe_1conn([proc, redis], HOT_PATH))
+                res["origin"] = origin_count()
+                res["redis_rss_mib"] = redis.peak_rss_kib() / 1024.0
                 self.finish(("l2", "tagcache"), proc, res)
             finally:
                 proc.stop()
@@ -921,7 +1053,7 @@ class Bench:
             return self.smoke_main()
         # Workload by workload, all servers back to back: whatever else runs on
         # the machine then disturbs the servers compared in one row alike.
-        for w in ["hot", "zipf", "herd", "purge"]:
+        for w in ["hot", "zipf", "herd", "purge", "full"]:
             if w in self.workloads:
                 for server in self.servers:
                     self.run_workload(w, server)
@@ -978,7 +1110,8 @@ class Bench:
                  f"{f'; all at nice {self.nice}' if self.nice else ''}")
         L.append(f"- Load: wrk 1 thread, {self.conns} keep-alive connections, {self.duration} s per measured run; "
                  f"origin delay {self.origin_delay_ms} ms per miss; herd {self.herd_n} requests with origin delay {self.herd_delay_ms} ms; "
-                 f"Zipf s={self.zipf_s} over 50,000 keys")
+                 f"Zipf s={self.zipf_s} over 50,000 keys; tagcache hits also with 1 connection for "
+                 f"{max(1, min(PROBE_SECONDS, self.duration))} s")
         L.append("- Every server: 256 MiB of cache memory, TTL 300 s, 1 worker thread/process, restarted empty before each workload.")
         L.append("")
 
@@ -1015,7 +1148,7 @@ class Bench:
         for w, wname in [("hot", "(a) hot key"), ("zipf", "(b) Zipf 50k keys")]:
             if w not in self.workloads:
                 continue
-            rows += [
+            wrows = [
                 (w, wname, "req/s", "rps", 1, 0, True),
                 (w, wname, "p50 ms", "p50", 1e-3, 2, True),
                 (w, wname, "p99 ms", "p99", 1e-3, 2, True),
@@ -1027,9 +1160,18 @@ class Bench:
                 (w, wname, "others' CPU % on the load core", "foreign_load_cpu_pct", 1, 0, False),
                 (w, wname, "peak RSS MiB", "rss_mib", 1, 1, True),
             ]
+            if w == "hot":
+                # Unsaturated: one connection, so no queueing behind the others.
+                wrows[4:4] = [
+                    (w, wname, "req/s, 1 connection", "lat1_rps", 1, 0, False),
+                    (w, wname, "p50 ms, 1 connection", "lat1_p50", 1e-3, 3, False),
+                    (w, wname, "p99 ms, 1 connection", "lat1_p99", 1e-3, 3, False),
+                    (w, wname, "p99.9 ms, 1 connection", "lat1_p999", 1e-3, 3, False),
+                ]
             if w == "zipf":
-                rows.insert(len(rows) - 3, (w, wname, "hit ratio %", "hit_ratio", 100, 2, False))
-                rows.append((w, wname, "fill 50k keys, s", "fill_s", 1, 1, True))
+                wrows.insert(len(wrows) - 3, (w, wname, "hit ratio %", "hit_ratio", 100, 2, False))
+                wrows.append((w, wname, "fill 50k keys, s", "fill_s", 1, 1, True))
+            rows += wrows
         if "herd" in self.workloads:
             wname = f"(c) cold herd x{self.herd_n}"
             rows += [
@@ -1105,6 +1247,9 @@ class Bench:
                          f"{d['cpu_pct']:.0f} | {pct} |")
             L.append("")
 
+        if "full" in self.workloads:
+            L.extend(self.markdown_full(cols))
+
         if "l2" in self.workloads and has_tc:
             L.append("## (e) tagcache L2 (Redis) hits, memory tier off")
             L.append("")
@@ -1121,10 +1266,26 @@ class Bench:
             elif "failed" in d:
                 L.append(f"Failed: `{d['failed']}`")
             elif d:
-                L.append("| req/s | p50 ms | p99 ms | p99.9 ms | X-Cache-Status / X-Cache-Layer of 2nd request | origin requests | CPU % (tagcache+redis) | RSS MiB tagcache / redis |")
-                L.append("|---:|---:|---:|---:|---|---:|---:|---:|")
-                L.append(f"| {d['rps']:,.0f} | {d['p50'] / 1e3:.2f} | {d['p99'] / 1e3:.2f} | {d['p999'] / 1e3:.2f} | "
+                L.append(f"Saturated: wrk with {self.conns} connections as in (a). 1 connection: the same hot key for "
+                         f"{d.get('lat1_s', '-')} s right after, so a hit does not queue behind other requests.")
+                L.append("")
+                L.append("| connections | req/s | p50 ms | p99 ms | p99.9 ms | X-Cache-Status / X-Cache-Layer of 2nd request | origin requests | CPU % (tagcache+redis) | RSS MiB tagcache / redis |")
+                L.append("|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+                L.append(f"| {self.conns} | {d['rps']:,.0f} | {d['p50'] / 1e3:.2f} | {d['p99'] / 1e3:.2f} | {d['p999'] / 1e3:.2f} | "
                          f"{d['second']} / {d['layer']} | {d['origin']} | {d['cpu_pct']:.0f} | {d['rss_mib']:.1f} / {d['redis_rss_mib']:.1f} |")
+                if "lat1_p99" in d:
+                    L.append(f"| 1 | {d['lat1_rps']:,.0f} | {d['lat1_p50'] / 1e3:.3f} | {d['lat1_p99'] / 1e3:.3f} | "
+                             f"{d['lat1_p999'] / 1e3:.3f} | | | {d['lat1_cpu_pct']:.0f} | |")
+                    L.append("")
+                    p99 = d["lat1_p99"] / 1e3
+                    verdict = "met" if p99 < GOAL_L2_P99_MS else "not met"
+                    line = (f"Goal \"L2 hit p99 < {GOAL_L2_P99_MS:g} ms\", read at 1 connection: p99 {p99:.3f} ms = "
+                            f"{p99 / GOAL_L2_P99_MS:.2f} × the goal: **{verdict}**.")
+                    mem = r("hot", "tagcache")
+                    if "lat1_p99" in mem:
+                        line += (f" A memory-tier hit at 1 connection, from (a): p50 {mem['lat1_p50'] / 1e3:.3f} ms, "
+                                 f"p99 {mem['lat1_p99'] / 1e3:.3f} ms, p99.9 {mem['lat1_p999'] / 1e3:.3f} ms.")
+                    L.append(line)
             L.append("")
 
         L.append("## Checks and details")
@@ -1153,12 +1314,83 @@ class Bench:
                              f"{rec['purge_status']} `{rec['purge_body'][:160]}`; samples {rec['before']} → {rec['after']} → {rec['again']}")
                     if rec.get("stats_before") is not None or rec.get("stats_after") is not None:
                         L.append(f"  - tagcache /stats right before → right after the purge: {rec.get('stats_before')} → {rec.get('stats_after')}")
+            if w == "full" and "fill_contacts_s" in d:
+                L.append(f"- full/{s}: fill {d['contacts']:,} contacts {d['fill_contacts_s']:.1f} s "
+                         f"({d['fill_contacts_origin']:,} origin requests, {d['fill_contacts_non200']} non-200), "
+                         f"50,000 lists {d['fill_lists_s']:.1f} s ({d['fill_lists_origin']:,} origin requests, "
+                         f"{d['fill_lists_non200']} non-200); RSS now {d['rss_now_fill_mib']:.1f} MiB after the fill, "
+                         f"{d['rss_now_mib']:.1f} MiB at the end; Zipf {d['requests']:,} requests, {d['errors']} socket errors, "
+                         f"{d['err_status']} HTTP errors")
+                L.append(f"  - last contact again / under another workspace: {' / '.join(d.get('contact_check', []))}; "
+                         f"store after the fill → after the Zipf run: {d.get('store_fill')} → {d.get('store_end')}")
+            if w in ("hot", "l2") and "lat1_requests" in d:
+                L.append(f"- {w}/{s} 1 connection: {d['lat1_requests']:,} requests in {d['lat1_s']} s, {d['lat1_errors']} errors, "
+                         f"p90 {d['lat1_p90'] / 1e3:.3f} ms, max {d['lat1_max'] / 1e3:.3f} ms; server CPU {d['lat1_cpu_pct']:.0f} %, "
+                         f"others' CPU {d.get('lat1_foreign_cpu_pct', 0):.0f} % / {d.get('lat1_foreign_load_cpu_pct', 0):.0f} % "
+                         "on the server / load core")
             if "tmpfs_mib" in d:
                 L.append(f"- {w}/{s}: nginx cache files on tmpfs {d['tmpfs_mib']:.1f} MiB (not in its RSS)")
         for n in self.notes + self.auto_notes():
             L.append(f"- {n}")
         L.append("")
         return "\n".join(L)
+
+    def markdown_full(self, cols):
+        """The section of workload full: memory with the store full."""
+        L = []
+        n = self.full_contacts
+        L.append(f"## Full cache: memory with {STORE_MIB} MiB of entries")
+        L.append("")
+        L.append(f"Each server, restarted empty, is sent {n:,} distinct contact details (`/api/contacts/c{{i}}`, ~20 KB, "
+                 f"X-Workspace-ID w0…w49: ~{n * 20 / 1000:.0f} MB), then the 50,000 Zipf list keys of (b) (~2 KB: ~100 MB), "
+                 f"each once, with origin delay 0 and 100 connections: more than its {STORE_MIB} MiB hold. Then the measured "
+                 f"Zipf run of (b), {self.duration} s with origin delay {self.origin_delay_ms} ms and no warm-up: evicted keys "
+                 "are misses. Peak RSS is the high-water mark of all the server's processes, RSS at end their resident "
+                 "memory after the Zipf run; nginx keeps cached bodies in files on tmpfs, outside its RSS, counted in "
+                 "\"store MiB\". Store entries and evictions are read after the fill: tagcache `/stats` (memory tier), "
+                 "nginx cache files, Varnish `varnishstat` (objects, malloc bytes, LRU nuked).")
+        L.append("")
+        L.append(f"| server | fill s (contacts + lists) | fill non-200 | peak RSS MiB after fill | peak RSS MiB at end | "
+                 f"RSS MiB at end | store entries | store MiB after fill / at end | evictions | Zipf req/s | Zipf hit ratio % | Zipf p99 ms | "
+                 f"tagcache vs goal RSS ≤ {GOAL_RSS_MIB} MiB |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for s in cols:
+            d = self.results.get(("full", s), {})
+            if not d:
+                continue
+            if "failed" in d or "fill_contacts_s" not in d:
+                L.append(f"| {s} | failed |" + " |" * 11)
+                continue
+            st = d.get("store_fill") or {}
+            st_end = d.get("store_end") or {}
+
+            def num(v, scale=1.0, digits=0):
+                return "-" if v is None else f"{v * scale:,.{digits}f}"
+            goal = "-"
+            if s == "tagcache":
+                ratio = d["rss_mib"] / GOAL_RSS_MIB
+                goal = f"{ratio:.2f} × goal: {'met' if d['rss_mib'] <= GOAL_RSS_MIB else 'not met'}"
+            L.append(f"| {s} | {d['fill_contacts_s']:.1f} + {d['fill_lists_s']:.1f} | {d['fill_non200']} | "
+                     f"{d['rss_fill_mib']:.1f} | {d['rss_mib']:.1f} | {d['rss_now_mib']:.1f} | {num(st.get('entries'))} | "
+                     f"{num(st.get('bytes'), 1 / 2**20, 1)} / {num(st_end.get('bytes'), 1 / 2**20, 1)} | "
+                     f"{num(st.get('evictions'))} | {d['rps']:,.0f} | "
+                     f"{100 * d['hit_ratio']:.2f} | {d['p99'] / 1e3:.2f} | {goal} |")
+        L.append("")
+        d = self.results.get(("full", "tagcache"), {})
+        if "rss_mib" in d and "fill_contacts_s" in d:
+            st = d.get("store_fill") or {}
+            held = st.get("bytes")
+            full = held is not None and held >= 0.9 * STORE_MIB * 2**20
+            verdict = "met" if d["rss_mib"] <= GOAL_RSS_MIB else "not met"
+            line = (f"Goal \"RSS ≤ {GOAL_RSS_MIB} MiB with a full {STORE_MIB} MiB store\": tagcache peak RSS "
+                    f"{d['rss_mib']:.1f} MiB = {d['rss_mib'] / GOAL_RSS_MIB:.2f} × {GOAL_RSS_MIB} MiB: **{verdict}**")
+            if held is not None:
+                line += f"; the store held {held / 2**20:.1f} MiB in {st.get('entries', 0):,} entries after the fill"
+                if not full:
+                    line += f" (under 90 % of {STORE_MIB} MiB: not a full store)"
+            L.append(line + ".")
+            L.append("")
+        return L
 
     def auto_notes(self):
         notes = []
@@ -1170,7 +1402,26 @@ class Bench:
             if w == "zipf" and d.get("origin", 0) > 0:
                 notes.append(f"**{s}: {d['origin']} origin requests during the measured Zipf run "
                              "(entries missing after a full fill: eviction, expiry or keying).**")
-            if w in ("hot", "zipf") and (d.get("errors", 0) or d.get("err_status", 0)):
+            if w == "full" and "fill_contacts_s" in d:
+                if d.get("fill_non200"):
+                    notes.append(f"**full/{s}: {d['fill_non200']} non-200 answers during the fill.**")
+                if d.get("contact_check") and d["contact_check"] != ["HIT", "MISS"]:
+                    notes.append(f"**full/{s}: the last contact asked again, then under another workspace, was "
+                                 f"{' / '.join(d['contact_check'])}, not HIT / MISS (contact details not cached per workspace).**")
+                st = d.get("store_fill") or {}
+                if s == "tagcache" and st.get("bytes") is not None and st["bytes"] < 0.9 * STORE_MIB * 2**20:
+                    notes.append(f"**full/tagcache: after the fill the memory tier held {st['bytes'] / 2**20:.1f} MiB, "
+                                 f"under 90 % of {STORE_MIB} MiB: the store was not full.**")
+                if s == "tagcache" and st.get("evictions") == 0:
+                    notes.append("**full/tagcache: no evictions after offering more than the store holds.**")
+            if w in ("hot", "l2") and d.get("lat1_errors"):
+                notes.append(f"**{w}/{s}: {d['lat1_errors']} errors in the 1-connection run.**")
+            if w in ("hot", "l2") and is_noisy(d.get("lat1_foreign_cpu_pct"), d.get("lat1_foreign_load_cpu_pct"),
+                                                d.get("lat1_cpu_pct")):
+                notes.append(f"**{w}/{s}: other processes used {d['lat1_foreign_cpu_pct']:.0f} % of the server's core and "
+                             f"{d['lat1_foreign_load_cpu_pct']:.0f} % of the load generator's core during the 1-connection run: "
+                             "its tail latencies are not comparable.**")
+            if w in ("hot", "zipf", "full") and (d.get("errors", 0) or d.get("err_status", 0)):
                 notes.append(f"**{w}/{s}: {d['errors']} socket errors and {d['err_status']} HTTP errors under load.**")
             if w == "herd" and d.get("origin", 0) > 1:
                 notes.append(f"**herd/{s}: {d['origin']} origin requests for one key (coalescing let them through).**")

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark: tagcache against nginx proxy_cache and Varnish, on loopback.
 #
-#   bench/run.sh            full run (about 5 minutes), writes bench/results/latest.md
+#   bench/run.sh            full run (about 7 minutes), writes bench/results/latest.md
+#   WORKLOADS=hot,full SERVERS=tagcache,nginx bench/run.sh
+#                           a subset: workloads hot,zipf,herd,purge,full,ceiling,l2;
+#                           servers tagcache,nginx,varnish
 #   bench/run.sh --smoke    tagcache alone, 5 s of workload (a); exit 0 if it served a HIT
 #   SMOKE=1 bench/run.sh    same as --smoke
 #
@@ -18,7 +21,7 @@ smoke=0
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$here/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done

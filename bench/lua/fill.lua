@@ -1,6 +1,7 @@
 -- Fills a cache with a fixed set of keys, each requested exactly once, then exits.
 -- usage: wrk -s fill.lua URL -- zipf            (all 50,000 keys of keys.lua)
 --        wrk -s fill.lua URL -- purge BOARD N   (N entries sharing one board tag)
+--        wrk -s fill.lua URL -- contacts N      (N contact details, ~20 KB each)
 -- Use one wrk thread (-t 1); the connection count sets the concurrency.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(here .. "keys.lua")
@@ -22,6 +23,8 @@ function init(args)
    if mode == "purge" then
       board = args[2]
       n = tonumber(args[3])
+   elseif mode == "contacts" then
+      n = tonumber(args[2])
    else
       n = keys.N
    end
@@ -41,6 +44,8 @@ function request()
    sent = sent + 1
    if mode == "purge" then
       return keys.purge_request(board, i)
+   elseif mode == "contacts" then
+      return keys.contact_request(i)
    end
    return keys.list_request(i)
 end

@@ -1,5 +1,6 @@
--- The contact-list key space shared by the Zipf and fill scripts.
--- 50 workspaces x 10 boards x 10 filters x 10 pages = 50,000 keys.
+-- The key spaces shared by the Zipf and fill scripts.
+-- Contact lists: 50 workspaces x 10 boards x 10 filters x 10 pages = 50,000 keys
+-- (~2 KB each). Contact details: /api/contacts/c{i} (~20 KB each).
 keys = {}
 
 keys.WORKSPACES = 50
@@ -31,4 +32,11 @@ function keys.purge_request(board, i)
    local path = string.format("/api/boards/%s/contacts?page=%d&pageSize=10&filter=all",
                               board, i + 1)
    return wrk.format("GET", path, { ["X-Workspace-ID"] = "wpurge" })
+end
+
+-- The request for contact i (0-based): /api/contacts/c{i}, spread over the
+-- same 50 workspaces (~20 KB each, so 20,000 of them offer ~400 MB).
+function keys.contact_request(i)
+   return wrk.format("GET", string.format("/api/contacts/c%d", i),
+                     { ["X-Workspace-ID"] = "w" .. (i % keys.WORKSPACES) })
 end
