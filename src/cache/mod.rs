@@ -53,6 +53,24 @@ use crate::route::{RouteMatch, Router};
 use crate::storage::{EntryInfo, MemoryStore};
 use crate::tags;
 
+/// The checks every hit passes, from [`TagCache::hit_check`].
+struct HitCheck {
+    /// Whether a tag of the entry was purged after its birth.
+    tags: Verdict,
+    /// The instance may have missed purges and the entry is too old to trust.
+    unsynced: bool,
+    /// The request may not be served a stored answer (client `no-cache`, or
+    /// `Authorization` on a response not marked shareable).
+    refused: bool,
+}
+
+impl HitCheck {
+    /// Nothing keeps the entry from being served as it is.
+    fn clean(&self) -> bool {
+        self.tags == Verdict::Valid && !self.unsynced && !self.refused
+    }
+}
+
 /// Longest workspace or user id accepted from a request.
 const MAX_IDENTITY_LEN: usize = 256;
 
@@ -333,11 +351,9 @@ impl TagCache {
         let Some(hit) = memory.fresh(&hash, now) else {
             return Ok(false);
         };
-        if hit
-            .info()
-            .is_some_and(|info| self.registry.check(info) != Verdict::Valid)
-            || self.fanout().is_some_and(|f| !f.trusts(hit.created()))
-            || (ctx.auth_unscoped && !shareable(hit.header()))
+        if !self
+            .hit_check(hit.info(), hit.created(), hit.header(), ctx)
+            .clean()
         {
             return Ok(false);
         }
@@ -538,41 +554,66 @@ impl TagCache {
         is_fresh: bool,
         ctx: &mut RequestCtx,
     ) -> Option<ForcedFreshness> {
-        if let Some(info) = EntryInfo::of(meta) {
-            match self.registry.check(info) {
-                Verdict::Valid => {}
-                Verdict::Purged => {
-                    ctx.purged = Some("purged");
-                    self.metrics
-                        .purged_on_lookup
-                        .with_label_values(&["hard"])
-                        .inc();
-                    return Some(ForcedFreshness::ForceMiss);
-                }
-                Verdict::Stale(at) => {
-                    ctx.purged = Some("soft-purged");
-                    self.metrics
-                        .purged_on_lookup
-                        .with_label_values(&["soft"])
-                        .inc();
-                    if is_fresh {
-                        return Some(ForcedFreshness::ForceExpiredServeStale {
-                            expired_at: Some(at),
-                        });
-                    }
+        let check = self.hit_check(
+            EntryInfo::of(meta).map(|i| &**i),
+            meta.updated(),
+            meta.response_header(),
+            ctx,
+        );
+        match check.tags {
+            Verdict::Valid => {}
+            Verdict::Purged => {
+                ctx.purged = Some("purged");
+                self.metrics
+                    .purged_on_lookup
+                    .with_label_values(&["hard"])
+                    .inc();
+                return Some(ForcedFreshness::ForceMiss);
+            }
+            Verdict::Stale(at) => {
+                ctx.purged = Some("soft-purged");
+                self.metrics
+                    .purged_on_lookup
+                    .with_label_values(&["soft"])
+                    .inc();
+                if is_fresh {
+                    return Some(ForcedFreshness::ForceExpiredServeStale {
+                        expired_at: Some(at),
+                    });
                 }
             }
         }
-        if let Some(forced) = self.untrusted(meta, ctx) {
-            return Some(forced);
-        }
-        if ctx.client_no_cache {
+        if check.unsynced {
+            ctx.purged = Some("unsynced");
+            self.metrics
+                .purged_on_lookup
+                .with_label_values(&["unsynced"])
+                .inc();
             return Some(ForcedFreshness::ForceMiss);
         }
-        if ctx.auth_unscoped && !shareable(meta.response_header()) {
+        if check.refused {
             return Some(ForcedFreshness::ForceMiss);
         }
         None
+    }
+
+    /// What keeps a found entry from being served as it is: asked on every
+    /// hit, by [`Self::cache_hit_filter`] and by the fast path
+    /// ([`Self::serve_fresh_hit`]). No side effects, so the fast path can ask
+    /// and leave the answer to the full path.
+    fn hit_check(
+        &self,
+        info: Option<&EntryInfo>,
+        updated: SystemTime,
+        header: &ResponseHeader,
+        ctx: &RequestCtx,
+    ) -> HitCheck {
+        HitCheck {
+            tags: info.map_or(Verdict::Valid, |info| self.registry.check(info)),
+            unsynced: self.unsynced(updated),
+            // Client no-cache, and RFC 9111 §3.5 for `Authorization`.
+            refused: ctx.client_no_cache || (ctx.auth_unscoped && !shareable(header)),
+        }
     }
 
     /// Whether a stale entry may be served: during stale-while-revalidate

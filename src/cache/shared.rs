@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::Storage;
-use pingora_cache::{CachePhase, ForcedFreshness};
+use pingora_cache::CachePhase;
 use pingora_error::{Error, ErrorType, OrErr};
 use pingora_proxy::Session;
 
@@ -131,23 +131,11 @@ impl TagCache {
     }
 
     /// While this instance may have missed purges (its subscription is down
-    /// or not yet synchronized), serves only entries fetched within the
-    /// resync window; see `shared::fanout`.
-    pub(crate) fn untrusted(
-        &self,
-        meta: &pingora_cache::CacheMeta,
-        ctx: &mut RequestCtx,
-    ) -> Option<ForcedFreshness> {
-        let fanout = self.fanout()?;
-        if fanout.trusts(meta.updated()) {
-            return None;
-        }
-        ctx.purged = Some("unsynced");
-        self.metrics
-            .purged_on_lookup
-            .with_label_values(&["unsynced"])
-            .inc();
-        Some(ForcedFreshness::ForceMiss)
+    /// or not yet synchronized), it serves only entries fetched within the
+    /// resync window (see `shared::fanout`): whether an entry stored at
+    /// `updated` is outside it.
+    pub(crate) fn unsynced(&self, updated: std::time::SystemTime) -> bool {
+        self.fanout().is_some_and(|f| !f.trusts(updated))
     }
 
     /// Coalesces a cold key across instances. Call from
