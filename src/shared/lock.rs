@@ -72,7 +72,7 @@ impl Shared {
         let lock = self.keys().lock(key);
         let arg = token.clone();
         let reply: Value = self
-            .call("lock", |mut c| {
+            .call_local("lock", |mut c| {
                 let mut inv = scripts::LOCK.prepare_invoke();
                 inv.key(entry);
                 inv.key(lock);
@@ -104,7 +104,7 @@ impl Shared {
         let entry = self.keys().entry(key);
         let lock = self.keys().lock(key);
         let reply: Value = self
-            .call("poll", |mut c| {
+            .call_local("poll", |mut c| {
                 let mut inv = scripts::POLL.prepare_invoke();
                 inv.key(entry);
                 inv.key(lock);
@@ -139,7 +139,7 @@ impl Shared {
         let lock = self.keys().lock(key);
         let token = token.to_string();
         let reply: i64 = self
-            .call("unlock", |mut c| {
+            .call_local("unlock", |mut c| {
                 let mut inv = scripts::UNLOCK.prepare_invoke();
                 inv.key(lock);
                 inv.arg(token);

@@ -24,7 +24,8 @@ pub(crate) mod scripts;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use prometheus::core::Collector;
@@ -248,6 +249,8 @@ pub struct Shared {
     metrics: SharedMetrics,
     instance: Arc<str>,
     subscribed: AtomicBool,
+    /// Connections made on the proxy's own worker threads, one per thread.
+    local: RwLock<Vec<(ThreadId, Conn)>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -273,6 +276,40 @@ pub(crate) fn token() -> String {
     let a = h.finish();
     h.write_u32(std::process::id());
     format!("{a:016x}{:016x}", h.finish())
+}
+
+/// Sets up a lazy connection to the configured target, on the current
+/// runtime, and the clients the purge subscriber connects with.
+fn open(settings: &RedisStorage) -> Result<(Conn, Vec<redis::Client>), SharedError> {
+    Ok(match &settings.target {
+        RedisTarget::Server(url) => {
+            let client = redis::Client::open(url.expose())?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(settings.connect_timeout))
+                .set_response_timeout(Some(settings.connect_timeout.max(settings.timeout)))
+                .set_number_of_retries(1)
+                .set_max_delay(settings.probe_interval);
+            let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+            (Conn::Single(manager), vec![client])
+        }
+        RedisTarget::Cluster(nodes) => {
+            let urls: Vec<String> = nodes.iter().map(|n| node_url(n.expose())).collect();
+            let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
+                .connection_timeout(settings.connect_timeout)
+                .response_timeout(settings.connect_timeout.max(settings.timeout))
+                .retries(1)
+                .build()?;
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(settings.connect_timeout)
+                .set_response_timeout(settings.connect_timeout.max(settings.timeout));
+            let conn = client.get_pending_async_connection_with_config(config);
+            let clients = urls
+                .iter()
+                .map(|u| redis::Client::open(u.as_str()))
+                .collect::<RedisResult<Vec<_>>>()?;
+            (Conn::Cluster(conn), clients)
+        }
+    })
 }
 
 /// A connection URL for a cluster node given as `host:port` or as a URL.
@@ -303,35 +340,7 @@ impl Shared {
             .map_err(|e| SharedError::Setup(e.to_string()))?;
         let handle = runtime.handle().clone();
         let _enter = handle.enter();
-        let (conn, subscribe_to) = match &settings.target {
-            RedisTarget::Server(url) => {
-                let client = redis::Client::open(url.expose())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(settings.connect_timeout))
-                    .set_response_timeout(Some(settings.connect_timeout.max(settings.timeout)))
-                    .set_number_of_retries(1)
-                    .set_max_delay(settings.probe_interval);
-                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-                (Conn::Single(manager), vec![client])
-            }
-            RedisTarget::Cluster(nodes) => {
-                let urls: Vec<String> = nodes.iter().map(|n| node_url(n.expose())).collect();
-                let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
-                    .connection_timeout(settings.connect_timeout)
-                    .response_timeout(settings.connect_timeout.max(settings.timeout))
-                    .retries(1)
-                    .build()?;
-                let config = redis::cluster::ClusterConfig::new()
-                    .set_connection_timeout(settings.connect_timeout)
-                    .set_response_timeout(settings.connect_timeout.max(settings.timeout));
-                let conn = client.get_pending_async_connection_with_config(config);
-                let clients = urls
-                    .iter()
-                    .map(|u| redis::Client::open(u.as_str()))
-                    .collect::<RedisResult<Vec<_>>>()?;
-                (Conn::Cluster(conn), clients)
-            }
-        };
+        let (conn, subscribe_to) = open(settings)?;
         let metrics = SharedMetrics::new();
         let shared = Arc::new(Shared {
             conn,
@@ -344,6 +353,7 @@ impl Shared {
             metrics,
             instance: Arc::from(token()),
             subscribed: AtomicBool::new(false),
+            local: RwLock::new(Vec::new()),
         });
         // Connect from this runtime, so the connection's driver task lives here.
         let warm = shared.clone();
@@ -385,12 +395,70 @@ impl Shared {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        self.run(op, timeout, self.conn.clone(), f).await
+    }
+
+    /// Like [`Self::call`], over a connection made on the calling worker
+    /// thread's runtime: for the operations of the request path (entry reads
+    /// and writes, coalescing locks). The connection's driver then runs on
+    /// the same thread as the request, so a lookup does not wake the Redis
+    /// runtime's thread and wait for it to wake the request back, and the
+    /// commands of concurrent requests go out together in one write.
+    ///
+    /// # Errors
+    /// As [`Self::call`].
+    pub async fn call_local<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, SharedError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self.local_conn();
+        self.run(op, self.settings.timeout, conn, f).await
+    }
+
+    /// This worker thread's connection, set up on first use. On the Redis
+    /// runtime itself, outside any runtime, or if it cannot be set up: the
+    /// shared connection.
+    fn local_conn(&self) -> Conn {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.id() != self.handle.id() => {}
+            _ => return self.conn.clone(),
+        }
+        let me = std::thread::current().id();
+        if let Some((_, c)) = self
+            .local
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(t, _)| *t == me)
+        {
+            return c.clone();
+        }
+        let Ok((conn, _)) = open(&self.settings) else {
+            return self.conn.clone();
+        };
+        let mut local = self.local.write().unwrap_or_else(PoisonError::into_inner);
+        local.push((me, conn.clone()));
+        conn
+    }
+
+    async fn run<T, F, Fut>(
+        &self,
+        op: &'static str,
+        timeout: Duration,
+        conn: Conn,
+        f: F,
+    ) -> Result<T, SharedError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         if !self.breaker.allow() {
             self.metrics.skipped.with_label_values(&[op]).inc();
             return Err(SharedError::Open);
         }
         self.sync_breaker_gauge();
-        let result = match tokio::time::timeout(timeout, f(self.conn.clone())).await {
+        let result = match tokio::time::timeout(timeout, f(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(SharedError::Redis(e)),
             Err(_) => Err(SharedError::Timeout(timeout)),

@@ -99,7 +99,7 @@ impl RedisStore {
         let metrics = self.shared.metrics();
         let reply: std::result::Result<Value, SharedError> = self
             .shared
-            .call("get", |mut c| async move {
+            .call_local("get", |mut c| async move {
                 redis::cmd("GET").arg(name).query_async(&mut c).await
             })
             .await;
@@ -128,7 +128,7 @@ impl RedisStore {
         let ms = ttl.as_millis().max(1) as u64;
         let stored = self
             .shared
-            .call("set", |mut c| async move {
+            .call_local("set", |mut c| async move {
                 redis::cmd("SET")
                     .arg(name)
                     .arg(value)
@@ -151,7 +151,7 @@ impl RedisStore {
     async fn delete(&self, key: &[u8; 16]) -> bool {
         let name = self.shared.keys().entry(key);
         self.shared
-            .call("del", |mut c| async move {
+            .call_local("del", |mut c| async move {
                 redis::cmd("DEL").arg(name).query_async::<i64>(&mut c).await
             })
             .await
