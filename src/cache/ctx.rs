@@ -66,6 +66,9 @@ pub struct RequestCtx {
     pub(crate) shared_lock: Option<super::shared::HeldLock>,
     /// Served from another instance's fill by cross-instance coalescing.
     pub(crate) coalesced: bool,
+    /// The fast path asked Redis for the key and found nothing to use: the
+    /// cache key carries a [`crate::storage::RedisAsked`] marker.
+    pub(crate) redis_asked: bool,
 }
 
 impl RequestCtx {

@@ -39,14 +39,16 @@ pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut R
     write(resp, ctx, status, fresh_until, layer(session, status));
 }
 
-/// Writes the headers for a memory hit served by `TagCache::serve_fresh_hit`,
-/// the same ones [`decorate`] writes for a hit pingora-cache served.
+/// Writes the headers for a hit the proxy answers itself (the fast path, or
+/// an entry another instance filled while this one waited), the same ones
+/// [`decorate`] writes for a hit pingora-cache served.
 pub(super) fn decorate_hit(
     resp: &mut ResponseHeader,
     ctx: &mut RequestCtx,
     fresh_until: SystemTime,
+    layer: &'static str,
 ) {
-    write(resp, ctx, CacheStatus::Hit, Some(fresh_until), "MEMORY");
+    write(resp, ctx, CacheStatus::Hit, Some(fresh_until), layer);
 }
 
 /// Writes `X-Cache-Status`, `X-Cache-Layer` and `Cache-Status` (and
@@ -71,6 +73,9 @@ fn write(
                     Err(e) => -(e.duration().as_secs() as i64),
                 };
                 let _ = write!(cs, "; ttl={ttl}");
+            }
+            if ctx.coalesced {
+                cs.push_str("; detail=coalesced");
             }
             if status == CacheStatus::Stale {
                 cs.push_str(if ctx.purged.is_some() {

@@ -64,6 +64,18 @@ struct HitCheck {
     refused: bool,
 }
 
+/// A stored answer the proxy writes itself (see [`TagCache::write_hit`]).
+struct FreshAnswer<'a> {
+    header: &'a ResponseHeader,
+    body: bytes::Bytes,
+    age: Duration,
+    fresh_until: SystemTime,
+    /// `X-Cache-Layer`.
+    layer: &'static str,
+    /// When the lookup started, for the lookup latency metric.
+    started: Option<std::time::Instant>,
+}
+
 impl HitCheck {
     /// Nothing keeps the entry from being served as it is.
     fn clean(&self) -> bool {
@@ -312,14 +324,18 @@ impl TagCache {
         }
     }
 
-    /// Answers a request from a fresh memory entry without going through
-    /// pingora-cache: one store read, the tag and trust checks
-    /// [`Self::cache_hit_filter`] makes, and the header and body written
-    /// together. Anything else (a miss, a stale or purged entry, a Vary
-    /// route, a range or conditional request, client `no-cache`) returns
-    /// `false` and takes the full path, which answers it the same way it
-    /// always did. Call from `ProxyHttp::request_filter`, after
-    /// [`Self::request_filter`]; the proxy stops when it returns `true`.
+    /// Answers a request from a fresh stored entry without going through
+    /// pingora-cache: one store read (memory, then Redis when there is a
+    /// Redis tier), the tag and trust checks [`Self::cache_hit_filter`]
+    /// makes, and the header and body written together. A Redis hit is
+    /// copied into memory as pingora-cache's path would. Anything else (a
+    /// miss, a stale or purged entry, a Vary route, a range or conditional
+    /// request, client `no-cache`) returns `false` and takes the full path,
+    /// which answers it the same way it always did. After a Redis miss here,
+    /// the key carries [`crate::storage::RedisAsked`], so pingora-cache's
+    /// first lookup does not ask Redis again.
+    /// Call from `ProxyHttp::request_filter`, after [`Self::request_filter`];
+    /// the proxy stops when it returns `true`.
     ///
     /// A hit served here does not reach the proxy's `response_filter`:
     /// embedders that change every response there should not call it.
@@ -331,10 +347,12 @@ impl TagCache {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
-        let (Some(memory), Some(primary), Some(route)) = (self.fast, &ctx.primary, ctx.route)
-        else {
+        let (Some(primary), Some(route)) = (&ctx.primary, ctx.route) else {
             return Ok(false);
         };
+        if self.fast.is_none() && self.redis.is_none() {
+            return Ok(false);
+        }
         let req = session.req_header();
         if ctx.client_no_cache
             || !self.config.routes[route].vary.is_empty()
@@ -348,38 +366,69 @@ impl TagCache {
         let hash = pingora_cache::key::hash_key(primary);
         ctx.hash = Some(hash);
         let now = SystemTime::now();
-        let Some(hit) = memory.fresh(&hash, now) else {
-            return Ok(false);
-        };
-        if !self
-            .hit_check(hit.info(), hit.created(), hit.header(), ctx)
-            .clean()
-        {
-            return Ok(false);
+        if let Some(hit) = self.fast.and_then(|memory| memory.fresh(&hash, now)) {
+            if !self
+                .hit_check(hit.info(), hit.created(), hit.header(), ctx)
+                .clean()
+            {
+                return Ok(false);
+            }
+            let answer = FreshAnswer {
+                header: hit.header(),
+                body: hit.body(),
+                age: hit.age(now),
+                fresh_until: hit.fresh_until(),
+                layer: "MEMORY",
+                started: Some(started),
+            };
+            self.write_hit(session, ctx, answer).await?;
+            return Ok(true);
         }
-        let mut resp = Box::new(hit.header().clone());
-        // What pingora-cache does to a stored header on a hit: RFC 9111 §4
-        // Age, HTTP/1.1, and chunked framing when no length was stored.
-        let _ = resp.insert_header(header::AGE, hit.age(now).as_secs());
+        match &self.redis {
+            Some(parts) => {
+                self.serve_fresh_l2_hit(session, ctx, parts.store, hash, started)
+                    .await
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Writes a stored answer: what pingora-cache does to a stored header
+    /// on a hit (RFC 9111 §4 `Age`, HTTP/1.1, chunked framing when no length
+    /// was stored), the cache status headers, then header and body together
+    /// (the header alone for `HEAD`).
+    async fn write_hit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        hit: FreshAnswer<'_>,
+    ) -> pingora_error::Result<()> {
+        let mut resp = Box::new(hit.header.clone());
+        let _ = resp.insert_header(header::AGE, hit.age.as_secs());
         resp.set_version(http::Version::HTTP_11);
         if !matches!(resp.status.as_u16(), 204 | 304)
             && !resp.headers.contains_key(header::CONTENT_LENGTH)
         {
             let _ = resp.insert_header(header::TRANSFER_ENCODING, "chunked");
         }
-        headers::decorate_hit(&mut resp, ctx, hit.fresh_until());
-        self.metrics
-            .lookup_latency
-            .observe(started.elapsed().as_secs_f64());
+        headers::decorate_hit(&mut resp, ctx, hit.fresh_until, hit.layer);
+        if let Some(started) = hit.started {
+            self.metrics
+                .lookup_latency
+                .observe(started.elapsed().as_secs_f64());
+        }
+        let head_only = session.req_header().method == http::Method::HEAD;
         session
-            .write_response_header(resp, false)
+            .write_response_header(resp, head_only)
             .await
             .map_err(|e| e.into_down())?;
-        session
-            .write_response_body(Some(hit.body()), true)
-            .await
-            .map_err(|e| e.into_down())?;
-        Ok(true)
+        if !head_only {
+            session
+                .write_response_body(Some(hit.body), true)
+                .await
+                .map_err(|e| e.into_down())?;
+        }
+        Ok(())
     }
 
     /// Enables the cache for a request [`Self::request_filter`] found
@@ -543,6 +592,9 @@ impl TagCache {
             .unwrap_or_else(|| pingora_cache::key::hash_key(&primary));
         let mut key = CacheKey::new(primary, tag);
         key.set_primary_bin_override(hash);
+        if ctx.redis_asked {
+            key.extensions.insert(crate::storage::RedisAsked::new());
+        }
         Ok(key)
     }
 

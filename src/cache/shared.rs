@@ -13,21 +13,34 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use pingora_cache::key::CacheHashKey;
+use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::storage::Storage;
-use pingora_cache::CachePhase;
-use pingora_error::{Error, ErrorType, OrErr};
+use pingora_cache::{CacheKey, CachePhase};
 use pingora_proxy::Session;
 
-use super::{retention, RequestCtx, TagCache};
+use super::{retention, FreshAnswer, RequestCtx, TagCache};
 use crate::config::{Config, RedisStorage};
-use crate::metrics::CacheStatus;
-use crate::purge::registry::{TagRegistry, Verdict};
+use crate::purge::registry::TagRegistry;
 use crate::shared::fanout::Fanout;
 use crate::shared::lock::{Acquire, Poll};
 use crate::shared::{Health, Shared};
+use crate::storage::envelope::Decoded;
 use crate::storage::{EntryInfo, MemoryStore, RedisStore, TieredStore};
+
+/// A Redis entry as an answer: its age measured as `CacheMeta::age` does.
+fn answer(found: &Decoded, started: Option<Instant>) -> FreshAnswer<'_> {
+    let meta = &found.meta;
+    FreshAnswer {
+        header: meta.response_header(),
+        body: found.body.clone(),
+        age: SystemTime::now()
+            .duration_since(meta.epoch())
+            .unwrap_or_default(),
+        fresh_until: meta.fresh_until(),
+        layer: "REDIS",
+        started,
+    }
+}
 
 /// First and longest pause between two polls of a cross-instance waiter.
 const POLL_FIRST: Duration = Duration::from_millis(2);
@@ -234,7 +247,7 @@ impl TagCache {
     }
 
     /// Serves an entry another instance stored, if it may be served: readable,
-    /// fresh, not purged here. Returns whether it was served.
+    /// fresh, passing the same checks as any hit. Returns whether it was served.
     async fn serve_shared(
         &self,
         session: &mut Session,
@@ -245,62 +258,11 @@ impl TagCache {
         let Some(found) = store.decode(value) else {
             return Ok(false);
         };
-        let now = SystemTime::now();
-        if !found.meta.is_fresh(now) {
+        if !self.may_serve(&found, ctx) {
             return Ok(false);
         }
-        if let Some(info) = EntryInfo::of(&found.meta) {
-            if self.registry.check(info) != Verdict::Valid {
-                return Ok(false);
-            }
-        }
-        if self
-            .fanout()
-            .is_some_and(|f| !f.trusts(found.meta.updated()))
-        {
-            return Ok(false);
-        }
-        let mut header = found.meta.response_header_copy();
-        let age = now
-            .duration_since(found.meta.epoch())
-            .map_or(0, |d| d.as_secs());
-        let ttl = found
-            .meta
-            .fresh_until()
-            .duration_since(now)
-            .map_or(0, |d| d.as_secs());
-        header
-            .insert_header("age", age.to_string())
-            .or_err(ErrorType::InternalError, "age header")?;
-        header
-            .insert_header("x-cache-status", CacheStatus::Hit.as_str())
-            .or_err(ErrorType::InternalError, "status header")?;
-        header
-            .insert_header("x-cache-layer", "REDIS")
-            .or_err(ErrorType::InternalError, "layer header")?;
-        header
-            .insert_header(
-                "cache-status",
-                format!("tagcache; hit; ttl={ttl}; detail=coalesced"),
-            )
-            .or_err(ErrorType::InternalError, "cache-status header")?;
-        if let Some(key) = &ctx.key_debug {
-            let _ = header.insert_header("x-cache-key", key.as_str());
-        }
-        let head_only = session.req_header().method == http::Method::HEAD;
-        let body = if head_only { Bytes::new() } else { found.body };
-        ctx.status = Some(CacheStatus::Hit);
         ctx.coalesced = true;
-        session
-            .write_response_header(Box::new(header), head_only)
-            .await
-            .map_err(|e| Error::because(ErrorType::WriteError, "coalesced response header", e))?;
-        if !head_only {
-            session
-                .write_response_body(Some(body), true)
-                .await
-                .map_err(|e| Error::because(ErrorType::WriteError, "coalesced response body", e))?;
-        }
+        self.write_hit(session, ctx, answer(&found, None)).await?;
         if let Some(r) = &self.redis {
             r.fanout
                 .shared()
@@ -310,6 +272,50 @@ impl TagCache {
                 .inc();
         }
         Ok(true)
+    }
+
+    /// The fast path's Redis step ([`TagCache::serve_fresh_hit`]): one `GET`;
+    /// a fresh entry that passes the hit checks is copied into memory (with
+    /// a memory tier) and answered here. Returns whether it was served.
+    pub(super) async fn serve_fresh_l2_hit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        store: &'static RedisStore,
+        hash: HashBinary,
+        started: Instant,
+    ) -> pingora_error::Result<bool> {
+        let Some(found) = store.fetch(&hash).await else {
+            ctx.redis_asked = true;
+            return Ok(false);
+        };
+        if !self.may_serve(&found, ctx) {
+            return Ok(false);
+        }
+        if let (Some(memory), Some(primary)) = (self.fast, &ctx.primary) {
+            let mut key = CacheKey::new(primary.clone(), ctx.workspace.as_deref().unwrap_or(""));
+            key.set_primary_bin_override(hash);
+            crate::storage::promote(memory, &key, &found.meta, &found.body).await;
+        }
+        self.write_hit(session, ctx, answer(&found, Some(started)))
+            .await?;
+        Ok(true)
+    }
+
+    /// Whether an entry read from Redis may be answered as it is: fresh, not
+    /// varied, and clean by [`TagCache::hit_check`].
+    fn may_serve(&self, found: &Decoded, ctx: &RequestCtx) -> bool {
+        let meta = &found.meta;
+        meta.variance().is_none()
+            && meta.is_fresh(SystemTime::now())
+            && self
+                .hit_check(
+                    EntryInfo::of(meta).map(|i| &**i),
+                    meta.updated(),
+                    meta.response_header(),
+                    ctx,
+                )
+                .clean()
     }
 
     /// Releases the cross-instance lock of a finished request: deleted when

@@ -251,7 +251,7 @@ fn parse_log_entry(v: &Value) -> Option<Purge> {
 }
 
 impl Fanout {
-    /// A fan-out for `registry` over `shared`. Nothing runs until [`Self::run`].
+    /// A fan-out for `registry` over `shared`. Nothing runs until [`Self::start`].
     pub fn new(
         shared: Arc<Shared>,
         registry: Arc<TagRegistry>,

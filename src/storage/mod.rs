@@ -15,14 +15,15 @@ pub mod memory;
 pub mod redis;
 pub mod tiered;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pingora_cache::CacheMeta;
+use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::ResponseHeader;
 
 pub use memory::{FreshHit, MemoryStats, MemoryStore};
 pub use redis::RedisStore;
-pub use tiered::TieredStore;
+pub use tiered::{promote, TieredStore};
 
 /// The tier an entry was found in, carried in the `CacheMeta` extensions of
 /// a hit (absent means memory). Shown as `X-Cache-Layer`.
@@ -54,6 +55,35 @@ impl Layer {
             Layer::Memory => "MEMORY",
             Layer::Redis => "REDIS",
         }
+    }
+}
+
+/// Carried in a request's `CacheKey` extensions when the hit fast path has
+/// already asked Redis for the key and found nothing to use (absent, or
+/// Redis failing). The first lookup through pingora-cache then skips Redis:
+/// a miss costs one `GET`, and a Redis stall one timeout, not two. Only the
+/// first: a request that then waits on pingora's cache lock looks again and
+/// finds the entry the lock holder stored.
+#[derive(Debug, Clone)]
+pub struct RedisAsked(Arc<AtomicBool>);
+
+impl RedisAsked {
+    /// A fresh marker, good for one skipped lookup.
+    pub fn new() -> Self {
+        RedisAsked(Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Whether this lookup of `key` may skip Redis; `true` at most once.
+    pub fn take(key: &CacheKey) -> bool {
+        key.extensions
+            .get::<RedisAsked>()
+            .is_some_and(|m| m.0.swap(false, Ordering::AcqRel))
+    }
+}
+
+impl Default for RedisAsked {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

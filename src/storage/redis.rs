@@ -260,6 +260,9 @@ impl Storage for RedisStore {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        if super::RedisAsked::take(key) {
+            return Ok(None);
+        }
         Ok(self.fetch(&key.combined_bin()).await.map(|d| {
             (d.meta, {
                 let weight = d.body.len();

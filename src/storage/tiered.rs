@@ -4,7 +4,7 @@
 //! copied into memory (promoted) before it is returned: its `CacheMeta` keeps
 //! its absolute freshness deadline, so the memory copy lives exactly as long
 //! as the Redis one had left. The meta returned for a Redis hit carries
-//! [`Layer::Redis`], which becomes `X-Cache-Layer: REDIS`.
+//! [`super::Layer::Redis`], which becomes `X-Cache-Layer: REDIS`.
 //!
 //! A fill writes both tiers from the same body chunks (`Bytes` are shared,
 //! not copied). Purges, expiries and meta updates go to both.
@@ -45,21 +45,17 @@ impl TieredStore {
     pub fn new(memory: &'static MemoryStore, redis: &'static RedisStore) -> Self {
         TieredStore { memory, redis }
     }
+}
 
-    /// Copies an L2 entry into L1. A failure only costs a later L2 read.
-    async fn promote(
-        &'static self,
-        key: &CacheKey,
-        meta: &CacheMeta,
-        body: &Bytes,
-        trace: &SpanHandle,
-    ) {
-        let Ok(mut miss) = self.memory.get_miss_handler(key, meta, trace).await else {
-            return;
-        };
-        if miss.write_body(body.clone(), true).await.is_ok() {
-            let _ = miss.finish().await;
-        }
+/// Copies an entry found in Redis into memory, with the time it has left.
+/// A failure only costs a later Redis read.
+pub async fn promote(memory: &'static MemoryStore, key: &CacheKey, meta: &CacheMeta, body: &Bytes) {
+    let trace = pingora_cache::trace::Span::inactive().handle();
+    let Ok(mut miss) = memory.get_miss_handler(key, meta, &trace).await else {
+        return;
+    };
+    if miss.write_body(body.clone(), true).await.is_ok() {
+        let _ = miss.finish().await;
     }
 }
 
@@ -102,10 +98,13 @@ impl Storage for TieredStore {
         if let Some(hit) = self.memory.lookup(key, trace).await? {
             return Ok(Some(hit));
         }
+        if super::RedisAsked::take(key) {
+            return Ok(None);
+        }
         let Some(found) = self.redis.fetch(&key.combined_bin()).await else {
             return Ok(None);
         };
-        self.promote(key, &found.meta, &found.body, trace).await;
+        promote(self.memory, key, &found.meta, &found.body).await;
         let weight = found.body.len();
         Ok(Some((
             found.meta,

@@ -50,6 +50,48 @@ async fn a_cold_herd_over_three_instances_makes_one_origin_request() {
     assert_eq!(served, 2.0, "one waiting request per other instance");
 }
 
+/// With Redis alone, requests that wait on the instance's own lock find the
+/// entry in Redis: the fast path's Redis miss lets only each request's first
+/// lookup skip Redis, not the one after the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_redis_alone_one_instance_herd_makes_one_origin_request_and_one_get_each() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let p = Arc::new(proxy(
+        origin.clone(),
+        &RedisOpts::server(&redis).redis_only(),
+    ));
+    wait_synced(&p).await;
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            p.get_with(
+                "/item/soloherd",
+                Some("w1"),
+                None,
+                &[("x-origin-delay-ms", "300")],
+            )
+            .await
+        }));
+    }
+    let mut bodies = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200);
+        bodies.insert(r.text.clone());
+    }
+    assert_eq!(origin.hits("/item/soloherd"), 1);
+    assert_eq!(bodies.len(), 1);
+    // A lone cold request asks Redis once, not once in the fast path and
+    // again through pingora-cache.
+    let before = metric(&p, "tagcache_l2_lookups_total{result=\"miss\"}").await;
+    let cold = p.get("/item/lonely", Some("w1"), None).await;
+    assert_eq!(cold.cache(), "MISS");
+    let after = metric(&p, "tagcache_l2_lookups_total{result=\"miss\"}").await;
+    assert_eq!(after - before, 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waiters_fetch_on_their_own_when_the_response_cannot_be_shared() {
     let redis = RedisServer::start();

@@ -1,7 +1,7 @@
 //! The L2 tier: what is stored, how it is read back, and promotion into L1.
 
-use super::util::{metric, proxy, wait_synced, RedisOpts, RedisServer};
-use crate::util::Origin;
+use super::util::{metric, proxy, proxy_with, wait_synced, RedisOpts, RedisServer};
+use crate::util::{Options, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_filled_on_one_instance_is_a_redis_hit_on_another_then_memory() {
@@ -155,4 +155,104 @@ async fn redis_alone_serves_every_hit_from_redis() {
     let after = a.get("/item/only", Some("w1"), None).await;
     assert_eq!(after.cache(), "MISS");
     assert_eq!(origin.hits("/item/only"), 2);
+}
+
+/// Fresh Redis hits are answered by the proxy's fast path; what the client
+/// gets must be what pingora-cache's path gives: headers, framing, and the
+/// requests the fast path leaves to that path (ranges, conditionals).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_hits_from_the_fast_path_answer_like_the_full_path() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis).redis_only();
+    let a = proxy(origin.clone(), &opts);
+    let etag = [("x-origin-header", "ETag: \"e1\"")];
+    let miss = a.get_with("/item/fast", Some("w1"), None, &etag).await;
+    assert_eq!(miss.cache(), "MISS");
+    let hit = a.get("/item/fast", Some("w1"), None).await;
+    assert_eq!(
+        (hit.status, hit.cache(), hit.layer()),
+        (200, "HIT", "REDIS")
+    );
+    assert_eq!(hit.text, miss.text);
+    assert_eq!(
+        hit.header("content-length").map(String::from),
+        Some(miss.text.len().to_string())
+    );
+    assert_eq!(hit.header("etag"), Some("\"e1\""));
+    let age: u64 = hit
+        .header("age")
+        .expect("age")
+        .parse()
+        .expect("numeric age");
+    assert!(age <= 5, "age {age}");
+    let cs = hit.header("cache-status").unwrap();
+    assert!(cs.starts_with("tagcache; hit; ttl="), "{cs}");
+    assert!(!cs.contains("coalesced"), "{cs}");
+
+    let range = a
+        .get_with("/item/fast", Some("w1"), None, &[("range", "bytes=0-3")])
+        .await;
+    assert_eq!((range.status, range.cache()), (206, "HIT"));
+    assert_eq!(range.text, miss.text[..4]);
+    let not_modified = a
+        .get_with(
+            "/item/fast",
+            Some("w1"),
+            None,
+            &[("if-none-match", "\"e1\"")],
+        )
+        .await;
+    assert_eq!(not_modified.status, 304);
+    // Another workspace's request never reads this entry.
+    let other = a.get("/item/fast", Some("w2"), None).await;
+    assert_eq!(other.cache(), "MISS");
+    assert_eq!(origin.hits("/item/fast"), 2);
+}
+
+/// RFC 9111 §3.5 holds for entries read from Redis as for memory: without a
+/// tenant in the key, a stored response goes to a request with
+/// `Authorization` only if the origin marked it shareable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorized_request_is_not_served_an_unshareable_redis_entry() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis).redis_only();
+    let routes = r#"
+routes:
+  - name: public_page
+    match: "GET /public/{id}"
+    ttl: 300s
+"#;
+    let base = || Options {
+        routes: routes.into(),
+        tenant: String::new(),
+        ..Options::default()
+    };
+    let a = proxy_with(origin.clone(), &opts, base());
+    assert_eq!(a.get("/public/1", None, None).await.cache(), "MISS");
+    let anon = a.get("/public/1", None, None).await;
+    assert_eq!((anon.cache(), anon.layer()), ("HIT", "REDIS"));
+    let bob = a
+        .get_with(
+            "/public/1",
+            None,
+            Some("bob"),
+            &[("authorization", "Bearer b")],
+        )
+        .await;
+    assert_eq!(bob.cache(), "MISS");
+    assert_eq!(bob.json()["user"], "bob");
+
+    let public = [("x-origin-header", "Cache-Control: public, max-age=60")];
+    assert_eq!(
+        a.get_with("/public/2", None, None, &public).await.cache(),
+        "MISS"
+    );
+    // A second instance: its memory is empty, so the hit can only come from Redis.
+    let b = proxy_with(origin.clone(), &opts, base());
+    let shared = b
+        .get_with("/public/2", None, None, &[("authorization", "Bearer c")])
+        .await;
+    assert_eq!((shared.cache(), shared.layer()), ("HIT", "REDIS"));
 }

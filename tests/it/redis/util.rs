@@ -352,6 +352,11 @@ impl RedisOpts {
 
 /// Starts a proxy with the Redis tier in front of `origin`.
 pub fn proxy(origin: Origin, opts: &RedisOpts) -> Proxy {
+    proxy_with(origin, opts, Options::default())
+}
+
+/// Like [`proxy`], with the rest of the config (routes, tenant) from `base`.
+pub fn proxy_with(origin: Origin, opts: &RedisOpts, base: Options) -> Proxy {
     let memory = if opts.memory {
         "  memory:\n    max_size: 64MiB\n"
     } else {
@@ -380,7 +385,7 @@ pub fn proxy(origin: Origin, opts: &RedisOpts) -> Proxy {
         Options {
             storage: Some(storage),
             extra: opts.extra.clone(),
-            ..Options::default()
+            ..base
         },
     )
 }
