@@ -522,7 +522,7 @@ class Bench:
     def start(self, server, variant=None):
         if not wait_port_free(PROXY_PORT, 10):
             raise RuntimeError(f"port {PROXY_PORT} still in use")
-        d = self.workdir(f"{server}{'-' + variant if variant else ''}")
+        d = self.workdir(f"{server}{'-' + variant.split(':')[0] if variant else ''}")
         if server == "tagcache":
             cfg = os.path.join(d, "tagcache.yaml")
             with open(cfg, "w") as f:
@@ -936,11 +936,14 @@ class Bench:
         self.l2_error = first_err
         return None
 
-    def run_l2(self, apart=False):
-        """L2 hits with Redis on the server's core (apart=False: Redis's CPU is
-        charged to the server) or on the load core (apart=True: as in
-        production, where Redis is a service of its own shared by instances)."""
-        key = ("l2-apart" if apart else "l2", "tagcache")
+    def run_l2(self, placement="core"):
+        """L2 hits with Redis on the server's core over loopback TCP ("core":
+        Redis's CPU is charged to the server), on the same core over a unix
+        socket ("unix": a Redis on the same host), or on the load core
+        ("apart": as in production, where Redis is a service of its own
+        shared by instances)."""
+        apart = placement == "apart"
+        key = (L2_KEYS[placement], "tagcache")
         if not shutil.which("redis-server"):
             self.results[key] = {"skipped": "redis-server is not installed"}
             return
@@ -952,6 +955,10 @@ class Bench:
             return
         d = self.workdir("redis")
         argv = ["redis-server", "--bind", HOST, "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no", "--dir", d]
+        if placement == "unix":
+            sock = os.path.join(d, "redis.sock")
+            argv += ["--unixsocket", sock, "--unixsocketperm", "777"]
+            variant = f"redis-unix:{sock}"
         if apart and self.pinned:
             argv = ["taskset", "-c", str(self.load_cpu)] + argv
         elif not apart:
@@ -1075,12 +1082,11 @@ class Bench:
             if w == "hot" and "ceiling" in self.workloads:
                 self.run_ceiling()
         if "l2" in self.workloads and "tagcache" in self.servers:
-            for apart in (False, True):
+            for placement in L2_KEYS:
                 try:
-                    self.run_l2(apart)
+                    self.run_l2(placement)
                 except Exception as e:  # noqa: BLE001
-                    key = ("l2-apart" if apart else "l2", "tagcache")
-                    self.results[key] = {"failed": f"{type(e).__name__}: {e}"[:1500]}
+                    self.results[(L2_KEYS[placement], "tagcache")] = {"failed": f"{type(e).__name__}: {e}"[:1500]}
         self.finished = datetime.datetime.now(datetime.timezone.utc)
         md = self.markdown()
         out = os.environ.get("RESULTS") or os.path.join(HERE, "results", "latest.md")
@@ -1271,13 +1277,15 @@ class Bench:
             L.append("## (e) tagcache L2 (Redis) hits, memory tier off")
             L.append("")
             L.append(f"Saturated: wrk with {self.conns} connections as in (a). 1 connection: the same hot key right "
-                     "after, so a hit does not queue behind other requests. Redis runs twice: on the server's core "
-                     "(its CPU is charged to tagcache: the strict reading) and on the load core (as in production, "
-                     "where Redis is a service of its own that many instances share).")
+                     "after, so a hit does not queue behind other requests. Redis runs three times: on the server's "
+                     "core over loopback TCP (its CPU is charged to tagcache: the strict reading), on the same core "
+                     "over a unix socket (`url: unix:///...`, for a Redis on the same host), and on the load core "
+                     "over TCP (as in production, where Redis is a service of its own that many instances share).")
             L.append("")
             mem = r("hot", "tagcache")
             rows, notes = [], []
-            for key, place in (("l2", "server core"), ("l2-apart", "load core")):
+            for key, place in (("l2", "server core, TCP"), ("l2-unix", "server core, unix socket"),
+                               ("l2-apart", "load core, TCP")):
                 d = r(key, "tagcache")
                 if "skipped" in d:
                     notes.append(f"Redis on the {place}: {d['skipped']}.")
@@ -1325,7 +1333,7 @@ class Bench:
                     L.append("  ```")
             if d.get("crashed") is not None:
                 L.append(f"- **{w}/{s}: the server exited during the run**")
-            if w in ("hot", "l2", "l2-apart") and "second" in d:
+            if w in ("hot", "l2", "l2-unix", "l2-apart") and "second" in d:
                 L.append(f"- {w}/{s}: first request `{d.get('first', '-')}`, second `{d['second']}`; "
                          f"{d['requests']:,} requests, {d['errors']} socket errors, {d['err_status']} HTTP errors")
             if w == "zipf" and "requests" in d:
@@ -1349,7 +1357,7 @@ class Bench:
                          f"{d['err_status']} HTTP errors")
                 L.append(f"  - last contact again / under another workspace: {' / '.join(d.get('contact_check', []))}; "
                          f"store after the fill → after the Zipf run: {d.get('store_fill')} → {d.get('store_end')}")
-            if w in ("hot", "l2", "l2-apart") and "lat1_requests" in d:
+            if w in ("hot", "l2", "l2-unix", "l2-apart") and "lat1_requests" in d:
                 L.append(f"- {w}/{s} 1 connection: {d['lat1_requests']:,} requests in {d['lat1_s']} s, {d['lat1_errors']} errors, "
                          f"p90 {d['lat1_p90'] / 1e3:.3f} ms, max {d['lat1_max'] / 1e3:.3f} ms; server CPU {d['lat1_cpu_pct']:.0f} %, "
                          f"others' CPU {d.get('lat1_foreign_cpu_pct', 0):.0f} % / {d.get('lat1_foreign_load_cpu_pct', 0):.0f} % "
@@ -1440,9 +1448,9 @@ class Bench:
                                  f"under 90 % of {STORE_MIB} MiB: the store was not full.**")
                 if s == "tagcache" and st.get("evictions") == 0:
                     notes.append("**full/tagcache: no evictions after offering more than the store holds.**")
-            if w in ("hot", "l2", "l2-apart") and d.get("lat1_errors"):
+            if w in ("hot", "l2", "l2-unix", "l2-apart") and d.get("lat1_errors"):
                 notes.append(f"**{w}/{s}: {d['lat1_errors']} errors in the 1-connection run.**")
-            if w in ("hot", "l2", "l2-apart") and is_noisy(d.get("lat1_foreign_cpu_pct"), d.get("lat1_foreign_load_cpu_pct"),
+            if w in ("hot", "l2", "l2-unix", "l2-apart") and is_noisy(d.get("lat1_foreign_cpu_pct"), d.get("lat1_foreign_load_cpu_pct"),
                                                 d.get("lat1_cpu_pct")):
                 notes.append(f"**{w}/{s}: other processes used {d['lat1_foreign_cpu_pct']:.0f} % of the server's core and "
                              f"{d['lat1_foreign_load_cpu_pct']:.0f} % of the load generator's core during the 1-connection run: "
@@ -1474,6 +1482,8 @@ class Bench:
 # L2 variants: storage blocks tried in order with `tagcache check`.
 
 L2_VARIANTS = ["redis-url", "redis-address"]
+# Where Redis runs in (e), and the result key of each placement.
+L2_KEYS = {"core": "l2", "unix": "l2-unix", "apart": "l2-apart"}
 
 
 def is_noisy(foreign_server, foreign_load, server_cpu):
@@ -1495,6 +1505,8 @@ def variant_storage(variant):
         return f'storage:\n  redis:\n    url: "redis://{HOST}:{REDIS_PORT}"\n'
     if variant == "redis-address":
         return f'storage:\n  redis:\n    address: "{HOST}:{REDIS_PORT}"\n'
+    if variant.startswith("redis-unix:"):
+        return f'storage:\n  redis:\n    url: "unix://{variant.split(":", 1)[1]}"\n'
     raise ValueError(variant)
 
 

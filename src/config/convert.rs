@@ -483,7 +483,7 @@ impl Cx<'_> {
         memory_max_object: Option<usize>,
     ) -> Option<RedisStorage> {
         let Spanned { value: raw, pos } = raw?;
-        let url_hint = "e.g. url: \"${REDIS_URL}\" with REDIS_URL=redis://127.0.0.1:6379/0 (rediss:// for TLS), or cluster: [\"10.0.0.1:6379\", ...]";
+        let url_hint = "e.g. url: \"${REDIS_URL}\" with REDIS_URL=redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:///run/redis.sock for a local socket), or cluster: [\"10.0.0.1:6379\", ...]";
         let target = match (raw.url, raw.cluster) {
             (Some(_), Some(cluster)) => {
                 self.error(

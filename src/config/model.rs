@@ -422,7 +422,7 @@ pub struct RedisStorage {
 /// Where Redis is. URLs may hold a password, so they are secrets.
 #[derive(Debug, Clone)]
 pub enum RedisTarget {
-    /// `redis://` or `rediss://` (TLS) URL of one server.
+    /// `redis://`, `rediss://` (TLS) or `unix://` (local socket) URL of one server.
     Server(Secret),
     /// Seed nodes of a Redis Cluster, `host:port` or URLs.
     Cluster(Vec<Secret>),

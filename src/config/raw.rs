@@ -121,8 +121,8 @@ pub(crate) struct Storage {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename = "storage.redis")]
 pub(crate) struct Redis {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://` for TLS, usually
-    /// `"${REDIS_URL}"`. Exactly one of `url` and `cluster` is required.
+    /// `redis://[user:password@]host:port[/db]`, `rediss://` for TLS or
+    /// `unix:///path` for a local socket, usually `"${REDIS_URL}"`. Exactly one of `url` and `cluster` is required.
     pub(crate) url: Option<Spanned<SecretString>>,
     /// Redis Cluster seed nodes, `host:port` or URLs.
     pub(crate) cluster: Option<Spanned<Vec<Spanned<SecretString>>>>,

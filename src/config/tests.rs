@@ -1065,7 +1065,7 @@ storage:
 purge: { consistency: eventually }
 "#,
         &[
-            r#"4:10: storage.redis.url is not a Redis URL | hint: e.g. url: "${REDIS_URL}" with REDIS_URL=redis://127.0.0.1:6379/0 (rediss:// for TLS), or cluster: ["10.0.0.1:6379", ...]"#,
+            r#"4:10: storage.redis.url is not a Redis URL | hint: e.g. url: "${REDIS_URL}" with REDIS_URL=redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:///run/redis.sock for a local socket), or cluster: ["10.0.0.1:6379", ...]"#,
             r#"5:13: invalid storage.redis.prefix "{tc}" | hint: use 1 to 64 letters, digits, "_", "-", "." or ":", e.g. "tagcache-prod""#,
             "6:14: storage.redis.timeout must be longer than 0s",
             "7:26: storage.redis.breaker.failures must be at least 1",

@@ -256,3 +256,40 @@ routes:
         .await;
     assert_eq!((shared.cache(), shared.layer()), ("HIT", "REDIS"));
 }
+
+/// `unix:///path`: the Redis tier over a unix socket, for a Redis on the
+/// same host. Entries, pub/sub purges and heartbeats all use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_tier_works_over_a_unix_socket() {
+    let redis = RedisServer::start_unix();
+    assert!(redis.url().starts_with("unix:///"), "{}", redis.url());
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis);
+    let a = proxy(origin.clone(), &opts);
+    let b = proxy(origin.clone(), &opts);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    assert_eq!(a.get("/item/u", Some("w1"), None).await.cache(), "MISS");
+    let on_b = b.get("/item/u", Some("w1"), None).await;
+    assert_eq!((on_b.cache(), on_b.layer()), ("HIT", "REDIS"));
+    let on_b = b.get("/item/u", Some("w1"), None).await;
+    assert_eq!(on_b.layer(), "MEMORY");
+    let version = origin.bump();
+    let r = a.admin_post("/purge", r#"{"tags":["item:w1:u"]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["shared"]["complete"], true);
+    let start = std::time::Instant::now();
+    loop {
+        let r = b.get("/item/u", Some("w1"), None).await;
+        if r.json()["version"] == version {
+            assert_eq!(r.cache(), "MISS");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the purge never reached B"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(redis.cli(&["PING"]), "PONG");
+}

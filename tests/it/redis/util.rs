@@ -56,6 +56,8 @@ pub struct RedisServer {
     paused: bool,
     /// The CA to check the server with, when it speaks TLS.
     tls_ca: Option<String>,
+    /// The socket path, when it listens on a unix socket only.
+    unix: Option<String>,
 }
 
 impl RedisServer {
@@ -89,6 +91,29 @@ impl RedisServer {
             child: None,
             paused: false,
             tls_ca: Some(ca.to_string()),
+            unix: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts a server that listens on a unix socket only (no TCP port).
+    pub fn start_unix() -> RedisServer {
+        let dir = temp_dir("redis-unix");
+        let sock = dir.join("redis.sock").display().to_string();
+        let mut server = RedisServer {
+            port: 0,
+            dir,
+            extra: vec![
+                "--unixsocket".into(),
+                sock.clone(),
+                "--unixsocketperm".into(),
+                "700".into(),
+            ],
+            child: None,
+            paused: false,
+            tls_ca: None,
+            unix: Some(sock),
         };
         server.spawn();
         server
@@ -107,6 +132,7 @@ impl RedisServer {
             child: None,
             paused: false,
             tls_ca: None,
+            unix: None,
         };
         server.spawn();
         server
@@ -137,13 +163,26 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `unix:///path` for a unix socket.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.unix {
+            Some(sock) => format!("unix://{sock}"),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Runs a command with redis-cli and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
+        if let Some(sock) = &self.unix {
+            let out = Command::new("redis-cli")
+                .arg("-s")
+                .arg(sock)
+                .args(args)
+                .stderr(Stdio::null())
+                .output()
+                .expect("redis-cli runs");
+            return String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
         match &self.tls_ca {
             None => redis_cli(self.port, args),
             Some(ca) => {
