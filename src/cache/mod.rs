@@ -615,19 +615,11 @@ impl TagCache {
         match check.tags {
             Verdict::Valid => {}
             Verdict::Purged => {
-                ctx.purged = Some("purged");
-                self.metrics
-                    .purged_on_lookup
-                    .with_label_values(&["hard"])
-                    .inc();
+                self.record_purged(ctx, "purged", "hard");
                 return Some(ForcedFreshness::ForceMiss);
             }
             Verdict::Stale(at) => {
-                ctx.purged = Some("soft-purged");
-                self.metrics
-                    .purged_on_lookup
-                    .with_label_values(&["soft"])
-                    .inc();
+                self.record_purged(ctx, "soft-purged", "soft");
                 if is_fresh {
                     return Some(ForcedFreshness::ForceExpiredServeStale {
                         expired_at: Some(at),
@@ -636,17 +628,23 @@ impl TagCache {
             }
         }
         if check.unsynced {
-            ctx.purged = Some("unsynced");
-            self.metrics
-                .purged_on_lookup
-                .with_label_values(&["unsynced"])
-                .inc();
+            self.record_purged(ctx, "unsynced", "unsynced");
             return Some(ForcedFreshness::ForceMiss);
         }
         if check.refused {
             return Some(ForcedFreshness::ForceMiss);
         }
         None
+    }
+
+    /// Notes why a found entry is not served as it is: `detail` for
+    /// `Cache-Status`, `kind` for `tagcache_purged_on_lookup_total`.
+    fn record_purged(&self, ctx: &mut RequestCtx, detail: &'static str, kind: &str) {
+        ctx.purged = Some(detail);
+        self.metrics
+            .purged_on_lookup
+            .with_label_values(&[kind])
+            .inc();
     }
 
     /// What keeps a found entry from being served as it is: asked on every
