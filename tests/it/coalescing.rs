@@ -1,26 +1,12 @@
 //! Request coalescing: one origin fetch for a herd; unstorable answers are not shared.
 
-use crate::util::Proxy;
+use crate::util::{cold_herd, Proxy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn herd_of_cold_requests_makes_one_origin_request() {
     let p = std::sync::Arc::new(Proxy::start());
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let p = p.clone();
-        tasks.push(tokio::spawn(async move {
-            p.get_with(
-                "/item/herd",
-                Some("w1"),
-                None,
-                &[("x-origin-delay-ms", "300")],
-            )
-            .await
-        }));
-    }
     let mut bodies = std::collections::HashSet::new();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in cold_herd(std::slice::from_ref(&p), "/item/herd", 200).await {
         assert_eq!(r.status, 200);
         bodies.insert(r.text);
     }

@@ -20,6 +20,27 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// A free loopback port (bound then released).
+/// Sends `n` concurrent requests for `path` (workspace `w1`) that the
+/// origin answers after 300 ms, spread over `proxies` in turn, and returns
+/// the answers in order.
+pub async fn cold_herd(proxies: &[std::sync::Arc<Proxy>], path: &str, n: usize) -> Vec<Resp> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let p = proxies[i % proxies.len()].clone();
+            let path = path.to_string();
+            tokio::spawn(async move {
+                p.get_with(&path, Some("w1"), None, &[("x-origin-delay-ms", "300")])
+                    .await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(n);
+    for t in tasks {
+        answers.push(t.await.expect("request task"));
+    }
+    answers
+}
+
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::util::{metric, proxy, wait_synced, RedisCluster, RedisOpts};
-use crate::util::Origin;
+use super::util::{metric, proxy, wait_for_version, wait_synced, RedisCluster, RedisOpts};
+use crate::util::{cold_herd, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fill_hit_and_purge_on_a_three_master_cluster() {
@@ -41,17 +41,8 @@ async fn fill_hit_and_purge_on_a_three_master_cluster() {
     let start = Instant::now();
     for i in 0..30 {
         let path = format!("/api/boards/b{i}/contacts");
-        loop {
-            let r = b.get(&path, Some("w1"), None).await;
-            if r.json()["version"] == version {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_millis(400),
-                "B still serves {path}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let left = Duration::from_millis(400).saturating_sub(start.elapsed());
+        wait_for_version(&b, &path, version, left).await;
     }
     assert_eq!(metric(&a, "tagcache_redis_errors_total").await, 0.0);
     assert_eq!(metric(&b, "tagcache_redis_errors_total").await, 0.0);
@@ -70,21 +61,8 @@ async fn cross_instance_coalescing_on_a_cluster() {
     let b = std::sync::Arc::new(proxy(origin.clone(), &opts));
     wait_synced(&a).await;
     wait_synced(&b).await;
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let p = if i % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move {
-            p.get_with(
-                "/item/cherd",
-                Some("w1"),
-                None,
-                &[("x-origin-delay-ms", "300")],
-            )
-            .await
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap().status, 200);
+    for r in cold_herd(&[a, b], "/item/cherd", 20).await {
+        assert_eq!(r.status, 200);
     }
     assert_eq!(origin.hits("/item/cherd"), 1);
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::util::{metric, proxy, wait_synced, RedisOpts, RedisServer};
-use crate::util::Origin;
+use crate::util::{cold_herd, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cold_herd_over_three_instances_makes_one_origin_request() {
@@ -17,23 +17,9 @@ async fn a_cold_herd_over_three_instances_makes_one_origin_request() {
     for p in &instances {
         wait_synced(p).await;
     }
-    let mut tasks = Vec::new();
-    for i in 0..100 {
-        let p = instances[i % 3].clone();
-        tasks.push(tokio::spawn(async move {
-            p.get_with(
-                "/item/herd",
-                Some("w1"),
-                None,
-                &[("x-origin-delay-ms", "300")],
-            )
-            .await
-        }));
-    }
     let mut bodies = std::collections::HashSet::new();
     let mut layers = std::collections::HashMap::<String, usize>::new();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in cold_herd(&instances, "/item/herd", 100).await {
         assert_eq!(r.status, 200);
         bodies.insert(r.text.clone());
         *layers.entry(r.layer().to_string()).or_default() += 1;
@@ -62,24 +48,10 @@ async fn with_redis_alone_one_instance_herd_makes_one_origin_request_and_one_get
         &RedisOpts::server(&redis).redis_only(),
     ));
     wait_synced(&p).await;
-    let mut tasks = Vec::new();
-    for _ in 0..30 {
-        let p = p.clone();
-        tasks.push(tokio::spawn(async move {
-            p.get_with(
-                "/item/soloherd",
-                Some("w1"),
-                None,
-                &[("x-origin-delay-ms", "300")],
-            )
-            .await
-        }));
-    }
     let mut bodies = std::collections::HashSet::new();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in cold_herd(std::slice::from_ref(&p), "/item/soloherd", 30).await {
         assert_eq!(r.status, 200);
-        bodies.insert(r.text.clone());
+        bodies.insert(r.text);
     }
     assert_eq!(origin.hits("/item/soloherd"), 1);
     assert_eq!(bodies.len(), 1);

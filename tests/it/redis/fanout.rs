@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::util::{proxy, wait_synced, RedisOpts, RedisServer, HEARTBEAT_MS};
+use super::util::{proxy, wait_for_version, wait_synced, RedisOpts, RedisServer, HEARTBEAT_MS};
 use crate::util::Origin;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,21 +29,7 @@ async fn a_purge_on_one_instance_reaches_the_others_within_the_bound() {
     assert_eq!(report["shared"]["complete"], true);
 
     // B applies it as soon as the message arrives: well under the bound.
-    let bound = Duration::from_millis(2 * HEARTBEAT_MS);
-    let start = Instant::now();
-    loop {
-        let r = b.get(path, Some("w1"), None).await;
-        if r.json()["version"] == version {
-            assert_eq!(r.cache(), "MISS");
-            break;
-        }
-        assert!(
-            start.elapsed() < bound,
-            "B still served the purged copy after {:?}",
-            start.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_for_version(&b, path, version, Duration::from_millis(2 * HEARTBEAT_MS)).await;
     // Both instances agree on the epoch the purge was given.
     assert_eq!(
         redis.cli(&["HGET", "{tc}:epoch", "e"]),

@@ -1,6 +1,8 @@
 //! The L2 tier: what is stored, how it is read back, and promotion into L1.
 
-use super::util::{metric, proxy, proxy_with, wait_synced, RedisOpts, RedisServer};
+use super::util::{
+    metric, proxy, proxy_with, wait_for_version, wait_synced, RedisOpts, RedisServer,
+};
 use crate::util::{Options, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,18 +280,6 @@ async fn the_redis_tier_works_over_a_unix_socket() {
     let r = a.admin_post("/purge", r#"{"tags":["item:w1:u"]}"#).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["shared"]["complete"], true);
-    let start = std::time::Instant::now();
-    loop {
-        let r = b.get("/item/u", Some("w1"), None).await;
-        if r.json()["version"] == version {
-            assert_eq!(r.cache(), "MISS");
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
-            "the purge never reached B"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_version(&b, "/item/u", version, std::time::Duration::from_secs(5)).await;
     assert_eq!(redis.cli(&["PING"]), "PONG");
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{free_port, Options, Origin, Proxy};
+use crate::util::{free_port, Options, Origin, Proxy, Resp};
 
 /// Heartbeat used by test proxies: the resync window is twice this.
 pub const HEARTBEAT_MS: u64 = 200;
@@ -427,6 +427,26 @@ pub fn proxy_with(origin: Origin, opts: &RedisOpts, base: Options) -> Proxy {
             ..base
         },
     )
+}
+
+/// Asks `p` for `path` (workspace `w1`) until the answer carries the
+/// origin's `version`, that is until a purge has reached `p`, and returns
+/// that answer, which must be a MISS. Fails after `bound`.
+pub async fn wait_for_version(p: &Proxy, path: &str, version: u64, bound: Duration) -> Resp {
+    let start = Instant::now();
+    loop {
+        let r = p.get(path, Some("w1"), None).await;
+        if r.json()["version"] == version {
+            assert_eq!(r.cache(), "MISS", "{path}");
+            return r;
+        }
+        assert!(
+            start.elapsed() < bound,
+            "{path}: still the purged copy after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// `/health` as JSON (no token needed).
