@@ -583,15 +583,13 @@ impl TagCache {
                 "cache enabled without a tagcache key",
             )
         })?;
-        let tag = ctx.workspace.as_deref().unwrap_or("");
         // pingora-cache asks for the key's hash several times per request;
         // computing it once here (or reusing the fast path's) saves the rest.
         let hash = ctx
             .hash
             .take()
             .unwrap_or_else(|| pingora_cache::key::hash_key(&primary));
-        let mut key = CacheKey::new(primary, tag);
-        key.set_primary_bin_override(hash);
+        let mut key = cache_key(primary, ctx.workspace.as_deref(), hash);
         if ctx.redis_asked {
             key.extensions.insert(crate::storage::RedisAsked::new());
         }
@@ -1090,6 +1088,14 @@ fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
         let _ = out.append_header(name, value);
     }
     out
+}
+
+/// pingora-cache's key for tagcache's primary key bytes and their hash,
+/// tagged with the workspace.
+fn cache_key(primary: Vec<u8>, workspace: Option<&str>, hash: HashBinary) -> CacheKey {
+    let mut key = CacheKey::new(primary, workspace.unwrap_or(""));
+    key.set_primary_bin_override(hash);
+    key
 }
 
 fn secs(d: Duration) -> u32 {

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::storage::Storage;
-use pingora_cache::{CacheKey, CachePhase};
+use pingora_cache::CachePhase;
 use pingora_proxy::Session;
 
-use super::{retention, FreshAnswer, RequestCtx, TagCache};
+use super::{cache_key, retention, FreshAnswer, RequestCtx, TagCache};
 use crate::config::{Config, RedisStorage};
 use crate::purge::registry::TagRegistry;
 use crate::shared::fanout::Fanout;
@@ -293,8 +293,7 @@ impl TagCache {
             return Ok(false);
         }
         if let (Some(memory), Some(primary)) = (self.fast, &ctx.primary) {
-            let mut key = CacheKey::new(primary.clone(), ctx.workspace.as_deref().unwrap_or(""));
-            key.set_primary_bin_override(hash);
+            let key = cache_key(primary.clone(), ctx.workspace.as_deref(), hash);
             crate::storage::promote(memory, &key, &found.meta, &found.body).await;
         }
         self.write_hit(session, ctx, answer(&found, Some(started)))
