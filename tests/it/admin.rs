@@ -49,7 +49,7 @@ async fn stats_move_as_requests_flow() {
     p.get("/item/s1", Some("w1"), None).await; // hit
     p.get("/api/boards/b/contacts?pageSize=999", Some("w1"), None)
         .await; // bypass
-    let s = p.stats().await;
+    let s = p.stats_after(4).await;
     assert_eq!(s["hits"], 2);
     assert_eq!(s["misses"], 1);
     assert_eq!(s["stores"], 1);
@@ -68,6 +68,7 @@ async fn metrics_expose_requests_latency_and_store_figures() {
     let p = Proxy::start();
     p.get("/item/m1", Some("w1"), None).await;
     p.get("/item/m1", Some("w1"), None).await;
+    p.stats_after(2).await;
     let m = p.admin_get("/metrics").await.text;
     assert!(
         m.contains(r#"tagcache_requests_total{route="item",status="HIT"} 1"#),

@@ -508,6 +508,31 @@ server:
         self.admin_get("/stats").await.json()
     }
 
+    /// `/stats` once `n` requests are counted. A request is counted in
+    /// Pingora's logging hook, just after its answer is written, so on a
+    /// busy machine a client can ask before the last one is. Fails after 5 s.
+    pub async fn stats_after(&self, n: u64) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.stats().await;
+            let counted: u64 = [
+                "hits",
+                "misses",
+                "bypasses",
+                "stale",
+                "expired",
+                "revalidated",
+            ]
+            .iter()
+            .map(|k| s[k].as_u64().unwrap_or(0))
+            .sum();
+            if counted >= n || start.elapsed() > Duration::from_secs(5) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Purges tags and asserts success.
     pub async fn purge_tags(&self, tags: &[&str], soft: bool) {
         let body = serde_json::json!({ "tags": tags, "soft": soft }).to_string();
