@@ -265,6 +265,11 @@ fn http_version_code(v: http::Version) -> u8 {
 }
 
 /// The header in the plain form described in the module docs.
+/// Most header fields a stored header may have. Pingora reads at most 256
+/// from an origin; an `http::HeaderMap` holds at most 32,768 and panics
+/// when appended to beyond that, so a damaged count must stop here.
+const MAX_HEADERS: usize = 4096;
+
 fn encode_header(header: &ResponseHeader) -> Result<Vec<u8>, EnvelopeError> {
     // Only a reason phrase other than the status' canonical one is kept.
     let reason = header
@@ -285,6 +290,9 @@ fn encode_header(header: &ResponseHeader) -> Result<Vec<u8>, EnvelopeError> {
     let len = u16::try_from(reason.len()).map_err(|_| EnvelopeError::Malformed)?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(reason);
+    if header.headers.len() > MAX_HEADERS {
+        return Err(EnvelopeError::Malformed);
+    }
     let count = u16::try_from(header.headers.len()).map_err(|_| EnvelopeError::Malformed)?;
     out.extend_from_slice(&count.to_le_bytes());
     for (name, value) in header.headers.iter() {
@@ -315,6 +323,9 @@ fn decode_header(raw: &[u8]) -> Result<ResponseHeader, EnvelopeError> {
     let reason_len = r.u16()? as usize;
     let reason = r.take(reason_len)?;
     let count = r.u16()? as usize;
+    if count > MAX_HEADERS {
+        return Err(EnvelopeError::Malformed);
+    }
     let headers_at = r.pos;
     // First pass: the values' total size, so they fit one allocation.
     let mut total = 0;
@@ -685,6 +696,24 @@ mod tests {
         let mut bad_status = good;
         bad_status[..2].copy_from_slice(&1000u16.to_le_bytes());
         assert!(decode_header(&bad_status).is_err());
+    }
+
+    #[test]
+    fn a_header_count_no_map_can_hold_is_rejected() {
+        // 40,000 one-letter headers: well-formed field by field, but more
+        // than an http::HeaderMap holds (32,768): appending them all panics.
+        let count: u16 = 40_000;
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&200u16.to_le_bytes());
+        raw.push(1);
+        raw.extend_from_slice(&0u16.to_le_bytes());
+        raw.extend_from_slice(&count.to_le_bytes());
+        for _ in 0..count {
+            raw.extend_from_slice(&1u16.to_le_bytes());
+            raw.push(b'x');
+            raw.extend_from_slice(&0u32.to_le_bytes());
+        }
+        assert!(matches!(decode_header(&raw), Err(EnvelopeError::Malformed)));
     }
 
     #[test]
