@@ -1062,8 +1062,13 @@ fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(
 /// The values are slices of one buffer: every hit clones the header, and
 /// with one shared allocation those clones bump one reference count (one
 /// cache line) instead of one per value.
+///
+/// The map has room for the headers a hit adds (`Age`, the cache status
+/// headers, framing): a clone keeps the index table's size, so a hit's
+/// inserts do not rehash it.
 fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
-    let Ok(mut out) = ResponseHeader::build_no_case(resp.status, Some(resp.headers.len())) else {
+    let room = resp.headers.len() + crate::storage::HIT_HEADER_ROOM;
+    let Ok(mut out) = ResponseHeader::build_no_case(resp.status, Some(room)) else {
         return resp.clone();
     };
     out.set_version(resp.version);

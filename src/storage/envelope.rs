@@ -351,7 +351,7 @@ fn decode_header(raw: &[u8]) -> Result<ResponseHeader, EnvelopeError> {
         fields.push((name, start..values.len()));
     }
     let values = Bytes::from(values);
-    let mut header = ResponseHeader::build_no_case(status, Some(count))
+    let mut header = ResponseHeader::build_no_case(status, Some(count + super::HIT_HEADER_ROOM))
         .map_err(|e| EnvelopeError::Meta(e.to_string()))?;
     header.set_version(version);
     if !reason.is_empty() {

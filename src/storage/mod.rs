@@ -21,6 +21,12 @@ use std::sync::Arc;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::ResponseHeader;
 
+/// Room a stored header map keeps for the headers a hit adds (`Age`,
+/// `Transfer-Encoding`, `X-Cache-Status`, `X-Cache-Layer`, `Cache-Status`,
+/// `X-Cache-Key`). A clone keeps the map's index table, so a hit's inserts
+/// do not rehash it.
+pub const HIT_HEADER_ROOM: usize = 6;
+
 pub use memory::{FreshHit, MemoryStats, MemoryStore};
 pub use redis::RedisStore;
 pub use tiered::{promote, TieredStore};
