@@ -4,6 +4,7 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pingora_cache::CachePhase;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
@@ -13,6 +14,31 @@ use crate::metrics::CacheStatus;
 
 /// Name of the cache in `Cache-Status`.
 const CACHE_NAME: &str = "tagcache";
+
+const X_CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache-status");
+const X_CACHE_LAYER: HeaderName = HeaderName::from_static("x-cache-layer");
+const X_CACHE_KEY: HeaderName = HeaderName::from_static("x-cache-key");
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Where the headers go: a pingora header, which keeps its case map in step,
+/// or the bare map of a hit's header under construction, which has none and
+/// skips pingora's per-insert name parsing.
+trait Sink {
+    fn put(&mut self, name: HeaderName, value: HeaderValue);
+}
+
+impl Sink for ResponseHeader {
+    fn put(&mut self, name: HeaderName, value: HeaderValue) {
+        // A valid HeaderName and HeaderValue cannot be refused.
+        let _ = self.insert_header(name, value);
+    }
+}
+
+impl Sink for HeaderMap {
+    fn put(&mut self, name: HeaderName, value: HeaderValue) {
+        self.insert(name, value);
+    }
+}
 
 /// Works out the status from the cache phase and writes the headers.
 pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
@@ -36,25 +62,36 @@ pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut R
         }
         _ => None,
     };
-    write(resp, ctx, status, fresh_until, layer(session, status));
+    let code = resp.status;
+    write(resp, code, ctx, status, fresh_until, layer(session, status));
 }
 
 /// Writes the headers for a hit the proxy answers itself (the fast path, or
 /// an entry another instance filled while this one waited), the same ones
 /// [`decorate`] writes for a hit pingora-cache served.
 pub(super) fn decorate_hit(
-    resp: &mut ResponseHeader,
+    headers: &mut HeaderMap,
     ctx: &mut RequestCtx,
     fresh_until: SystemTime,
     layer: &'static str,
 ) {
-    write(resp, ctx, CacheStatus::Hit, Some(fresh_until), layer);
+    // The response status only shows in `fwd-status`, which hits lack.
+    let code = StatusCode::OK;
+    write(
+        headers,
+        code,
+        ctx,
+        CacheStatus::Hit,
+        Some(fresh_until),
+        layer,
+    );
 }
 
 /// Writes `X-Cache-Status`, `X-Cache-Layer` and `Cache-Status` (and
 /// `X-Cache-Key` with debug headers) for `status`, and records it in `ctx`.
 fn write(
-    resp: &mut ResponseHeader,
+    resp: &mut impl Sink,
+    code: StatusCode,
     ctx: &mut RequestCtx,
     status: CacheStatus,
     fresh_until: Option<SystemTime>,
@@ -101,7 +138,7 @@ fn write(
                 // Nothing came back from the origin to report a status of.
                 cs.push_str("; detail=origin-error");
             } else {
-                let _ = write!(cs, "; fwd-status={}", resp.status.as_u16());
+                let _ = write!(cs, "; fwd-status={}", code.as_u16());
             }
             if ctx.stored {
                 cs.push_str("; stored");
@@ -123,12 +160,16 @@ fn write(
     }
     if let Some(key) = &ctx.key_debug {
         let _ = write!(cs, "; key=\"{}\"", key.replace(['"', '\\'], "_"));
-        let _ = resp.insert_header("x-cache-key", key.as_str());
+        if let Ok(value) = HeaderValue::from_str(key) {
+            resp.put(X_CACHE_KEY, value);
+        }
     }
-    // Header values built from constants and sanitized text cannot be invalid.
-    let _ = resp.insert_header("x-cache-status", status.as_str());
-    let _ = resp.insert_header("x-cache-layer", layer);
-    let _ = resp.insert_header("cache-status", cs);
+    resp.put(X_CACHE_STATUS, HeaderValue::from_static(status.as_str()));
+    resp.put(X_CACHE_LAYER, HeaderValue::from_static(layer));
+    // Built from constants, numbers and sanitized text: always valid.
+    if let Ok(value) = HeaderValue::try_from(cs) {
+        resp.put(CACHE_STATUS, value);
+    }
 }
 
 /// `X-Cache-Layer`: the tier a stored response came from (the store marks

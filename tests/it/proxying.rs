@@ -26,6 +26,29 @@ async fn miss_then_hit_with_identical_body() {
 }
 
 #[tokio::test]
+async fn hits_keep_the_origins_reason_phrase() {
+    let p = Proxy::start();
+    let path = "/api/boards/b1/contacts?page=7";
+    let ask = [("X-Workspace-ID", "w1"), ("x-origin-reason", "Fine Thanks")];
+    let (status, miss) = crate::util::raw_get(p.port, path, &ask);
+    assert_eq!(status, 200);
+    assert!(miss.starts_with("http/1.1 200 fine thanks\r\n"), "{miss}");
+    // The fast path builds the hit's header anew: the stored reason stays,
+    // and the status headers are there once each.
+    let (status, hit) = crate::util::raw_get(p.port, path, &ask);
+    assert_eq!(status, 200);
+    assert!(hit.starts_with("http/1.1 200 fine thanks\r\n"), "{hit}");
+    assert_eq!(hit.matches("x-cache-status: hit").count(), 1, "{hit}");
+    assert_eq!(
+        hit.matches("\r\ncache-status: tagcache; hit").count(),
+        1,
+        "{hit}"
+    );
+    assert_eq!(hit.matches("\r\nage: ").count(), 1, "{hit}");
+    assert_eq!(p.origin.hits("/api/boards/b1/contacts"), 1);
+}
+
+#[tokio::test]
 async fn unmatched_routes_pass_through_uncached() {
     let p = Proxy::start();
     for _ in 0..2 {

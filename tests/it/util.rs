@@ -63,6 +63,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// A real HTTP/1.1 origin. It answers every request with a JSON echo unless
 /// the request carries `x-origin-*` directives:
 /// - `x-origin-status: 503`, `x-origin-delay-ms: 300`
+/// - `x-origin-reason: Fine` sends that reason phrase in the status line
 /// - `x-origin-header: Name: value` (repeatable) adds a response header
 /// - `x-origin-body-size: N` answers N bytes of `a`
 /// - `x-origin-chunked: 1` streams the body in chunks without Content-Length
@@ -197,6 +198,7 @@ async fn handle(
         .unwrap_or(200);
     let body_size = get("x-origin-body-size").and_then(|v| v.parse::<usize>().ok());
     let chunked = get("x-origin-chunked").is_some();
+    let reason = get("x-origin-reason");
     let extra: Vec<String> = req
         .headers()
         .get_all("x-origin-header")
@@ -242,6 +244,9 @@ async fn handle(
         if let Some((k, v)) = h.split_once(':') {
             builder = builder.header(k.trim(), v.trim());
         }
+    }
+    if let Some(reason) = reason.and_then(|r| hyper::ext::ReasonPhrase::try_from(r).ok()) {
+        builder = builder.extension(reason);
     }
     let resp = if chunked {
         let chunks: Vec<Result<Frame<Bytes>, Infallible>> = body
