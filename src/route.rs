@@ -61,7 +61,12 @@ impl Router {
             if raw.is_empty() || raw == "." || raw == ".." {
                 return None;
             }
-            let seg = percent_decode_str(raw).decode_utf8().ok()?;
+            let seg = if raw.contains('%') {
+                percent_decode_str(raw).decode_utf8().ok()?
+            } else {
+                // Nothing to decode, and a `&str` is valid UTF-8 already.
+                Cow::Borrowed(raw)
+            };
             if seg == "." || seg == ".." || seg.is_empty() || seg.chars().any(ambiguous) {
                 return None;
             }
