@@ -699,6 +699,23 @@ mod tests {
     }
 
     #[test]
+    fn decoded_headers_have_room_for_a_hits_headers() {
+        let mut header = ResponseHeader::build(200, None).unwrap();
+        for name in ["content-type", "etag", "cache-control", "vary", "date"] {
+            header.append_header(name, "x").unwrap();
+        }
+        let back = decode_header(&encode_header(&header).unwrap()).unwrap();
+        // The room survives a hit's clone.
+        let want = 5 + crate::storage::HIT_HEADER_ROOM;
+        assert!(
+            back.headers.capacity() >= want,
+            "{}",
+            back.headers.capacity()
+        );
+        assert!(back.clone().headers.capacity() >= want);
+    }
+
+    #[test]
     fn a_header_count_no_map_can_hold_is_rejected() {
         // 40,000 one-letter headers: well-formed field by field, but more
         // than an http::HeaderMap holds (32,768): appending them all panics.
