@@ -279,8 +279,8 @@ pub(crate) fn token() -> String {
 }
 
 /// Sets up a lazy connection to the configured target, on the current
-/// runtime, and the clients the purge subscriber connects with.
-fn open(settings: &RedisStorage) -> Result<(Conn, Vec<redis::Client>), SharedError> {
+/// runtime.
+fn open(settings: &RedisStorage) -> Result<Conn, SharedError> {
     Ok(match &settings.target {
         RedisTarget::Server(url) => {
             let client = redis::Client::open(url.expose())?;
@@ -289,12 +289,10 @@ fn open(settings: &RedisStorage) -> Result<(Conn, Vec<redis::Client>), SharedErr
                 .set_response_timeout(Some(settings.connect_timeout.max(settings.timeout)))
                 .set_number_of_retries(1)
                 .set_max_delay(settings.probe_interval);
-            let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-            (Conn::Single(manager), vec![client])
+            Conn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
         }
         RedisTarget::Cluster(nodes) => {
-            let urls: Vec<String> = nodes.iter().map(|n| node_url(n.expose())).collect();
-            let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
+            let client = redis::cluster::ClusterClientBuilder::new(node_urls(nodes))
                 .connection_timeout(settings.connect_timeout)
                 .response_timeout(settings.connect_timeout.max(settings.timeout))
                 .retries(1)
@@ -302,14 +300,22 @@ fn open(settings: &RedisStorage) -> Result<(Conn, Vec<redis::Client>), SharedErr
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(settings.connect_timeout)
                 .set_response_timeout(settings.connect_timeout.max(settings.timeout));
-            let conn = client.get_pending_async_connection_with_config(config);
-            let clients = urls
-                .iter()
-                .map(|u| redis::Client::open(u.as_str()))
-                .collect::<RedisResult<Vec<_>>>()?;
-            (Conn::Cluster(conn), clients)
+            Conn::Cluster(client.get_pending_async_connection_with_config(config))
         }
     })
+}
+
+/// The clients the purge subscriber connects with: the server, or every
+/// cluster node (a published purge reaches only the node it was sent to).
+fn subscriber_clients(settings: &RedisStorage) -> Result<Vec<redis::Client>, SharedError> {
+    let urls = match &settings.target {
+        RedisTarget::Server(url) => vec![url.expose().to_string()],
+        RedisTarget::Cluster(nodes) => node_urls(nodes),
+    };
+    Ok(urls
+        .iter()
+        .map(|u| redis::Client::open(u.as_str()))
+        .collect::<RedisResult<Vec<_>>>()?)
 }
 
 /// A connection URL for a cluster node given as `host:port` or as a URL.
@@ -319,6 +325,11 @@ fn node_url(node: &str) -> String {
     } else {
         format!("redis://{node}")
     }
+}
+
+/// The URLs of a cluster's seed nodes.
+fn node_urls(nodes: &[crate::config::Secret]) -> Vec<String> {
+    nodes.iter().map(|n| node_url(n.expose())).collect()
 }
 
 impl Shared {
@@ -340,7 +351,8 @@ impl Shared {
             .map_err(|e| SharedError::Setup(e.to_string()))?;
         let handle = runtime.handle().clone();
         let _enter = handle.enter();
-        let (conn, subscribe_to) = open(settings)?;
+        let conn = open(settings)?;
+        let subscribe_to = subscriber_clients(settings)?;
         let metrics = SharedMetrics::new();
         let shared = Arc::new(Shared {
             conn,
@@ -434,7 +446,7 @@ impl Shared {
         {
             return c.clone();
         }
-        let Ok((conn, _)) = open(&self.settings) else {
+        let Ok(conn) = open(&self.settings) else {
             return self.conn.clone();
         };
         let mut local = self.local.write().unwrap_or_else(PoisonError::into_inner);
