@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::util::{metric, proxy, wait_for_version, wait_synced, RedisCluster, RedisOpts};
+use super::util::{metric, two_synced, wait_for_version, RedisCluster, RedisOpts};
 use crate::util::{cold_herd, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -11,10 +11,7 @@ async fn fill_hit_and_purge_on_a_three_master_cluster() {
     let cluster = RedisCluster::start();
     let origin = Origin::start();
     let opts = RedisOpts::cluster(&cluster);
-    let a = proxy(origin.clone(), &opts);
-    let b = proxy(origin.clone(), &opts);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
 
     for i in 0..30 {
         let path = format!("/api/boards/b{i}/contacts");
@@ -57,10 +54,8 @@ async fn cross_instance_coalescing_on_a_cluster() {
     let cluster = RedisCluster::start();
     let origin = Origin::start();
     let opts = RedisOpts::cluster(&cluster);
-    let a = std::sync::Arc::new(proxy(origin.clone(), &opts));
-    let b = std::sync::Arc::new(proxy(origin.clone(), &opts));
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
     for r in cold_herd(&[a, b], "/item/cherd", 20).await {
         assert_eq!(r.status, 200);
     }

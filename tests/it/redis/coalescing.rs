@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::util::{metric, proxy, wait_synced, RedisOpts, RedisServer};
+use super::util::{metric, proxy, two_synced, wait_synced, RedisOpts, RedisServer};
 use crate::util::{cold_herd, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -69,10 +69,8 @@ async fn waiters_fetch_on_their_own_when_the_response_cannot_be_shared() {
     let redis = RedisServer::start();
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis);
-    let a = Arc::new(proxy(origin.clone(), &opts));
-    let b = Arc::new(proxy(origin.clone(), &opts));
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
     let mut tasks = Vec::new();
     for (i, p) in [a.clone(), b.clone()].into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {

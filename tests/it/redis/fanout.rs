@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::util::{proxy, wait_for_version, wait_synced, RedisOpts, RedisServer, HEARTBEAT_MS};
+use super::util::{
+    proxy, two_synced, wait_for_version, wait_synced, RedisOpts, RedisServer, HEARTBEAT_MS,
+};
 use crate::util::Origin;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -11,10 +13,7 @@ async fn a_purge_on_one_instance_reaches_the_others_within_the_bound() {
     let redis = RedisServer::start();
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis);
-    let a = proxy(origin.clone(), &opts);
-    let b = proxy(origin.clone(), &opts);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
 
     let path = "/api/boards/b1/contacts?page=2";
     a.get(path, Some("w1"), None).await;
@@ -103,10 +102,7 @@ async fn nothing_stale_is_served_after_redis_restarts_empty() {
     let mut redis = RedisServer::start();
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis);
-    let a = proxy(origin.clone(), &opts);
-    let b = proxy(origin.clone(), &opts);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
     // Some purges, so the epoch is well above zero.
     for _ in 0..5 {
         a.purge_tags(&["warmup"], false).await;
@@ -168,10 +164,7 @@ async fn a_purge_published_while_subscriptions_are_down_is_replayed() {
     let redis = RedisServer::start();
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis);
-    let a = proxy(origin.clone(), &opts);
-    let b = proxy(origin.clone(), &opts);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
     let path = "/item/lost";
     a.get(path, Some("w1"), None).await;
     b.get(path, Some("w1"), None).await;
@@ -244,10 +237,7 @@ async fn every_key_tagcache_writes_expires_but_the_epoch() {
     let redis = RedisServer::start();
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis).extra("purge: { consistency: sync }");
-    let a = proxy(origin.clone(), &opts);
-    let b = proxy(origin.clone(), &opts);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
     // Entries, a coalescing lock in flight, a sync purge with its acks, heartbeats.
     a.get("/item/k1", Some("w1"), None).await;
     b.get("/soft/k2", Some("w1"), None).await;

@@ -1,7 +1,7 @@
 //! The L2 tier: what is stored, how it is read back, and promotion into L1.
 
 use super::util::{
-    metric, proxy, proxy_with, wait_for_version, wait_synced, RedisOpts, RedisServer,
+    metric, proxy, proxy_with, two_synced, wait_for_version, wait_synced, RedisOpts, RedisServer,
 };
 use crate::util::{Options, Origin};
 
@@ -267,10 +267,7 @@ async fn the_redis_tier_works_over_a_unix_socket() {
     assert!(redis.url().starts_with("unix:///"), "{}", redis.url());
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis);
-    let a = proxy(origin.clone(), &opts);
-    let b = proxy(origin.clone(), &opts);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
     assert_eq!(a.get("/item/u", Some("w1"), None).await.cache(), "MISS");
     let on_b = b.get("/item/u", Some("w1"), None).await;
     assert_eq!((on_b.cache(), on_b.layer()), ("HIT", "REDIS"));

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::util::{proxy, wait_synced, RedisOpts, RedisServer};
+use super::util::{two_synced, RedisOpts, RedisServer};
 use crate::util::Origin;
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -94,10 +94,7 @@ async fn the_redis_tier_works_over_tls() {
     let origin = Origin::start();
     let mut opts = RedisOpts::server(&redis);
     opts.target = format!("url: \"rediss://127.0.0.1:{}\"", redis.port);
-    let a = proxy(origin.clone(), &opts);
-    let b = proxy(origin.clone(), &opts);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (a, b) = two_synced(&origin, &opts).await;
     a.get("/item/tls", Some("w1"), None).await;
     let hit = b.get("/item/tls", Some("w1"), None).await;
     assert_eq!((hit.cache(), hit.layer()), ("HIT", "REDIS"));

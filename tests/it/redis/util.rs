@@ -462,6 +462,16 @@ pub async fn health(p: &Proxy) -> serde_json::Value {
 }
 
 /// Waits until the proxy's purge subscription is up and synchronized.
+/// Two instances on the same Redis and origin, each subscribed to purges
+/// and caught up with the purge log.
+pub async fn two_synced(origin: &Origin, opts: &RedisOpts) -> (Proxy, Proxy) {
+    let a = proxy(origin.clone(), opts);
+    let b = proxy(origin.clone(), opts);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    (a, b)
+}
+
 pub async fn wait_synced(p: &Proxy) {
     let start = Instant::now();
     loop {
