@@ -351,21 +351,26 @@ fn decode_header(raw: &[u8]) -> Result<ResponseHeader, EnvelopeError> {
         fields.push((name, start..values.len()));
     }
     let values = Bytes::from(values);
-    let mut header = ResponseHeader::build_no_case(status, Some(count + super::HIT_HEADER_ROOM))
-        .map_err(|e| EnvelopeError::Meta(e.to_string()))?;
-    header.set_version(version);
-    if !reason.is_empty() {
-        let reason = std::str::from_utf8(reason).map_err(|_| EnvelopeError::Malformed)?;
-        header
-            .set_reason_phrase(Some(reason))
-            .map_err(|e| EnvelopeError::Meta(e.to_string()))?;
-    }
+    // Built as bare `http` parts: pingora's `append_header` would parse each
+    // name a second time.
+    let mut headers = http::HeaderMap::with_capacity(count + super::HIT_HEADER_ROOM);
     for (name, range) in fields {
         let name = http::HeaderName::from_bytes(name).map_err(|_| EnvelopeError::Malformed)?;
         let value = http::HeaderValue::from_maybe_shared(values.slice(range))
             .map_err(|_| EnvelopeError::Malformed)?;
+        headers
+            .try_append(name, value)
+            .map_err(|_| EnvelopeError::Malformed)?;
+    }
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = http::StatusCode::from_u16(status).map_err(|_| EnvelopeError::Malformed)?;
+    parts.version = version;
+    parts.headers = headers;
+    let mut header = ResponseHeader::from(parts);
+    if !reason.is_empty() {
+        let reason = std::str::from_utf8(reason).map_err(|_| EnvelopeError::Malformed)?;
         header
-            .append_header(name, value)
+            .set_reason_phrase(Some(reason))
             .map_err(|e| EnvelopeError::Meta(e.to_string()))?;
     }
     Ok(header)
