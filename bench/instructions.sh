@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# User-space instructions per hot-key memory hit, counted by callgrind.
+#
+# Throughput on a shared VM moves 10-25% between runs; an instruction count
+# does not (two runs of one binary agree within ~1%). This is how each
+# hot-path change in docs/benchmarks.md ("Optimizations, each measured") is
+# compared with the one before. Kernel work (about half of a hit's CPU on
+# loopback) is not counted.
+#
+#   bench/instructions.sh [BIN] [N]    default: target/release/tagcache, 3000
+#
+# Needs valgrind and python3. Uses bench/tagcache.yaml (port 18080, origin
+# on 18000), so it must not run next to bench/run.sh.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$(realpath "${1:-$root/target/release/tagcache}")"
+n="${2:-3000}"
+origin_bin="${ORIGIN_BIN:-$root/target/release/examples/bench_origin}"
+command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
+[[ -x "$origin_bin" ]] || cargo build --release --example bench_origin >&2
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do { kill -9 "$p" && wait "$p"; } 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$origin_bin" --listen 127.0.0.1:18000 --delay-ms 5 --threads 2 >/dev/null 2>&1 &
+pids+=($!)
+TAGCACHE_ADMIN_TOKEN=instructions-count-token valgrind --tool=callgrind \
+  --compress-strings=no --compress-pos=no --callgrind-out-file="$work/cg.out" \
+  "$bin" run --config "$root/bench/tagcache.yaml" >"$work/server.log" 2>&1 &
+vg=$!
+pids+=($vg)
+for _ in $(seq 100); do
+  curl -s -o /dev/null http://127.0.0.1:18080/health && break
+  sleep 0.3
+done
+
+# N requests for one key over 4 keep-alive connections (the first fills it).
+load() {
+  python3 - "$1" <<'EOF'
+import http.client, sys, threading
+n = int(sys.argv[1]); conns = 4
+path = "/api/boards/b1/contacts?page=1&pageSize=50&filter=all"
+def run(k):
+    c = http.client.HTTPConnection("127.0.0.1", 18080, timeout=30)
+    for _ in range(k):
+        c.request("GET", path, headers={"X-Workspace-ID": "w1"})
+        r = c.getresponse(); r.read()
+        if r.status != 200:
+            raise SystemExit(f"status {r.status}")
+ts = [threading.Thread(target=run, args=(n // conns,)) for _ in range(conns)]
+[t.start() for t in ts]; [t.join() for t in ts]
+EOF
+}
+load 400                      # warm up: fill, connections, lazy statics
+callgrind_control -z "$vg" >/dev/null 2>&1
+load "$n"
+callgrind_control -d "$vg" >/dev/null 2>&1
+sleep 1
+dump="$(ls -t "$work"/cg.out.* | head -1)"
+total="$(awk '/^summary:/{print $2}' "$dump")"
+echo "$(basename "$bin"): $((total / n)) user-space instructions per hit ($n hits)"
+# TOP=30 also lists the functions with the most instructions of their own.
+if [[ "${TOP:-0}" -gt 0 ]]; then
+  python3 - "$dump" "$n" "$TOP" <<'EOF'
+import collections, sys
+path, n, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+own = collections.Counter(); fn = None; call = False
+for line in open(path, errors="replace"):
+    if line.startswith("fn="):
+        fn = line[3:].strip()
+    elif line.startswith("calls="):
+        call = True
+    elif line[:1].isdigit() or line[:1] in "+-*":
+        if call:
+            call = False  # a call's inclusive cost belongs to the callee
+        elif fn:
+            own[fn] += int(line.split()[1])
+for name, ir in own.most_common(top):
+    print(f"{ir / n:8.0f}  {name[:140]}")
+EOF
+fi
