@@ -264,12 +264,12 @@ fn http_version_code(v: http::Version) -> u8 {
     }
 }
 
-/// The header in the plain form described in the module docs.
 /// Most header fields a stored header may have. Pingora reads at most 256
 /// from an origin; an `http::HeaderMap` holds at most 32,768 and panics
 /// when appended to beyond that, so a damaged count must stop here.
 const MAX_HEADERS: usize = 4096;
 
+/// The header in the plain form described in the module docs.
 fn encode_header(header: &ResponseHeader) -> Result<Vec<u8>, EnvelopeError> {
     // Only a reason phrase other than the status' canonical one is kept.
     let reason = header
