@@ -71,12 +71,11 @@ pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut R
 /// [`decorate`] writes for a hit pingora-cache served.
 pub(super) fn decorate_hit(
     headers: &mut HeaderMap,
+    code: StatusCode,
     ctx: &mut RequestCtx,
     fresh_until: SystemTime,
     layer: &'static str,
 ) {
-    // The response status only shows in `fwd-status`, which hits lack.
-    let code = StatusCode::OK;
     write(
         headers,
         code,

@@ -417,7 +417,7 @@ impl TagCache {
                 HeaderValue::from_static("chunked"),
             );
         }
-        headers::decorate_hit(h, ctx, hit.fresh_until, hit.layer);
+        headers::decorate_hit(h, parts.status, ctx, hit.fresh_until, hit.layer);
         let mut resp = Box::new(ResponseHeader::from(parts));
         let reason = hit.header.get_reason_phrase();
         if reason != hit.header.status.canonical_reason() {
