@@ -407,22 +407,19 @@ impl TagCache {
         // again, which cost a tenth of a hit's user-space instructions.
         // Headers this cache stores keep no case map; one read from an old
         // Redis value loses its case (names are case-insensitive).
-        let mut parts = hit.header.as_owned_parts();
-        parts.version = http::Version::HTTP_11;
-        let h = &mut parts.headers;
+        let status = hit.header.status;
+        let mut h = hit.header.headers.clone();
         h.insert(header::AGE, HeaderValue::from(hit.age.as_secs()));
-        if !matches!(parts.status.as_u16(), 204 | 304) && !h.contains_key(header::CONTENT_LENGTH) {
+        if !matches!(status.as_u16(), 204 | 304) && !h.contains_key(header::CONTENT_LENGTH) {
             h.insert(
                 header::TRANSFER_ENCODING,
                 HeaderValue::from_static("chunked"),
             );
         }
-        headers::decorate_hit(h, parts.status, ctx, hit.fresh_until, hit.layer);
-        let mut resp = Box::new(ResponseHeader::from(parts));
+        headers::decorate_hit(&mut h, status, ctx, hit.fresh_until, hit.layer);
         let reason = hit.header.get_reason_phrase();
-        if reason != hit.header.status.canonical_reason() {
-            let _ = resp.set_reason_phrase(reason);
-        }
+        let resp = crate::storage::bare_header(status, http::Version::HTTP_11, h, reason)
+            .map_err(|e| e.into_down())?;
         if let Some(started) = hit.started {
             self.metrics
                 .lookup_latency
@@ -430,7 +427,7 @@ impl TagCache {
         }
         let head_only = session.req_header().method == http::Method::HEAD;
         session
-            .write_response_header(resp, head_only)
+            .write_response_header(Box::new(resp), head_only)
             .await
             .map_err(|e| e.into_down())?;
         if !head_only {
@@ -1079,12 +1076,9 @@ fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(
 /// inserts do not rehash it.
 fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
     let room = resp.headers.len() + crate::storage::HIT_HEADER_ROOM;
-    let Ok(mut out) = ResponseHeader::build_no_case(resp.status, Some(room)) else {
+    let Ok(mut headers) = http::HeaderMap::try_with_capacity(room) else {
         return resp.clone();
     };
-    out.set_version(resp.version);
-    // A reason phrase that was valid on the way in is valid again.
-    let _ = out.set_reason_phrase(resp.get_reason_phrase());
     let total = resp.headers.values().map(|v| v.len()).sum();
     let mut values = Vec::with_capacity(total);
     for value in resp.headers.values() {
@@ -1101,9 +1095,11 @@ fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
         ) else {
             continue;
         };
-        let _ = out.append_header(name, value);
+        let _ = headers.try_append(name, value);
     }
-    out
+    // A reason phrase that was valid on the way in is valid again.
+    crate::storage::bare_header(resp.status, resp.version, headers, resp.get_reason_phrase())
+        .unwrap_or_else(|_| resp.clone())
 }
 
 /// pingora-cache's key for tagcache's primary key bytes and their hash,

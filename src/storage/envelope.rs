@@ -362,17 +362,14 @@ fn decode_header(raw: &[u8]) -> Result<ResponseHeader, EnvelopeError> {
             .try_append(name, value)
             .map_err(|_| EnvelopeError::Malformed)?;
     }
-    let mut parts = http::Response::new(()).into_parts().0;
-    parts.status = http::StatusCode::from_u16(status).map_err(|_| EnvelopeError::Malformed)?;
-    parts.version = version;
-    parts.headers = headers;
-    let mut header = ResponseHeader::from(parts);
-    if !reason.is_empty() {
-        let reason = std::str::from_utf8(reason).map_err(|_| EnvelopeError::Malformed)?;
-        header
-            .set_reason_phrase(Some(reason))
-            .map_err(|e| EnvelopeError::Meta(e.to_string()))?;
-    }
+    let status = http::StatusCode::from_u16(status).map_err(|_| EnvelopeError::Malformed)?;
+    let reason = if reason.is_empty() {
+        None
+    } else {
+        Some(std::str::from_utf8(reason).map_err(|_| EnvelopeError::Malformed)?)
+    };
+    let header = super::bare_header(status, version, headers, reason)
+        .map_err(|e| EnvelopeError::Meta(e.to_string()))?;
     Ok(header)
 }
 

@@ -27,6 +27,30 @@ use pingora_http::ResponseHeader;
 /// do not rehash it.
 pub const HIT_HEADER_ROOM: usize = 6;
 
+/// A pingora header without a case map, from bare `http` pieces, keeping
+/// `reason` where it is not the status' canonical one. Hits, stored headers
+/// and headers read from Redis are built this way: pingora's
+/// `insert_header` and `append_header` parse every name again.
+///
+/// # Errors
+/// When `reason` is not a valid reason phrase.
+pub fn bare_header(
+    status: http::StatusCode,
+    version: http::Version,
+    headers: http::HeaderMap,
+    reason: Option<&str>,
+) -> pingora_error::Result<ResponseHeader> {
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    let mut header = ResponseHeader::from(parts);
+    if reason.is_some() && reason != status.canonical_reason() {
+        header.set_reason_phrase(reason)?;
+    }
+    Ok(header)
+}
+
 pub use memory::{FreshHit, MemoryStats, MemoryStore};
 pub use redis::RedisStore;
 pub use tiered::{promote, TieredStore};
