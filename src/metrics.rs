@@ -109,6 +109,8 @@ pub struct Metrics {
     pub evictions: IntGauge,
     /// Tag generation records held.
     pub tag_records: IntGauge,
+    /// Origin requests retried on a new connection after a reused one failed.
+    pub origin_retries: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -199,6 +201,11 @@ impl Metrics {
             .register(Box::new(purge_latency.clone()))
             .expect("unique metric");
         Arc::new(Metrics {
+            origin_retries: counter(
+                &registry,
+                "tagcache_origin_retries_total",
+                "Origin requests retried on a new connection after a reused one failed",
+            ),
             routes,
             lookup_latency,
             errors: counter_vec(

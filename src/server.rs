@@ -36,6 +36,7 @@ impl BackgroundService for Sweeper {
                     // Leave the live instance set (Redis tier), so sync
                     // purges stop waiting for this instance.
                     self.0.leave().await;
+                    self.0.mark_stopped();
                     return;
                 }
             }
@@ -51,17 +52,51 @@ pub struct Built {
     pub cache: Arc<TagCache>,
 }
 
+/// Why the server could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A listening address is taken or not ours to bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// Pingora could not be initialised.
+    #[error("{0}")]
+    Pingora(#[from] Box<pingora_error::Error>),
+}
+
+/// Binds each listening address once and lets it go, so that a taken port
+/// ends the process at once with its address named. Pingora's listener
+/// threads would retry for half a minute and then panic, leaving a process
+/// that is alive but serves nothing, which no supervisor restarts.
+///
+/// # Errors
+/// The first address that cannot be bound.
+pub fn check_bind(config: &Config) -> Result<(), BuildError> {
+    for addr in [config.listen, config.admin.listen] {
+        std::net::TcpListener::bind(addr).map_err(|source| BuildError::Bind { addr, source })?;
+    }
+    Ok(())
+}
+
 /// Builds the Pingora server for `config`.
 ///
 /// # Errors
-/// When Pingora cannot be initialised.
-pub fn build(config: Arc<Config>) -> pingora_error::Result<Built> {
+/// When a listening address cannot be bound, or Pingora cannot be initialised.
+pub fn build(config: Arc<Config>) -> Result<Built, BuildError> {
+    check_bind(&config)?;
     let conf = ServerConf {
         threads: config.server.threads.max(1),
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
         // The upstream keep-alive pool is shared across threads.
         upstream_keepalive_pool_size: 256,
+        // Tries per request: the first and `upstream.retries` more (see
+        // `TagCacheProxy::error_while_proxy` for when a retry is allowed).
+        max_retries: 1 + usize::from(config.upstream.retries),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -91,11 +126,81 @@ pub fn build(config: Arc<Config>) -> pingora_error::Result<Built> {
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(background_service("tag sweeper", Sweeper(cache.clone())));
+    server.add_service(background_service("signals", Hangup));
     Ok(Built { server, cache })
 }
 
+/// Takes SIGHUP away from its default action (ending the process), before
+/// anything is served: `systemctl reload` and `kill -HUP` are what operators
+/// of nginx and Varnish reach for, and must never stop the server. tokio
+/// keeps the handler for the life of the process once installed.
+fn ignore_hangup() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        if let Err(e) = signal(SignalKind::hangup()) {
+            tracing::warn!(error = %e, "cannot take SIGHUP; it will stop the server");
+        }
+    });
+}
+
+/// Answers SIGHUP: the server keeps running.
+struct Hangup;
+
+#[async_trait]
+impl BackgroundService for Hangup {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                Some(()) = hup.recv() => {
+                    tracing::info!("SIGHUP received: configuration reload is not available in this version; the server keeps running");
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 /// Runs the server until SIGTERM (graceful) or SIGINT (fast). Never returns.
+///
+/// A graceful stop ends as soon as no request is in flight (and the
+/// background work has left Redis), instead of sleeping through Pingora's
+/// whole grace period: an idle server stops at once, a busy one when its
+/// last request is answered, and never later than the grace period.
 pub fn run_forever(built: Built) -> ! {
+    ignore_hangup();
+    let mut phases = built.server.watch_execution_phase();
+    let cache = built.cache.clone();
+    let _ = std::thread::Builder::new()
+        .name("tagcache-drain".into())
+        .spawn(move || {
+            use pingora_core::server::ExecutionPhase;
+            loop {
+                match phases.blocking_recv() {
+                    Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            // The background work gets a moment to leave Redis.
+            let started = std::time::Instant::now();
+            while cache.in_flight() > 0
+                || (!cache.stopped() && started.elapsed() < Duration::from_secs(2))
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            tracing::info!("graceful stop: no request in flight, exiting");
+            std::process::exit(0);
+        });
     built.server.run_forever()
 }
 
@@ -124,7 +229,7 @@ impl ShutdownSignalWatch for ChannelSignal {
 ///
 /// # Errors
 /// When Pingora cannot be initialised.
-pub fn spawn(config: Arc<Config>) -> pingora_error::Result<Running> {
+pub fn spawn(config: Arc<Config>) -> Result<Running, BuildError> {
     let Built { server, cache } = build(config)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let signal = ChannelSignal(tokio::sync::Mutex::new(Some(rx)));
@@ -136,11 +241,11 @@ pub fn spawn(config: Arc<Config>) -> pingora_error::Result<Running> {
             })
         })
         .map_err(|e| {
-            pingora_error::Error::because(
+            BuildError::Pingora(pingora_error::Error::because(
                 pingora_error::ErrorType::InternalError,
                 "spawn server thread",
                 e,
-            )
+            ))
         })?;
     Ok(Running {
         cache,

@@ -1,5 +1,6 @@
 //! Per-request state of the cache layer, carried through Pingora's hooks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ pub struct RequestCtx {
     /// Whether the origin response was admitted for storage.
     pub(crate) stored: bool,
     /// Why the origin response was not stored.
-    pub(crate) not_stored: Option<&'static str>,
+    pub(crate) not_stored: Option<super::NotStored>,
     /// The entry found was purged (hard) or soft-purged.
     pub(crate) purged: Option<&'static str>,
     /// When the origin request was sent.
@@ -69,6 +70,30 @@ pub struct RequestCtx {
     /// The fast path asked Redis for the key and found nothing to use: the
     /// cache key carries a [`crate::storage::RedisAsked`] marker.
     pub(crate) redis_asked: bool,
+    /// Connections tried to the origin for this request.
+    pub(crate) attempts: u8,
+    /// The origin's response header arrived.
+    pub(crate) upstream_responded: bool,
+    /// Counts this request as in flight until it is dropped.
+    pub(crate) _in_flight: Option<InFlight>,
+}
+
+/// One request in flight: counted from its creation until it is dropped,
+/// so that a graceful stop can end as soon as none is left.
+#[derive(Debug)]
+pub(crate) struct InFlight(&'static AtomicUsize);
+
+impl InFlight {
+    pub(crate) fn enter(counter: &'static AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl RequestCtx {

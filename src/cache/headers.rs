@@ -142,7 +142,7 @@ fn write(
             if ctx.stored {
                 cs.push_str("; stored");
             } else if let Some(why) = ctx.not_stored {
-                let _ = write!(cs, "; detail=uncacheable-{why}");
+                let _ = write!(cs, "; detail=uncacheable-{}", why.as_str());
             }
             if let Some(p) = ctx.purged {
                 let _ = write!(cs, "; detail={p}");

@@ -21,16 +21,18 @@
 //! ```
 
 mod ctx;
+mod directives;
 mod headers;
 mod refuse;
 mod shared;
+mod storability;
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{header, HeaderValue};
-use pingora_cache::cache_control::CacheControl;
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_cache::storage::Storage;
@@ -43,6 +45,9 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 pub use ctx::RequestCtx;
+pub use storability::NotStored;
+
+use storability::{client_wants_fresh, shareable, storable};
 
 use crate::config::{Config, IdentitySource, OnInvalid, Route, UnkeyedAction};
 use crate::identity::{self, Authenticator, Outcome, Verified};
@@ -107,6 +112,11 @@ pub struct TagCache {
     limits_seen: parking_lot::Mutex<[u64; 3]>,
     /// The Redis tier and purge fan-out, with `storage.redis`.
     redis: Option<shared::RedisParts>,
+    /// Requests in flight (see [`Self::new_ctx`]).
+    in_flight: &'static AtomicUsize,
+    /// Set once the background work has stopped on shutdown (the Redis tier
+    /// has left the live instance set).
+    stopped: AtomicBool,
 }
 
 impl std::fmt::Debug for TagCache {
@@ -182,6 +192,8 @@ impl TagCache {
             None => None,
         };
         TagCache {
+            in_flight: Box::leak(Box::new(AtomicUsize::new(0))),
+            stopped: AtomicBool::new(false),
             auth,
             limits_seen: parking_lot::Mutex::new([0; 3]),
             redis: None,
@@ -195,6 +207,30 @@ impl TagCache {
             metrics,
             route_tags,
         }
+    }
+
+    /// A context for a new request, counted as in flight until dropped.
+    /// Call from `ProxyHttp::new_ctx`.
+    pub fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            _in_flight: Some(ctx::InFlight::enter(self.in_flight)),
+            ..RequestCtx::default()
+        }
+    }
+
+    /// Requests whose context is alive.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Records that the background work stopped on shutdown.
+    pub fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Self::mark_stopped`] was called.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// The validated configuration.
@@ -353,13 +389,7 @@ impl TagCache {
         if self.fast.is_none() && self.redis.is_none() {
             return Ok(false);
         }
-        let req = session.req_header();
-        if ctx.client_no_cache
-            || !self.config.routes[route].vary.is_empty()
-            || req.headers.keys().any(|h| {
-                h == header::RANGE || h == header::IF_NONE_MATCH || h == header::IF_MODIFIED_SINCE
-            })
-        {
+        if !self.answers_as_stored(session.req_header(), route, ctx) {
             return Ok(false);
         }
         let started = std::time::Instant::now();
@@ -391,6 +421,25 @@ impl TagCache {
             }
             None => Ok(false),
         }
+    }
+
+    /// The request side of "may a stored response be written to this
+    /// request as it is": not when the client asked for a fresh copy, when
+    /// the route varies, or when the request is ranged or conditional (those
+    /// need pingora-cache's handling: 206, 304, variance). Asked by every path
+    /// that writes a hit itself: the memory and Redis fast path and a fill
+    /// served to a request that waited on another instance.
+    fn answers_as_stored(&self, req: &RequestHeader, route: usize, ctx: &RequestCtx) -> bool {
+        !ctx.client_no_cache
+            && self.config.routes[route].vary.is_empty()
+            && !req.headers.keys().any(|h| {
+                h == header::RANGE
+                    || h == header::IF_NONE_MATCH
+                    || h == header::IF_MODIFIED_SINCE
+                    || h == header::IF_MATCH
+                    || h == header::IF_UNMODIFIED_SINCE
+                    || h == header::IF_RANGE
+            })
     }
 
     /// Writes a stored answer: what pingora-cache does to a stored header
@@ -474,6 +523,17 @@ impl TagCache {
     ) -> Result<Vec<u8>, BypassReason> {
         if req.method != http::Method::GET {
             return Err(BypassReason::Method);
+        }
+        // A body can change the origin's answer (Express parses GET bodies)
+        // and is not in the key.
+        if storability::has_body(req) {
+            return Err(BypassReason::RequestBody);
+        }
+        // Pingora drops the fields a `Connection` header nominates before the
+        // origin sees them: a keyed identity or `Vary` header could vanish
+        // between the key and the origin, or an unkeyed one slip past its rule.
+        if storability::nominates_fields(req) {
+            return Err(BypassReason::HopByHop);
         }
         // `request_filter` answers 414 first; this keeps embedders that do
         // not call it safe.
@@ -668,7 +728,7 @@ impl TagCache {
             tags: info.map_or(Verdict::Valid, |info| self.registry.check(info)),
             unsynced: self.unsynced(updated),
             // Client no-cache, and RFC 9111 §3.5 for `Authorization`.
-            refused: ctx.client_no_cache || (ctx.auth_unscoped && !shareable(header)),
+            refused: ctx.client_no_cache || (ctx.auth_unscoped && !shareable(&header.headers)),
         }
     }
 
@@ -721,6 +781,7 @@ impl TagCache {
     /// Reads and strips the origin's tag headers and times the origin. Call
     /// from `ProxyHttp::upstream_response_filter`.
     pub fn upstream_response_filter(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
+        ctx.upstream_responded = true;
         if let Some(start) = ctx.upstream_start.take() {
             self.metrics
                 .route(ctx.route)
@@ -730,6 +791,7 @@ impl TagCache {
         if resp.status == http::StatusCode::NOT_MODIFIED {
             ctx.revalidated = true;
         }
+        drop_nominated_fields(resp);
         for th in &self.config.purge.tag_headers {
             if ctx.route.is_some() {
                 for value in resp.headers.get_all(&th.name) {
@@ -759,18 +821,18 @@ impl TagCache {
         };
         let route = &self.config.routes[index];
         let mut verdict = storable(route, resp, self.max_object_size());
-        if verdict.is_ok() && ctx.auth_unscoped && !shareable(resp) {
-            verdict = Err("authorization");
+        if verdict.is_ok() && ctx.auth_unscoped && !shareable(&resp.headers) {
+            verdict = Err(NotStored::Authorization);
         }
         if let Err(why) = verdict {
-            if why == "too-large" {
+            if why == NotStored::TooLarge {
                 self.metrics
                     .limits
                     .with_label_values(&["object-too-large"])
                     .inc();
             }
             ctx.not_stored = Some(why);
-            return RespCacheable::Uncacheable(NoCacheReason::Custom(why));
+            return RespCacheable::Uncacheable(NoCacheReason::Custom(why.as_str()));
         }
         let tags = self.entry_tags(req, route, index, primary_hash, ctx);
         let now = SystemTime::now();
@@ -975,14 +1037,6 @@ fn param<'a>(route: &Route, params: &'a [Cow<'_, str>], name: &str) -> Option<&'
         .map(|(_, v)| v.as_ref())
 }
 
-/// Whether the origin marked a response as shareable even when the request
-/// carried `Authorization` (RFC 9111 §3.5).
-fn shareable(resp: &ResponseHeader) -> bool {
-    CacheControl::from_resp_headers(resp).is_some_and(|cc| {
-        cc.public() || cc.must_revalidate() || cc.s_maxage().ok().flatten().is_some()
-    })
-}
-
 /// Reads one identity from the request; malformed or oversized values count as absent.
 fn identity<'r>(req: &'r RequestHeader, source: &IdentitySource) -> Option<&'r str> {
     match source {
@@ -1002,62 +1056,16 @@ fn identity<'r>(req: &'r RequestHeader, source: &IdentitySource) -> Option<&'r s
     }
 }
 
-fn client_wants_fresh(req: &RequestHeader) -> bool {
-    let cc = CacheControl::from_req_headers(req);
-    cc.is_some_and(|cc| {
-        cc.no_cache() || cc.has_key("max-age") && cc.max_age().ok().flatten() == Some(0)
-    }) || req
-        .headers
-        .get(header::PRAGMA)
-        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"no-cache"))
-}
-
-/// Whether an origin response may be stored; the error says why not.
-fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(), &'static str> {
-    if !route.statuses.contains(&resp.status.as_u16()) {
-        return Err("status");
+/// Removes the fields the origin's `Connection` header nominates: they are
+/// hop-by-hop (RFC 9110 §7.6.1), for neither the client nor the store.
+/// Framing fields stay whatever the list says.
+fn drop_nominated_fields(resp: &mut ResponseHeader) {
+    if !resp.headers.contains_key(header::CONNECTION) {
+        return;
     }
-    if resp.headers.contains_key(header::SET_COOKIE) {
-        return Err("set-cookie");
+    for name in storability::connection_nominations(&resp.headers) {
+        resp.remove_header(&name);
     }
-    if let Some(cc) = CacheControl::from_resp_headers(resp) {
-        if cc.private() {
-            return Err("private");
-        }
-        if cc.no_store() {
-            return Err("no-store");
-        }
-        if cc.no_cache() {
-            return Err("no-cache");
-        }
-    }
-    for vary in resp.headers.get_all(header::VARY) {
-        let Ok(v) = vary.to_str() else {
-            return Err("vary");
-        };
-        for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            if name == "*" {
-                return Err("vary-star");
-            }
-            let allowed = name.eq_ignore_ascii_case("accept-encoding")
-                || route
-                    .vary
-                    .iter()
-                    .any(|v| v.as_str().eq_ignore_ascii_case(name));
-            if !allowed {
-                return Err("vary");
-            }
-        }
-    }
-    let len = resp
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if len.is_some_and(|l| l > max_object) {
-        return Err("too-large");
-    }
-    Ok(())
 }
 
 /// A copy of `resp` that owns its bytes.
@@ -1074,19 +1082,32 @@ fn storable(route: &Route, resp: &ResponseHeader, max_object: usize) -> Result<(
 /// The map has room for the headers a hit adds (`Age`, the cache status
 /// headers, framing): a clone keeps the index table's size, so a hit's
 /// inserts do not rehash it.
+///
+/// Hop-by-hop fields and those a `no-cache="..."` names are left out
+/// ([`storability::unstored_fields`]): they belong to one exchange, or may
+/// not be sent again without revalidation, so no hit may carry them.
 fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
+    let skip = storability::unstored_fields(&resp.headers);
+    let kept = || resp.headers.iter().filter(|(n, _)| !skip.contains(n));
+    let without_skipped = || {
+        let mut copy = resp.clone();
+        for n in &skip {
+            copy.remove_header(n);
+        }
+        copy
+    };
     let room = resp.headers.len() + crate::storage::HIT_HEADER_ROOM;
     let Ok(mut headers) = http::HeaderMap::try_with_capacity(room) else {
-        return resp.clone();
+        return without_skipped();
     };
-    let total = resp.headers.values().map(|v| v.len()).sum();
+    let total = kept().map(|(_, v)| v.len()).sum();
     let mut values = Vec::with_capacity(total);
-    for value in resp.headers.values() {
+    for (_, value) in kept() {
         values.extend_from_slice(value.as_bytes());
     }
     let values = bytes::Bytes::from(values);
     let mut at = 0;
-    for (name, value) in resp.headers.iter() {
+    for (name, value) in kept() {
         let slice = values.slice(at..at + value.len());
         at += value.len();
         let (Ok(name), Ok(value)) = (
@@ -1099,7 +1120,7 @@ fn owned_header(resp: &ResponseHeader) -> ResponseHeader {
     }
     // A reason phrase that was valid on the way in is valid again.
     crate::storage::bare_header(resp.status, resp.version, headers, resp.get_reason_phrase())
-        .unwrap_or_else(|_| resp.clone())
+        .unwrap_or_else(|_| without_skipped())
 }
 
 /// pingora-cache's key for tagcache's primary key bytes and their hash,

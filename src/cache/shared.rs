@@ -167,8 +167,15 @@ impl TagCache {
             return Ok(true);
         };
         let coalescing = &self.config.coalescing;
+        // Only a request that can be handed a stored response as it is
+        // waits for another instance's fill; a ranged or conditional one,
+        // or one on a varying route, needs what only the full path does
+        // (206, 304, variance), so it goes on to the origin.
+        let as_stored = ctx
+            .route
+            .is_some_and(|route| self.answers_as_stored(session.req_header(), route, ctx));
         if !ctx.enabled
-            || ctx.client_no_cache
+            || !as_stored
             || !coalescing.enabled
             || !coalescing.across_instances
             || !session.cache.enabled()

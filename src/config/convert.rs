@@ -293,6 +293,7 @@ impl Cx<'_> {
                 read_timeout: Duration::from_secs(30),
                 write_timeout: Duration::from_secs(30),
                 idle_timeout: Duration::from_secs(60),
+                retries: 1,
             };
         };
         self.missing_keys(
@@ -357,6 +358,21 @@ impl Cx<'_> {
                 Duration::from_secs(60),
                 "idle_timeout",
             ),
+            retries: match &raw.retries {
+                Some(field) if field.value > 1 => {
+                    self.error(
+                        field.pos,
+                        format!("upstream.retries is {}, at most 1", field.value),
+                        Some(
+                            "a failed request is retried at most once, on a new connection"
+                                .to_string(),
+                        ),
+                    );
+                    1
+                }
+                Some(field) => field.value as u8,
+                None => 1,
+            },
         }
     }
 

@@ -80,6 +80,10 @@ pub struct Upstream {
     pub write_timeout: Duration,
     /// How long idle keep-alive connections to the origin are kept (default 60s).
     pub idle_timeout: Duration,
+    /// How many times an idempotent request is retried, on a new connection,
+    /// after a reused connection failed before any byte of the answer (`0`
+    /// or `1`, default 1).
+    pub retries: u8,
 }
 
 /// The admin listener.

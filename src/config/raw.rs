@@ -89,6 +89,9 @@ pub(crate) struct Upstream {
     pub(crate) write_timeout: Option<Spanned<String>>,
     /// How long idle keep-alive connections are kept. Default `60s`.
     pub(crate) idle_timeout: Option<Spanned<String>>,
+    /// Retries of an idempotent request whose reused connection failed
+    /// before any byte of the answer: `0` or `1`. Default `1`.
+    pub(crate) retries: Option<Spanned<usize>>,
 }
 
 /// `admin:`.

@@ -46,6 +46,12 @@ pub enum BypassReason {
     /// The request sends a header that could change the response without
     /// being in the key, on a route with `unkeyed_headers: bypass`.
     UnkeyedHeader,
+    /// A GET or HEAD that carries a body (`Content-Length` above zero or
+    /// `Transfer-Encoding`): the body may change the answer and is not keyed.
+    RequestBody,
+    /// A `Connection` header nominating a field (which Pingora removes before
+    /// the origin), or an `Upgrade`: what the origin sees is not what was keyed.
+    HopByHop,
 }
 
 impl BypassReason {
@@ -64,6 +70,8 @@ impl BypassReason {
             BypassReason::ClientNoCache => "client-no-cache",
             BypassReason::Unauthenticated => "unauthenticated",
             BypassReason::UnkeyedHeader => "unkeyed-header",
+            BypassReason::RequestBody => "request-body",
+            BypassReason::HopByHop => "connection",
         }
     }
 }

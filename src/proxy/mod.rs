@@ -23,6 +23,7 @@
 //! logging                     TagCache::logging: metrics
 //! ```
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -57,7 +58,7 @@ impl ProxyHttp for TagCacheProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
-        RequestCtx::new()
+        self.cache.new_ctx()
     }
 
     /// No downstream modules. Pingora's default is a response compression
@@ -68,16 +69,64 @@ impl ProxyHttp for TagCacheProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
         let u = &self.upstream;
         let mut peer = HttpPeer::new(u.address.as_str(), u.tls, u.sni.clone());
+        ctx.attempts = ctx.attempts.saturating_add(1);
+        if ctx.attempts > 1 {
+            // A retry goes on a new connection: a group key of its own keeps
+            // the pool from handing out another idle one, which may have
+            // gone stale the same way.
+            peer.group_key = RETRY_GROUP.fetch_add(1, Ordering::Relaxed);
+            self.cache.metrics().origin_retries.inc();
+        }
         peer.options.connection_timeout = Some(u.connect_timeout);
         peer.options.total_connection_timeout = Some(u.connect_timeout);
         peer.options.read_timeout = Some(u.read_timeout);
         peer.options.write_timeout = Some(u.write_timeout);
         peer.options.idle_timeout = Some(u.idle_timeout);
         Ok(Box::new(peer))
+    }
+
+    /// Retries at most `upstream.retries` times, only an idempotent request,
+    /// only after a reused connection failed before any byte of the answer;
+    /// the retry goes on a new connection ([`Self::upstream_peer`]). Pingora
+    /// would otherwise retry on each idle pooled connection in turn, so that
+    /// an origin closing connections after reading the request received one
+    /// client request up to 16 times.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        e.retry.decide_reuse(client_reused);
+        let allowed = client_reused
+            && !ctx.upstream_responded
+            && ctx.attempts <= self.upstream.retries
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        if !allowed {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    /// A connection that could not be made is not retried: with one origin
+    /// there is nowhere else to go, and nginx makes one attempt too.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut Self::CTX,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        e.set_retry(false);
+        e
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
@@ -202,6 +251,9 @@ impl ProxyHttp for TagCacheProxy {
         self.cache.logging(session, ctx, e);
     }
 }
+
+/// Group keys for retry connections, one each (see `upstream_peer`).
+static RETRY_GROUP: AtomicU64 = AtomicU64::new(1);
 
 /// The status to answer an error with; 0 when the client is already gone.
 pub fn error_status(e: &Error) -> u16 {

@@ -4,6 +4,8 @@
 
 mod admin;
 mod coalescing;
+mod directives;
+mod hop_by_hop;
 mod identity;
 mod limits;
 mod paths;
