@@ -1,0 +1,164 @@
+//! The `tagcache run` process as a supervisor sees it: a taken port ends it
+//! at once with a non-zero exit, SIGHUP never stops it, and a graceful stop
+//! ends as soon as the last request in flight is answered.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{free_port, wait_for_port, Origin};
+
+fn config(listen: u16, admin: u16, upstream: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tagcache-process-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("run-{listen}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"listen: "127.0.0.1:{listen}"
+upstream:
+  address: "{upstream}"
+admin:
+  listen: "127.0.0.1:{admin}"
+  token: "t"
+server:
+  threads: 1
+  grace_period: 10s
+tenant:
+  workspace: {{ header: X-Workspace-ID }}
+routes:
+  - name: item
+    match: "GET /item/{{id}}"
+    ttl: 60s
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tagcache"))
+        .args(["run", "-c"])
+        .arg(config)
+        .env("TAGCACHE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tagcache")
+}
+
+/// Waits up to `limit` for the process to exit; its exit code and how long it took.
+fn exit_within(child: &mut Child, limit: Duration) -> Option<(i32, Duration)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status.code().unwrap_or(-1), start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig}");
+}
+
+fn get(port: u16, target: &str, headers: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn a_taken_admin_port_ends_the_process_at_once_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = taken.local_addr().unwrap().port();
+    let mut child = run(&config(free_port(), admin, "127.0.0.1:1"));
+    let (code, took) =
+        exit_within(&mut child, Duration::from_secs(5)).expect("still running with a taken port");
+    assert_ne!(code, 0);
+    assert!(took < Duration::from_secs(5));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains(&format!("127.0.0.1:{admin}")), "{err}");
+    drop(taken);
+}
+
+#[test]
+fn a_taken_proxy_port_ends_the_process_at_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().port();
+    let mut child = run(&config(listen, free_port(), "127.0.0.1:1"));
+    let (code, _) =
+        exit_within(&mut child, Duration::from_secs(5)).expect("still running with a taken port");
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn sighup_does_not_stop_the_server_and_an_idle_sigterm_stops_it_at_once() {
+    let origin = Origin::start();
+    let (listen, admin) = (free_port(), free_port());
+    let mut child = run(&config(listen, admin, &origin.addr.to_string()));
+    wait_for_port(listen);
+    wait_for_port(admin);
+    signal(&child, "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the server"
+    );
+    assert!(get(admin, "/health", "").starts_with("HTTP/1.1 200"));
+    assert!(get(listen, "/item/1", "X-Workspace-ID: w1\r\n").starts_with("HTTP/1.1 200"));
+    // Idle: the grace period is 10 s, the stop takes far less.
+    signal(&child, "TERM");
+    let (code, took) =
+        exit_within(&mut child, Duration::from_secs(5)).expect("idle SIGTERM waited");
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_stops() {
+    let origin = Origin::start();
+    let (listen, admin) = (free_port(), free_port());
+    let mut child = run(&config(listen, admin, &origin.addr.to_string()));
+    wait_for_port(listen);
+    let slow = std::thread::spawn(move || {
+        get(
+            listen,
+            "/item/slow",
+            "X-Workspace-ID: w1\r\nx-origin-delay-ms: 1500\r\n",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let start = Instant::now();
+    signal(&child, "TERM");
+    let (code, _) = exit_within(&mut child, Duration::from_secs(8)).expect("did not stop");
+    let answer = slow.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(code, 0);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "stopped before the request ended: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
