@@ -71,6 +71,7 @@ fn contact_list() -> Route {
         honor_client_no_cache: true,
         unkeyed_headers: tagcache::config::UnkeyedAction::Strip,
         vary: vec![],
+        key_fingerprint: [0; 8],
     }
 }
 

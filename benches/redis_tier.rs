@@ -279,7 +279,6 @@ fn main() {
                     let fanout = Fanout::new(
                         shared,
                         registry.clone(),
-                        Duration::from_secs(600),
                         consistency,
                         Duration::from_secs(2),
                     );

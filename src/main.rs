@@ -28,6 +28,15 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Reload a running instance's config file through its admin API.
+    Reload {
+        /// Admin API base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        admin: String,
+        /// Admin token (prefer the environment variable).
+        #[arg(long, env = "TAGCACHE_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Purge tags through a running instance's admin API.
     Purge {
         /// Tag to purge (repeatable).
@@ -67,6 +76,7 @@ fn main() -> ExitCode {
         },
         Command::Run { config } => {
             init_logging();
+            let path = std::fs::canonicalize(&config).unwrap_or_else(|_| config.clone());
             let loaded = match tagcache::config::load_file(&config) {
                 Ok(l) => l,
                 Err(e) => {
@@ -78,11 +88,36 @@ fn main() -> ExitCode {
                 tracing::warn!("{w}");
             }
             let config = Arc::new(loaded.config);
-            tracing::info!(listen = %config.listen, admin = %config.admin.listen, upstream = %config.upstream.address, routes = config.routes.len(), "starting tagcache");
+            let (listen, admin, upstream, routes) = (
+                config.listen,
+                config.admin.listen,
+                config.upstream.address.clone(),
+                config.routes.len(),
+            );
             match tagcache::server::build(config) {
-                Ok(built) => tagcache::server::run_forever(built),
+                Ok(built) => {
+                    built.cache.set_config_file(path);
+                    tracing::info!(%listen, %admin, %upstream, routes, "tagcache started");
+                    tagcache::server::run_forever(built)
+                }
                 Err(e) => {
                     eprintln!("tagcache: could not start: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Reload { admin, token } => {
+            match tagcache::admin::client::post_json(&admin, "/reload", token.as_deref(), "") {
+                Ok(a) if a.status == 200 => {
+                    println!("{}", a.body);
+                    ExitCode::SUCCESS
+                }
+                Ok(a) => {
+                    eprintln!("reload refused ({}): {}", a.status, a.body);
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("tagcache: {e}");
                     ExitCode::FAILURE
                 }
             }

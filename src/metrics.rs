@@ -55,6 +55,9 @@ impl CacheStatus {
     }
 }
 
+/// The route label of requests that match no route.
+pub const UNMATCHED: &str = "unmatched";
+
 /// Pre-resolved counters of one route.
 #[derive(Debug, Clone)]
 pub struct RouteCounters {
@@ -84,7 +87,9 @@ impl RouteCounters {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    routes: Vec<RouteCounters>,
+    requests: IntCounterVec,
+    stores: IntCounterVec,
+    origin: HistogramVec,
     /// Time spent looking up the cache.
     pub lookup_latency: Histogram,
     /// Errors by kind (`origin`, `storage`, `internal`).
@@ -171,19 +176,6 @@ impl Metrics {
         registry
             .register(Box::new(origin.clone()))
             .expect("unique metric");
-        let names = route_names
-            .iter()
-            .map(String::as_str)
-            .chain(std::iter::once("unmatched"));
-        let routes = names
-            .map(|name| RouteCounters {
-                name: name.to_string(),
-                by_status: CacheStatus::ALL
-                    .map(|s| requests.with_label_values(&[name, s.as_str()])),
-                stores: stores.with_label_values(&[name]),
-                origin_latency: origin.with_label_values(&[name]),
-            })
-            .collect();
         let lookup_latency = Histogram::with_opts(
             HistogramOpts::new("tagcache_lookup_duration_seconds", "Cache lookup latency")
                 .buckets(LATENCY_BUCKETS.to_vec()),
@@ -200,13 +192,15 @@ impl Metrics {
         registry
             .register(Box::new(purge_latency.clone()))
             .expect("unique metric");
-        Arc::new(Metrics {
+        let metrics = Arc::new(Metrics {
+            requests,
+            stores,
+            origin,
             origin_retries: counter(
                 &registry,
                 "tagcache_origin_retries_total",
                 "Origin requests retried on a new connection after a reused one failed",
             ),
-            routes,
             lookup_latency,
             errors: counter_vec(
                 &registry,
@@ -261,19 +255,28 @@ impl Metrics {
                 "Tag generation records held by the purge registry",
             ),
             registry,
-        })
+        });
+        // Every series present from the start, at zero.
+        for name in route_names
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(UNMATCHED))
+        {
+            metrics.route_counters(name);
+        }
+        metrics
     }
 
-    /// Counters of route `index`; `None` (or an out-of-range index) is the unmatched bucket.
-    #[inline]
-    pub fn route(&self, index: Option<usize>) -> &RouteCounters {
-        let last = self.routes.len() - 1;
-        &self.routes[index.map_or(last, |i| i.min(last))]
-    }
-
-    /// Every route's counters, the unmatched bucket last.
-    pub fn routes(&self) -> &[RouteCounters] {
-        &self.routes
+    /// The counters of the route called `name` (the same series whichever
+    /// config, before or after a reload, asks for them).
+    pub fn route_counters(&self, name: &str) -> RouteCounters {
+        RouteCounters {
+            name: name.to_string(),
+            by_status: CacheStatus::ALL
+                .map(|s| self.requests.with_label_values(&[name, s.as_str()])),
+            stores: self.stores.with_label_values(&[name]),
+            origin_latency: self.origin.with_label_values(&[name]),
+        }
     }
 
     /// Adds metrics defined elsewhere (the Redis tier's) to the registry.

@@ -94,9 +94,10 @@ pub fn build(config: Arc<Config>) -> Result<Built, BuildError> {
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
         // The upstream keep-alive pool is shared across threads.
         upstream_keepalive_pool_size: 256,
-        // Tries per request: the first and `upstream.retries` more (see
-        // `TagCacheProxy::error_while_proxy` for when a retry is allowed).
-        max_retries: 1 + usize::from(config.upstream.retries),
+        // Tries per request: the first and at most one more; the config
+        // each request runs under (`upstream.retries`, which a reload may
+        // change) decides in `TagCacheProxy::error_while_proxy`.
+        max_retries: 2,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -126,7 +127,7 @@ pub fn build(config: Arc<Config>) -> Result<Built, BuildError> {
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(background_service("tag sweeper", Sweeper(cache.clone())));
-    server.add_service(background_service("signals", Hangup));
+    server.add_service(background_service("signals", Hangup(cache.clone())));
     Ok(Built { server, cache })
 }
 
@@ -149,8 +150,9 @@ fn ignore_hangup() {
     });
 }
 
-/// Answers SIGHUP: the server keeps running.
-struct Hangup;
+/// Answers SIGHUP with a reload of the config file: applied whole, or
+/// refused whole with every problem logged; the server keeps running either way.
+struct Hangup(Arc<TagCache>);
 
 #[async_trait]
 impl BackgroundService for Hangup {
@@ -162,7 +164,12 @@ impl BackgroundService for Hangup {
         loop {
             tokio::select! {
                 Some(()) = hup.recv() => {
-                    tracing::info!("SIGHUP received: configuration reload is not available in this version; the server keeps running");
+                    let cache = self.0.clone();
+                    match tokio::task::spawn_blocking(move || cache.reload_file()).await {
+                        Ok(Ok(report)) => tracing::info!(?report, "SIGHUP: configuration reloaded"),
+                        Ok(Err(e)) => tracing::error!("SIGHUP: configuration reload refused, the running config stays:\n{e}"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+                    }
                 }
                 _ = shutdown.changed() => return,
             }

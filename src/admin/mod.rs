@@ -181,8 +181,9 @@ impl ServeHttp for AdminApp {
                     Err(resp) => resp,
                 }
             }
+            ("POST", "/reload") => self.reload(),
             ("PURGE", _) => self.purge_method(session).await,
-            (_, "/health" | "/stats" | "/metrics" | "/purge" | "/events") => error(
+            (_, "/health" | "/stats" | "/metrics" | "/purge" | "/events" | "/reload") => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "method not allowed on this endpoint",
@@ -313,12 +314,41 @@ impl AdminApp {
         }
     }
 
+    /// `POST /reload`: re-reads the config file; 200 with what changed, or
+    /// 422 with every problem (the running config stays).
+    fn reload(&self) -> Response<Vec<u8>> {
+        match self.cache().reload_file() {
+            Ok(report) => {
+                tracing::info!(?report, "configuration reloaded");
+                json_response(
+                    StatusCode::OK,
+                    &json!({ "reloaded": true, "changes": report }),
+                )
+            }
+            Err(crate::cache::ReloadError::Invalid(e)) => {
+                tracing::error!("configuration reload refused, the running config stays:\n{e}");
+                let problems: Vec<String> = e.diagnostics.iter().map(|d| d.to_string()).collect();
+                json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({
+                        "reloaded": false,
+                        "error": "invalid_config",
+                        "message": "the config file does not validate; the running config stays",
+                        "problems": problems,
+                    }),
+                )
+            }
+            Err(e) => error(StatusCode::CONFLICT, "no_config_file", &e.to_string(), None),
+        }
+    }
+
     fn stats(&self) -> Value {
         let cache = self.cache();
         let m = cache.metrics();
+        let counters = cache.route_counters();
         let mut totals = [0u64; 6];
         let mut routes = serde_json::Map::new();
-        for r in m.routes() {
+        for r in &counters {
             let mut route = serde_json::Map::new();
             for (i, s) in CacheStatus::ALL.iter().enumerate() {
                 let n = r.get(*s);
@@ -336,7 +366,7 @@ impl AdminApp {
         } else {
             served as f64 / lookups as f64
         };
-        let stores: u64 = m.routes().iter().map(|r| r.stores.get()).sum();
+        let stores: u64 = counters.iter().map(|r| r.stores.get()).sum();
         let purges: u64 = ["tag", "url", "workspace", "event", "legacy", "mixed"]
             .iter()
             .map(|k| m.purges.with_label_values(&[k, "ok"]).get())
@@ -519,9 +549,9 @@ impl AdminApp {
         }
         let config = self.cache().config();
         let resolved = if legacy {
-            events::resolve_legacy(config, body)
+            events::resolve_legacy(&config, body)
         } else {
-            events::resolve_events(config, body)
+            events::resolve_events(&config, body)
         };
         match resolved {
             Ok(tags) => {

@@ -74,6 +74,8 @@ pub struct RequestCtx {
     pub(crate) attempts: u8,
     /// The origin's response header arrived.
     pub(crate) upstream_responded: bool,
+    /// The config this request runs under, taken when it started.
+    pub(crate) active: Option<Arc<super::active::Active>>,
     /// Counts this request as in flight until it is dropped.
     pub(crate) _in_flight: Option<InFlight>,
 }

@@ -20,10 +20,12 @@
 //!  logging               count the request
 //! ```
 
+mod active;
 mod ctx;
 mod directives;
 mod headers;
 mod refuse;
+mod reload;
 mod shared;
 mod storability;
 
@@ -45,18 +47,22 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 pub use ctx::RequestCtx;
+pub use reload::{ReloadError, ReloadReport};
 pub use storability::NotStored;
 
 use storability::{client_wants_fresh, shareable, storable};
 
+use arc_swap::ArcSwap;
+
 use crate::config::{Config, IdentitySource, OnInvalid, Route, UnkeyedAction};
-use crate::identity::{self, Authenticator, Outcome, Verified};
+use crate::identity::{self, Outcome, Verified};
 use crate::key::{self, BypassReason, Identity};
 use crate::metrics::{CacheStatus, Metrics};
 use crate::purge::registry::{TagRegistry, Verdict};
-use crate::route::{RouteMatch, Router};
+use crate::route::RouteMatch;
 use crate::storage::{EntryInfo, MemoryStore};
 use crate::tags;
+use active::Active;
 
 /// The checks every hit passes, from [`TagCache::hit_check`].
 struct HitCheck {
@@ -67,6 +73,9 @@ struct HitCheck {
     /// The request may not be served a stored answer (client `no-cache`, or
     /// `Authorization` on a response not marked shareable).
     refused: bool,
+    /// The route's TTL, shortened by a reload since the entry was stored,
+    /// ended at this time.
+    capped_at: Option<SystemTime>,
 }
 
 /// A stored answer the proxy writes itself (see [`TagCache::write_hit`]).
@@ -84,7 +93,7 @@ struct FreshAnswer<'a> {
 impl HitCheck {
     /// Nothing keeps the entry from being served as it is.
     fn clean(&self) -> bool {
-        self.tags == Verdict::Valid && !self.unsynced && !self.refused
+        self.tags == Verdict::Valid && !self.unsynced && !self.refused && self.capped_at.is_none()
     }
 }
 
@@ -93,8 +102,8 @@ const MAX_IDENTITY_LEN: usize = 256;
 
 /// The cache layer. Cheap to share: wrap it in an `Arc`.
 pub struct TagCache {
-    config: Arc<Config>,
-    router: Router,
+    /// The config requests start under, swapped whole on reload.
+    active: ArcSwap<Active>,
     storage: &'static (dyn Storage + Sync),
     memory: Option<&'static MemoryStore>,
     /// The memory store when it is the first tier lookups read, so that
@@ -103,17 +112,14 @@ pub struct TagCache {
     lock: Option<&'static CacheKeyLockImpl>,
     registry: Arc<TagRegistry>,
     metrics: Arc<Metrics>,
-    /// Hash of each route's implicit tag, by route index.
-    route_tags: Vec<u64>,
-    /// The JWT verifier, with `tenant.jwt`. `None` in JWT mode only if its
-    /// key could not be built, and then every tenant request is refused.
-    auth: Option<Authenticator>,
     /// The memory store's limit counters as last carried into the metrics.
     limits_seen: parking_lot::Mutex<[u64; 3]>,
     /// The Redis tier and purge fan-out, with `storage.redis`.
     redis: Option<shared::RedisParts>,
     /// Requests in flight (see [`Self::new_ctx`]).
     in_flight: &'static AtomicUsize,
+    /// The file the config came from, re-read on reload; held while one runs.
+    config_file: parking_lot::Mutex<Option<std::path::PathBuf>>,
     /// Set once the background work has stopped on shutdown (the Redis tier
     /// has left the live instance set).
     stopped: AtomicBool,
@@ -122,7 +128,7 @@ pub struct TagCache {
 impl std::fmt::Debug for TagCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TagCache")
-            .field("routes", &self.config.routes.len())
+            .field("routes", &self.active.load().config.routes.len())
             .finish_non_exhaustive()
     }
 }
@@ -177,36 +183,26 @@ impl TagCache {
         let registry = Arc::new(TagRegistry::new(retention(&config)));
         let names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
         let metrics = Metrics::new(&names);
-        let route_tags = config
-            .routes
-            .iter()
-            .map(|r| tags::hash(&tags::route_tag(&r.name)))
-            .collect();
-        let auth = match Authenticator::new(&config.tenant) {
-            Some(Ok(auth)) => Some(auth),
-            Some(Err(e)) => {
-                // Fail closed: without a verifier no tenant request gets through.
-                tracing::error!(error = %e, "cannot build the JWT verifier; tenant requests will be refused");
-                None
-            }
-            None => None,
-        };
         TagCache {
             in_flight: Box::leak(Box::new(AtomicUsize::new(0))),
+            config_file: parking_lot::Mutex::new(None),
             stopped: AtomicBool::new(false),
-            auth,
+            active: ArcSwap::from_pointee(Active::new(config, &metrics)),
             limits_seen: parking_lot::Mutex::new([0; 3]),
             redis: None,
-            router: Router::new(&config.routes),
-            config,
             storage,
             memory,
             fast: None,
             lock,
             registry,
             metrics,
-            route_tags,
         }
+    }
+
+    /// The config a request runs under: the one it started with (taken out
+    /// of `ctx`, to be put back by the caller), or the current one.
+    fn take_active(&self, ctx: &mut RequestCtx) -> Arc<Active> {
+        ctx.active.take().unwrap_or_else(|| self.active.load_full())
     }
 
     /// A context for a new request, counted as in flight until dropped.
@@ -233,9 +229,23 @@ impl TagCache {
         self.stopped.load(Ordering::Acquire)
     }
 
-    /// The validated configuration.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The configuration requests start under now.
+    pub fn config(&self) -> Arc<Config> {
+        self.active.load().config.clone()
+    }
+
+    /// The configuration `ctx`'s request runs under (the one it started
+    /// with), or the current one before it started.
+    pub fn request_config(&self, ctx: &RequestCtx) -> Arc<Config> {
+        match &ctx.active {
+            Some(active) => active.config.clone(),
+            None => self.config(),
+        }
+    }
+
+    /// The counters of the current config's routes, the unmatched bucket last.
+    pub fn route_counters(&self) -> Vec<crate::metrics::RouteCounters> {
+        self.active.load().all_counters().to_vec()
     }
 
     /// The metrics.
@@ -274,8 +284,20 @@ impl TagCache {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
+        let active = self.take_active(ctx);
+        let answered = self.check_request(&active, session, ctx).await;
+        ctx.active = Some(active);
+        answered
+    }
+
+    async fn check_request(
+        &self,
+        active: &Active,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora_error::Result<bool> {
         let req = session.req_header();
-        if let Some(limit) = refuse::over_limit(req, &self.config.limits) {
+        if let Some(limit) = refuse::over_limit(req, &active.config.limits) {
             self.metrics
                 .limits
                 .with_label_values(&[limit.label()])
@@ -286,15 +308,15 @@ impl TagCache {
         // Not UTF-8, or absolute-form: the path we would key is not the
         // target the origin receives, so no route matches.
         let found = if literal_target(req) {
-            self.router.find(req.uri.path())
+            active.router.find(req.uri.path())
         } else {
             None
         };
-        if let (Some(jwt), Some(found)) = (&self.config.tenant.jwt, &found) {
+        if let (Some(jwt), Some(found)) = (&active.config.tenant.jwt, &found) {
             if matches!(req.method, http::Method::GET | http::Method::HEAD) {
-                let route = &self.config.routes[found.index];
+                let route = &active.config.routes[found.index];
                 let path_workspace = param(route, &found.params, &jwt.workspace_param);
-                let outcome = match &self.auth {
+                let outcome = match &active.auth {
                     Some(auth) => auth.authenticate(req, path_workspace),
                     None => Outcome::Invalid(identity::IdentityError::UnknownKey),
                 };
@@ -323,7 +345,7 @@ impl TagCache {
                 }
             }
         }
-        self.classify_request(session.req_header(), found, ctx);
+        self.classify_request(active, session.req_header(), found, ctx);
         Ok(false)
     }
 
@@ -331,6 +353,7 @@ impl TagCache {
     /// bypassed. Runs once per request.
     fn classify_request(
         &self,
+        active: &Active,
         req: &RequestHeader,
         found: Option<RouteMatch<'_>>,
         ctx: &mut RequestCtx,
@@ -340,8 +363,8 @@ impl TagCache {
             return;
         };
         ctx.route = Some(found.index);
-        let route = &self.config.routes[found.index];
-        match self.classify(req, route, &found.params, ctx) {
+        let route = &active.config.routes[found.index];
+        match self.classify(&active.config, req, route, &found.params, ctx) {
             Ok(primary) => ctx.primary = Some(primary),
             Err(reason) => {
                 if matches!(
@@ -383,13 +406,25 @@ impl TagCache {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
+        if ctx.primary.is_none() || (self.fast.is_none() && self.redis.is_none()) {
+            return Ok(false);
+        }
+        let active = self.take_active(ctx);
+        let served = self.serve_fresh(&active, session, ctx).await;
+        ctx.active = Some(active);
+        served
+    }
+
+    async fn serve_fresh(
+        &self,
+        active: &Active,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora_error::Result<bool> {
         let (Some(primary), Some(route)) = (&ctx.primary, ctx.route) else {
             return Ok(false);
         };
-        if self.fast.is_none() && self.redis.is_none() {
-            return Ok(false);
-        }
-        if !self.answers_as_stored(session.req_header(), route, ctx) {
+        if !self.answers_as_stored(active, session.req_header(), route, ctx) {
             return Ok(false);
         }
         let started = std::time::Instant::now();
@@ -398,7 +433,7 @@ impl TagCache {
         let now = SystemTime::now();
         if let Some(hit) = self.fast.and_then(|memory| memory.fresh(&hash, now)) {
             if !self
-                .hit_check(hit.info(), hit.created(), hit.header(), ctx)
+                .hit_check(active, hit.info(), hit.created(), hit.header(), ctx)
                 .clean()
             {
                 return Ok(false);
@@ -416,7 +451,7 @@ impl TagCache {
         }
         match &self.redis {
             Some(parts) => {
-                self.serve_fresh_l2_hit(session, ctx, parts.store, hash, started)
+                self.serve_fresh_l2_hit(active, session, ctx, parts.store, hash, started)
                     .await
             }
             None => Ok(false),
@@ -429,9 +464,15 @@ impl TagCache {
     /// need pingora-cache's handling: 206, 304, variance). Asked by every path
     /// that writes a hit itself: the memory and Redis fast path and a fill
     /// served to a request that waited on another instance.
-    fn answers_as_stored(&self, req: &RequestHeader, route: usize, ctx: &RequestCtx) -> bool {
+    fn answers_as_stored(
+        &self,
+        active: &Active,
+        req: &RequestHeader,
+        route: usize,
+        ctx: &RequestCtx,
+    ) -> bool {
         !ctx.client_no_cache
-            && self.config.routes[route].vary.is_empty()
+            && active.config.routes[route].vary.is_empty()
             && !req.headers.keys().any(|h| {
                 h == header::RANGE
                     || h == header::IF_NONE_MATCH
@@ -492,22 +533,25 @@ impl TagCache {
     /// cacheable (classifying it here when `request_filter` was not called).
     /// Call from `ProxyHttp::request_cache_filter`.
     pub fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        let active = self.take_active(ctx);
         if !ctx.classified {
             let req = session.req_header();
             let found = if literal_target(req) {
-                self.router.find(req.uri.path())
+                active.router.find(req.uri.path())
             } else {
                 None
             };
-            self.classify_request(req, found, ctx);
+            self.classify_request(&active, req, found, ctx);
         }
+        let wait_timeout = active.config.coalescing.wait_timeout;
+        ctx.active = Some(active);
         if ctx.primary.is_none() {
             return;
         }
         ctx.born = self.registry.epoch();
         ctx.enabled = true;
         let mut overrides = CacheOptionOverrides::default();
-        overrides.wait_timeout = Some(self.config.coalescing.wait_timeout);
+        overrides.wait_timeout = Some(wait_timeout);
         session
             .cache
             .enable(self.storage, None, None, self.lock, Some(overrides));
@@ -516,6 +560,7 @@ impl TagCache {
     /// Decides whether the request can use the cache and builds its key.
     fn classify(
         &self,
+        config: &Config,
         req: &RequestHeader,
         route: &Route,
         params: &[Cow<'_, str>],
@@ -538,7 +583,7 @@ impl TagCache {
         // `request_filter` answers 414 first; this keeps embedders that do
         // not call it safe.
         let uri_len = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
-        if uri_len > self.config.limits.max_uri_len {
+        if uri_len > config.limits.max_uri_len {
             return Err(BypassReason::UriTooLong);
         }
         if let Some(reason) = ctx.identity_bypass {
@@ -549,11 +594,11 @@ impl TagCache {
         let unkeyed = req
             .headers
             .keys()
-            .any(|h| self.config.unkeyed_headers.contains(h));
+            .any(|h| config.unkeyed_headers.contains(h));
         if unkeyed && route.unkeyed_headers == UnkeyedAction::Bypass {
             return Err(BypassReason::UnkeyedHeader);
         }
-        let tenant = &self.config.tenant;
+        let tenant = &config.tenant;
         let jwt = tenant.jwt.is_some();
         // With `tenant.jwt`, identities come only from the verified token; a
         // request `request_filter` did not verify has none.
@@ -567,8 +612,7 @@ impl TagCache {
             Some(source) => Some(identity(req, source).ok_or(BypassReason::NoWorkspace)?),
             None => None,
         };
-        let values =
-            key::query_values(route, req.uri.query(), self.config.limits.max_query_params)?;
+        let values = key::query_values(route, req.uri.query(), config.limits.max_query_params)?;
         if key::bypassed(route, &values) {
             return Err(BypassReason::Rule);
         }
@@ -595,7 +639,7 @@ impl TagCache {
             ctx.client_no_cache = true;
         }
         let primary = key::primary(route, Identity { workspace, user }, params, &values);
-        if self.config.debug_headers {
+        if config.debug_headers {
             ctx.key_debug = Some(key::describe(&primary));
         }
         ctx.workspace = workspace.map(Arc::from);
@@ -612,10 +656,12 @@ impl TagCache {
         if !literal_target(req) {
             return Err("no-route");
         }
-        let found = self.router.find(req.uri.path()).ok_or("no-route")?;
-        let route = &self.config.routes[found.index];
+        let active = self.active.load();
+        let config = &active.config;
+        let found = active.router.find(req.uri.path()).ok_or("no-route")?;
+        let route = &config.routes[found.index];
         let mut ctx = RequestCtx::new();
-        if self.config.tenant.jwt.is_some() {
+        if config.tenant.jwt.is_some() {
             // The admin API is trusted: the identity headers it puts on the
             // request say which entry to address.
             let read = |s: &Option<IdentitySource>| match s {
@@ -626,12 +672,12 @@ impl TagCache {
                 None => None,
             };
             ctx.verified = Some(Verified {
-                workspace: read(&self.config.tenant.workspace),
-                user: read(&self.config.tenant.user),
+                workspace: read(&config.tenant.workspace),
+                user: read(&config.tenant.user),
             });
         }
         let primary = self
-            .classify(req, route, &found.params, &mut ctx)
+            .classify(config, req, route, &found.params, &mut ctx)
             .map_err(BypassReason::as_str)?;
         Ok(CacheKey::new(
             primary,
@@ -672,12 +718,15 @@ impl TagCache {
         is_fresh: bool,
         ctx: &mut RequestCtx,
     ) -> Option<ForcedFreshness> {
+        let active = self.take_active(ctx);
         let check = self.hit_check(
+            &active,
             EntryInfo::of(meta).map(|i| &**i),
             meta.updated(),
             meta.response_header(),
             ctx,
         );
+        ctx.active = Some(active);
         match check.tags {
             Verdict::Valid => {}
             Verdict::Purged => {
@@ -700,6 +749,13 @@ impl TagCache {
         if check.refused {
             return Some(ForcedFreshness::ForceMiss);
         }
+        if let (Some(at), true) = (check.capped_at, is_fresh) {
+            // The route's TTL was shortened by a reload: the entry is stale
+            // from its new end of freshness, its stale windows still open.
+            return Some(ForcedFreshness::ForceExpiredServeStale {
+                expired_at: Some(at),
+            });
+        }
         None
     }
 
@@ -719,12 +775,21 @@ impl TagCache {
     /// and leave the answer to the full path.
     fn hit_check(
         &self,
+        active: &Active,
         info: Option<&EntryInfo>,
         updated: SystemTime,
         header: &ResponseHeader,
         ctx: &RequestCtx,
     ) -> HitCheck {
+        // The route's TTL now, which a reload may have made shorter than
+        // the one the entry was stored with.
+        let capped_at = ctx
+            .route
+            .and_then(|i| active.config.routes.get(i))
+            .map(|r| updated + r.ttl)
+            .filter(|end| *end <= SystemTime::now());
         HitCheck {
+            capped_at,
             tags: info.map_or(Verdict::Valid, |info| self.registry.check(info)),
             unsynced: self.unsynced(updated),
             // Client no-cache, and RFC 9111 §3.5 for `Authorization`.
@@ -737,7 +802,15 @@ impl TagCache {
     /// windows, set from the route, still bound both. Call from
     /// `ProxyHttp::should_serve_stale`.
     pub fn should_serve_stale(&self, ctx: &RequestCtx, error: Option<&Error>) -> bool {
-        let Some(route) = ctx.route.map(|i| &self.config.routes[i]) else {
+        let current;
+        let active = match ctx.active.as_deref() {
+            Some(a) => a,
+            None => {
+                current = self.active.load();
+                &current
+            }
+        };
+        let Some(route) = ctx.route.and_then(|i| active.config.routes.get(i)) else {
             return false;
         };
         match error {
@@ -759,8 +832,10 @@ impl TagCache {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) {
+        let active = self.take_active(ctx);
+        let config = &active.config;
         if ctx.enabled && ctx.strip_unkeyed {
-            for h in &self.config.unkeyed_headers {
+            for h in &config.unkeyed_headers {
                 upstream_request.remove_header(h);
             }
         }
@@ -768,13 +843,14 @@ impl TagCache {
             // The origin sees the identity the key was built from, as an
             // authenticating gateway would set it. `request_filter` already
             // refused requests whose own headers said otherwise.
-            let tenant = &self.config.tenant;
+            let tenant = &config.tenant;
             for (source, value) in [(&tenant.workspace, &v.workspace), (&tenant.user, &v.user)] {
                 if let (Some(IdentitySource::Header(h)), Some(value)) = (source, value) {
                     let _ = upstream_request.insert_header(h.clone(), value.as_ref());
                 }
             }
         }
+        ctx.active = Some(active);
         ctx.upstream_start = Some(std::time::Instant::now());
     }
 
@@ -782,9 +858,10 @@ impl TagCache {
     /// from `ProxyHttp::upstream_response_filter`.
     pub fn upstream_response_filter(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
         ctx.upstream_responded = true;
+        let active = self.take_active(ctx);
         if let Some(start) = ctx.upstream_start.take() {
-            self.metrics
-                .route(ctx.route)
+            active
+                .counters(ctx.route)
                 .origin_latency
                 .observe(start.elapsed().as_secs_f64());
         }
@@ -792,7 +869,7 @@ impl TagCache {
             ctx.revalidated = true;
         }
         drop_nominated_fields(resp);
-        for th in &self.config.purge.tag_headers {
+        for th in &active.config.purge.tag_headers {
             if ctx.route.is_some() {
                 for value in resp.headers.get_all(&th.name) {
                     if let Ok(v) = value.to_str() {
@@ -805,6 +882,7 @@ impl TagCache {
             }
             resp.remove_header(&th.name);
         }
+        ctx.active = Some(active);
     }
 
     /// Decides whether the origin response is stored, and builds its
@@ -816,11 +894,27 @@ impl TagCache {
         primary_hash: HashBinary,
         ctx: &mut RequestCtx,
     ) -> RespCacheable {
-        let Some(index) = ctx.route else {
+        let active = self.take_active(ctx);
+        let cacheable = self.storable_as(&active, req, resp, primary_hash, ctx);
+        ctx.active = Some(active);
+        cacheable
+    }
+
+    fn storable_as(
+        &self,
+        active: &Active,
+        req: &RequestHeader,
+        resp: &ResponseHeader,
+        primary_hash: HashBinary,
+        ctx: &mut RequestCtx,
+    ) -> RespCacheable {
+        let Some((index, route)) = ctx
+            .route
+            .and_then(|i| Some((i, active.config.routes.get(i)?)))
+        else {
             return RespCacheable::Uncacheable(NoCacheReason::NeverEnabled);
         };
-        let route = &self.config.routes[index];
-        let mut verdict = storable(route, resp, self.max_object_size());
+        let mut verdict = storable(route, resp, max_object_size(&active.config));
         if verdict.is_ok() && ctx.auth_unscoped && !shareable(&resp.headers) {
             verdict = Err(NotStored::Authorization);
         }
@@ -834,7 +928,7 @@ impl TagCache {
             ctx.not_stored = Some(why);
             return RespCacheable::Uncacheable(NoCacheReason::Custom(why.as_str()));
         }
-        let tags = self.entry_tags(req, route, index, primary_hash, ctx);
+        let tags = entry_tags(active, req, route, index, primary_hash, ctx);
         let now = SystemTime::now();
         let mut meta = CacheMeta::new(
             now + route.ttl,
@@ -851,66 +945,30 @@ impl TagCache {
         })
         .attach(&mut meta);
         ctx.stored = true;
-        self.metrics.route(ctx.route).stores.inc();
+        active.counters(ctx.route).stores.inc();
         RespCacheable::Cacheable(meta)
-    }
-
-    fn max_object_size(&self) -> usize {
-        let storage = &self.config.storage;
-        match (&storage.memory, &storage.redis) {
-            (Some(m), _) => m.max_object_size,
-            (None, Some(r)) => r.max_object_size,
-            (None, None) => 8 << 20,
-        }
-    }
-
-    /// Every tag of a new entry, hashed.
-    fn entry_tags(
-        &self,
-        req: &RequestHeader,
-        route: &Route,
-        index: usize,
-        primary_hash: HashBinary,
-        ctx: &RequestCtx,
-    ) -> Vec<u64> {
-        let mut out = Vec::with_capacity(route.tags.len() + ctx.origin_tags.len() + 3);
-        out.push(self.route_tags[index]);
-        out.push(tags::hash(&tags::key_tag(&primary_hash)));
-        if let Some(w) = ctx.workspace.as_deref() {
-            out.push(tags::hash(&tags::workspace_tag(w)));
-        }
-        if !route.tags.is_empty() {
-            // Only misses get here: re-deriving params and query is cheaper
-            // than carrying owned copies through every request.
-            let params = self
-                .router
-                .find(req.uri.path())
-                .map(|m| m.params)
-                .unwrap_or_default();
-            let values = key::query_values(route, req.uri.query(), usize::MAX).unwrap_or_default();
-            let vars = RouteVars {
-                route,
-                params: &params,
-                values: &values,
-                ctx,
-            };
-            for t in &route.tags {
-                if let Ok(tag) = tags::render(t, &vars) {
-                    out.push(tags::hash(&tag));
-                }
-            }
-        }
-        out.extend(ctx.origin_tags.iter().map(|t| tags::hash(t)));
-        out.sort_unstable();
-        out.dedup();
-        out
     }
 
     /// Variance for responses that `Vary` on `Accept-Encoding` or on a
     /// header of the route's `vary` list. Call from
     /// `ProxyHttp::cache_vary_filter`.
-    pub fn cache_vary_filter(&self, meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
-        let route = EntryInfo::of(meta).and_then(|i| self.config.routes.get(usize::from(i.route)));
+    pub fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        req: &RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Option<HashBinary> {
+        // The request's route: the entry was found under its key, which
+        // holds the route's name and key definition.
+        let current;
+        let active = match ctx.active.as_deref() {
+            Some(a) => a,
+            None => {
+                current = self.active.load();
+                &current
+            }
+        };
+        let route = ctx.route.and_then(|i| active.config.routes.get(i));
         let mut names: Vec<http::HeaderName> = Vec::new();
         for vary in meta.headers().get_all(header::VARY) {
             for name in vary.to_str().ok()?.split(',').map(str::trim) {
@@ -972,7 +1030,15 @@ impl TagCache {
     /// Counts the request. Call from `ProxyHttp::logging`.
     pub fn logging(&self, session: &Session, ctx: &RequestCtx, error: Option<&Error>) {
         self.release_shared_lock(ctx);
-        let counters = self.metrics.route(ctx.route);
+        let current;
+        let active = match ctx.active.as_deref() {
+            Some(a) => a,
+            None => {
+                current = self.active.load();
+                &current
+            }
+        };
+        let counters = active.counters(ctx.route);
         if let Some(d) = session.cache.lookup_duration() {
             self.metrics.lookup_latency.observe(d.as_secs_f64());
         }
@@ -1016,6 +1082,58 @@ impl TagCache {
             }
         }
         self.metrics.tag_records.set(self.registry.len() as i64);
+    }
+}
+
+/// Every tag of a new entry, hashed.
+fn entry_tags(
+    active: &Active,
+    req: &RequestHeader,
+    route: &Route,
+    index: usize,
+    primary_hash: HashBinary,
+    ctx: &RequestCtx,
+) -> Vec<u64> {
+    let mut out = Vec::with_capacity(route.tags.len() + ctx.origin_tags.len() + 3);
+    out.push(active.route_tags[index]);
+    out.push(tags::hash(&tags::key_tag(&primary_hash)));
+    if let Some(w) = ctx.workspace.as_deref() {
+        out.push(tags::hash(&tags::workspace_tag(w)));
+    }
+    if !route.tags.is_empty() {
+        // Only misses get here: re-deriving params and query is cheaper
+        // than carrying owned copies through every request.
+        let params = active
+            .router
+            .find(req.uri.path())
+            .map(|m| m.params)
+            .unwrap_or_default();
+        let values = key::query_values(route, req.uri.query(), usize::MAX).unwrap_or_default();
+        let vars = RouteVars {
+            route,
+            params: &params,
+            values: &values,
+            ctx,
+        };
+        for t in &route.tags {
+            if let Ok(tag) = tags::render(t, &vars) {
+                out.push(tags::hash(&tag));
+            }
+        }
+    }
+    out.extend(ctx.origin_tags.iter().map(|t| tags::hash(t)));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The largest response the first tier stores.
+fn max_object_size(config: &Config) -> usize {
+    let storage = &config.storage;
+    match (&storage.memory, &storage.redis) {
+        (Some(m), _) => m.max_object_size,
+        (None, Some(r)) => r.max_object_size,
+        (None, None) => 8 << 20,
     }
 }
 

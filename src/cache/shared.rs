@@ -18,7 +18,7 @@ use pingora_cache::storage::Storage;
 use pingora_cache::CachePhase;
 use pingora_proxy::Session;
 
-use super::{cache_key, retention, FreshAnswer, RequestCtx, TagCache};
+use super::{cache_key, retention, Active, FreshAnswer, RequestCtx, TagCache};
 use crate::config::{Config, RedisStorage};
 use crate::purge::registry::TagRegistry;
 use crate::shared::fanout::Fanout;
@@ -101,7 +101,6 @@ impl TagCache {
         let fanout = Fanout::new(
             shared,
             cache.registry.clone(),
-            keep,
             config.purge.consistency,
             config.purge.sync_timeout,
         );
@@ -163,17 +162,32 @@ impl TagCache {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
+        if self.redis.is_none() {
+            return Ok(true);
+        }
+        let active = self.take_active(ctx);
+        let go_on = self.coalesce(&active, session, ctx).await;
+        ctx.active = Some(active);
+        go_on
+    }
+
+    async fn coalesce(
+        &self,
+        active: &Active,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora_error::Result<bool> {
         let Some(parts) = &self.redis else {
             return Ok(true);
         };
-        let coalescing = &self.config.coalescing;
+        let coalescing = &active.config.coalescing;
         // Only a request that can be handed a stored response as it is
         // waits for another instance's fill; a ranged or conditional one,
         // or one on a varying route, needs what only the full path does
         // (206, 304, variance), so it goes on to the origin.
         let as_stored = ctx
             .route
-            .is_some_and(|route| self.answers_as_stored(session.req_header(), route, ctx));
+            .is_some_and(|route| self.answers_as_stored(active, session.req_header(), route, ctx));
         if !ctx.enabled
             || !as_stored
             || !coalescing.enabled
@@ -187,7 +201,7 @@ impl TagCache {
         let shared = parts.fanout.shared();
         let metrics = shared.metrics();
         let key = session.cache.cache_key().combined_bin();
-        let upstream = &self.config.upstream;
+        let upstream = &active.config.upstream;
         // As long as pingora's own lock: the longest a fill can take to start and read.
         let ttl = upstream.connect_timeout + upstream.read_timeout;
         // An entry just found purged is still in Redis: do not take it again.
@@ -202,7 +216,10 @@ impl TagCache {
                     return Ok(true);
                 }
                 Ok(Acquire::Entry(value)) => {
-                    if self.serve_shared(session, ctx, parts.store, value).await? {
+                    if self
+                        .serve_shared(active, session, ctx, parts.store, value)
+                        .await?
+                    {
                         return Ok(false);
                     }
                     check_entry = false;
@@ -230,7 +247,10 @@ impl TagCache {
                 match shared.poll(&key).await {
                     Ok(Poll::Held) => {}
                     Ok(Poll::Entry(value)) => {
-                        if self.serve_shared(session, ctx, parts.store, value).await? {
+                        if self
+                            .serve_shared(active, session, ctx, parts.store, value)
+                            .await?
+                        {
                             return Ok(false);
                         }
                         // The old, purged entry is still there: keep waiting.
@@ -257,6 +277,7 @@ impl TagCache {
     /// fresh, passing the same checks as any hit. Returns whether it was served.
     async fn serve_shared(
         &self,
+        active: &Active,
         session: &mut Session,
         ctx: &mut RequestCtx,
         store: &RedisStore,
@@ -265,7 +286,7 @@ impl TagCache {
         let Some(found) = store.decode(value) else {
             return Ok(false);
         };
-        if !self.may_serve(&found, ctx) {
+        if !self.may_serve(active, &found, ctx) {
             return Ok(false);
         }
         ctx.coalesced = true;
@@ -286,6 +307,7 @@ impl TagCache {
     /// a memory tier) and answered here. Returns whether it was served.
     pub(super) async fn serve_fresh_l2_hit(
         &self,
+        active: &Active,
         session: &mut Session,
         ctx: &mut RequestCtx,
         store: &'static RedisStore,
@@ -296,7 +318,7 @@ impl TagCache {
             ctx.redis_asked = true;
             return Ok(false);
         };
-        if !self.may_serve(&found, ctx) {
+        if !self.may_serve(active, &found, ctx) {
             return Ok(false);
         }
         if let (Some(memory), Some(primary)) = (self.fast, &ctx.primary) {
@@ -310,12 +332,13 @@ impl TagCache {
 
     /// Whether an entry read from Redis may be answered as it is: fresh, not
     /// varied, and clean by [`TagCache::hit_check`].
-    fn may_serve(&self, found: &Decoded, ctx: &RequestCtx) -> bool {
+    fn may_serve(&self, active: &Active, found: &Decoded, ctx: &RequestCtx) -> bool {
         let meta = &found.meta;
         meta.variance().is_none()
             && meta.is_fresh(SystemTime::now())
             && self
                 .hit_check(
+                    active,
                     EntryInfo::of(meta).map(|i| &**i),
                     meta.updated(),
                     meta.response_header(),

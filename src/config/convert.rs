@@ -1200,7 +1200,7 @@ impl Cx<'_> {
         let statuses = self.statuses(raw.statuses, &label);
         let vary = self.vary(raw.vary, &scope);
 
-        Route {
+        let mut route = Route {
             name,
             method,
             segments,
@@ -1223,7 +1223,10 @@ impl Cx<'_> {
             honor_client_no_cache: raw.honor_client_no_cache.unwrap_or(true),
             unkeyed_headers: unkeyed_action(raw.unkeyed_headers).unwrap_or(unkeyed_default),
             vary,
-        }
+            key_fingerprint: [0; 8],
+        };
+        route.key_fingerprint = route.key_definition(tenant);
+        route
     }
 
     /// `route.vary`: header names; identity headers are refused, since the

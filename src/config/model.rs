@@ -248,6 +248,66 @@ pub struct Route {
     /// Request headers the origin may `Vary` on; responses are then keyed on
     /// their values (besides `Accept-Encoding`, always allowed).
     pub vary: Vec<HeaderName>,
+    /// A digest of everything that goes into this route's keys ([`Route::key_definition`]),
+    /// framed into every key: after a reload, an entry is found only by
+    /// requests of a route with the same name and the same key definition.
+    pub key_fingerprint: [u8; 8],
+}
+
+impl Route {
+    /// The digest of what goes into this route's keys: its name, method,
+    /// path pattern, query allowlist and defaults, per-user rules, unknown
+    /// query handling, `vary`, and where the tenant identity comes from.
+    pub fn key_definition(&self, tenant: &Tenant) -> [u8; 8] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut put = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        put(self.name.as_bytes());
+        put(format!("{:?}", self.method).as_bytes());
+        for seg in &self.segments {
+            match seg {
+                Segment::Literal(l) => {
+                    put(b"l");
+                    put(l.as_bytes());
+                }
+                Segment::Param(p) => {
+                    put(b"p");
+                    put(p.as_bytes());
+                }
+            }
+        }
+        put(b"q");
+        for q in &self.key.query {
+            put(q.as_bytes());
+        }
+        put(b"d");
+        for (k, v) in &self.key.defaults {
+            put(k.as_bytes());
+            put(v.as_bytes());
+        }
+        put(if self.key.per_user { b"u" } else { b"-" });
+        for rule in &self.key.per_user_when {
+            put(rule.param.as_bytes());
+            for v in &rule.values {
+                put(v.as_bytes());
+            }
+        }
+        put(format!("{:?}", self.unknown_query).as_bytes());
+        put(b"v");
+        for v in &self.vary {
+            put(v.as_str().as_bytes());
+        }
+        put(format!("{:?}", tenant.workspace).as_bytes());
+        put(format!("{:?}", tenant.user).as_bytes());
+        put(if tenant.jwt.is_some() { b"jwt" } else { b"hdr" });
+        let digest = h.finalize();
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&digest[..8]);
+        out
+    }
 }
 
 /// What a cached route does with request headers that could change the

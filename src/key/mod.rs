@@ -16,7 +16,9 @@ use crate::config::{BypassCondition, Route, UnknownQuery};
 
 /// Version of the key layout; bump when the framing changes so old entries
 /// simply stop matching.
-const KEY_VERSION: &[u8] = b"tagcache-key-v1";
+/// v2 added the route's key fingerprint.
+const KEY_VERSION_STR: &str = "tagcache-key-v2";
+const KEY_VERSION: &[u8] = KEY_VERSION_STR.as_bytes();
 
 /// Why a request on a cached route is not served from or stored in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +215,7 @@ pub fn primary(
     let mut out = Vec::with_capacity(len);
     frame(&mut out, KEY_VERSION);
     frame(&mut out, route.name.as_bytes());
+    frame(&mut out, &route.key_fingerprint);
     // Absent and present-but-empty identities must differ: tag the presence.
     match identity.workspace {
         Some(w) => {
@@ -255,10 +258,15 @@ pub fn describe(primary: &[u8]) -> String {
         let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         rest = &rest[4..];
         let Some(part) = rest.get(..n) else { break };
-        parts.push(String::from_utf8_lossy(part).into_owned());
+        // The third part is the route's key fingerprint: binary, shown in hex.
+        if parts.len() == 2 && parts[0] == KEY_VERSION_STR {
+            parts.push(hex::encode(part));
+        } else {
+            parts.push(String::from_utf8_lossy(part).into_owned());
+        }
         rest = &rest[n..];
     }
-    if parts.first().map(String::as_str) == Some("tagcache-key-v1") {
+    if parts.first().map(String::as_str) == Some(KEY_VERSION_STR) {
         parts.remove(0);
     }
     parts.join("|")
@@ -320,6 +328,7 @@ mod tests {
             honor_client_no_cache: true,
             unkeyed_headers: crate::config::UnkeyedAction::Strip,
             vary: vec![],
+            key_fingerprint: [0; 8],
         }
     }
 

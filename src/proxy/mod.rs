@@ -37,19 +37,17 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::cache::{RequestCtx, TagCache};
-use crate::config::Upstream;
 
 /// The proxy service logic.
 pub struct TagCacheProxy {
     cache: Arc<TagCache>,
-    upstream: Upstream,
 }
 
 impl TagCacheProxy {
-    /// A proxy forwarding to the config's upstream through `cache`.
+    /// A proxy forwarding to the upstream of the config each request runs
+    /// under, through `cache`.
     pub fn new(cache: Arc<TagCache>) -> Self {
-        let upstream = cache.config().upstream.clone();
-        TagCacheProxy { cache, upstream }
+        TagCacheProxy { cache }
     }
 }
 
@@ -71,7 +69,8 @@ impl ProxyHttp for TagCacheProxy {
         _session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let u = &self.upstream;
+        let config = self.cache.request_config(ctx);
+        let u = &config.upstream;
         let mut peer = HttpPeer::new(u.address.as_str(), u.tls, u.sni.clone());
         ctx.attempts = ctx.attempts.saturating_add(1);
         if ctx.attempts > 1 {
@@ -107,7 +106,7 @@ impl ProxyHttp for TagCacheProxy {
         e.retry.decide_reuse(client_reused);
         let allowed = client_reused
             && !ctx.upstream_responded
-            && ctx.attempts <= self.upstream.retries
+            && ctx.attempts <= self.cache.request_config(ctx).upstream.retries
             && session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
         if !allowed {
@@ -175,10 +174,10 @@ impl ProxyHttp for TagCacheProxy {
     fn cache_vary_filter(
         &self,
         meta: &CacheMeta,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
         req: &RequestHeader,
     ) -> Option<pingora_cache::key::HashBinary> {
-        self.cache.cache_vary_filter(meta, req)
+        self.cache.cache_vary_filter(meta, req, ctx)
     }
 
     async fn proxy_upstream_filter(

@@ -63,7 +63,9 @@ pub struct TagRegistry {
     /// Entries born before this are purged, whatever their tags.
     floor: AtomicU64,
     shards: [RwLock<HashMap<u64, TagState, ahash::RandomState>>; SHARDS],
-    retention: Duration,
+    /// How long a record is kept after its last purge, in milliseconds;
+    /// only ever extended (a reload may make entries live longer).
+    retention_ms: AtomicU64,
 }
 
 impl TagRegistry {
@@ -84,8 +86,20 @@ impl TagRegistry {
             newest: AtomicU64::new(0),
             floor: AtomicU64::new(0),
             shards: std::array::from_fn(|_| RwLock::new(HashMap::default())),
-            retention,
+            retention_ms: AtomicU64::new(retention.as_millis() as u64),
         }
+    }
+
+    /// How long a record is kept after its last purge.
+    pub fn retention(&self) -> Duration {
+        Duration::from_millis(self.retention_ms.load(Ordering::Relaxed))
+    }
+
+    /// Keeps records at least `retention` from now on (never shortens it:
+    /// entries stored under the longer lifetime are still about).
+    pub fn extend_retention(&self, retention: Duration) {
+        self.retention_ms
+            .fetch_max(retention.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// The current epoch: record it as `born` before an origin fetch starts.
@@ -193,11 +207,12 @@ impl TagRegistry {
 
     /// Drops records older than the retention. Returns how many remain.
     pub fn sweep(&self) -> usize {
+        let retention = self.retention();
         let now = Instant::now();
         let mut left = 0;
         for shard in &self.shards {
             let mut shard = shard.write();
-            shard.retain(|_, st| now.duration_since(st.touched) < self.retention);
+            shard.retain(|_, st| now.duration_since(st.touched) < retention);
             left += shard.len();
         }
         left

@@ -123,7 +123,6 @@ struct Outbox {
 pub struct Fanout {
     shared: Arc<Shared>,
     registry: Arc<TagRegistry>,
-    retention: Duration,
     consistency: Consistency,
     sync_timeout: Duration,
     state: Mutex<SyncState>,
@@ -255,14 +254,12 @@ impl Fanout {
     pub fn new(
         shared: Arc<Shared>,
         registry: Arc<TagRegistry>,
-        retention: Duration,
         consistency: Consistency,
         sync_timeout: Duration,
     ) -> Arc<Self> {
         Arc::new(Fanout {
             shared,
             registry,
-            retention,
             consistency,
             sync_timeout,
             state: Mutex::new(SyncState::default()),
@@ -384,7 +381,7 @@ impl Fanout {
                     let mut inv = scripts::PURGE.prepare_invoke();
                     inv.key(keys.epoch());
                     inv.key(keys.log());
-                    inv.arg(self.retention.as_millis() as u64);
+                    inv.arg(self.registry.retention().as_millis() as u64);
                     inv.arg(u8::from(soft));
                     inv.arg(u8::from(sync));
                     inv.arg(self.shared.instance());

@@ -78,9 +78,7 @@ impl Windows {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, start, end)| {
-                *start <= to && end.is_none_or(|e| e + SETTLE >= from)
-            })
+            .filter(|(_, start, end)| *start <= to && end.is_none_or(|e| e + SETTLE >= from))
             .map(|w| w.0)
             .collect()
     }
@@ -195,10 +193,7 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
             continue;
         };
         let start = Instant::now();
-        let mut req = run
-            .client
-            .get(p.url(&path))
-            .header("x-workspace-id", &ws);
+        let mut req = run.client.get(p.url(&path)).header("x-workspace-id", &ws);
         if let Some(u) = &user {
             req = req.header("x-user-id", u);
         }
@@ -221,8 +216,8 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
         let end = Instant::now();
         run.tally.requests.fetch_add(1, Ordering::Relaxed);
         let faults = run.windows.during(start, end);
-        let excused_error =
-            faults.contains(&Fault::OriginDown) || (on_b && faults.contains(&Fault::InstanceRestart));
+        let excused_error = faults.contains(&Fault::OriginDown)
+            || (on_b && faults.contains(&Fault::InstanceRestart));
         match body {
             Ok((200, cache, text)) => {
                 if cache == "HIT" {
@@ -275,7 +270,9 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
                 if excused_error {
                     run.tally.excuse(kind.to_string());
                 } else {
-                    run.tally.fail(format!("{path} ({ws}): {kind} error outside fault windows: {e}"));
+                    run.tally.fail(format!(
+                        "{path} ({ws}): {kind} error outside fault windows: {e}"
+                    ));
                 }
             }
         }
@@ -290,7 +287,8 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
             let mut slowest = run.tally.slowest_outside.lock().unwrap();
             *slowest = (*slowest).max(took);
             if took > BOUND {
-                run.tally.fail(format!("{path} ({ws}) took {took:?} (faults: {faults:?})"));
+                run.tally
+                    .fail(format!("{path} ({ws}) took {took:?} (faults: {faults:?})"));
             }
         }
     }
@@ -393,7 +391,10 @@ async fn two_instances_under_faults_keep_every_promise() {
     });
     let mut tasks = Vec::new();
     for i in 0..CLIENTS {
-        tasks.push(tokio::spawn(client_loop(run.clone(), 0x9e37_79b9 * (i as u64 + 1))));
+        tasks.push(tokio::spawn(client_loop(
+            run.clone(),
+            0x9e37_79b9 * (i as u64 + 1),
+        )));
     }
     tasks.push(tokio::spawn(writer_loop(run.clone())));
 
@@ -482,8 +483,14 @@ async fn two_instances_under_faults_keep_every_promise() {
     );
     let errors = t.errors.lock().unwrap();
     assert!(errors.is_empty(), "broken promises:\n{}", errors.join("\n"));
-    assert!(requests > 1000, "too little load to mean anything: {requests}");
-    assert!(t.hits.load(Ordering::Relaxed) > requests / 4, "the cache barely served");
+    assert!(
+        requests > 1000,
+        "too little load to mean anything: {requests}"
+    );
+    assert!(
+        t.hits.load(Ordering::Relaxed) > requests / 4,
+        "the cache barely served"
+    );
     assert!(t.purges_acked.load(Ordering::Relaxed) > 10);
     // The store is bounded (64 MiB in the test config).
     assert!(memory["bytes"].as_u64().unwrap_or(0) <= 64 << 20);
