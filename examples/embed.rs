@@ -32,7 +32,10 @@ struct MyCtx {
 impl ProxyHttp for MyProxy {
     type CTX = MyCtx;
     fn new_ctx(&self) -> MyCtx {
-        MyCtx::default()
+        MyCtx {
+            // Counts the request in flight, for a prompt graceful stop.
+            cache: self.cache.new_ctx(),
+        }
     }
 
     async fn upstream_peer(&self, _s: &mut Session, _c: &mut MyCtx) -> Result<Box<HttpPeer>> {
@@ -80,10 +83,10 @@ impl ProxyHttp for MyProxy {
     fn cache_vary_filter(
         &self,
         meta: &CacheMeta,
-        _c: &mut MyCtx,
+        c: &mut MyCtx,
         req: &RequestHeader,
     ) -> Option<[u8; 16]> {
-        self.cache.cache_vary_filter(meta, req)
+        self.cache.cache_vary_filter(meta, req, &c.cache)
     }
     async fn proxy_upstream_filter(&self, s: &mut Session, c: &mut MyCtx) -> Result<bool> {
         self.cache.proxy_upstream_filter(s, &mut c.cache).await
