@@ -770,6 +770,8 @@ impl TagCache {
                     .inc();
             }
             ctx.not_stored = Some(why);
+            // Waiters on other instances need not wait for the body.
+            self.release_shared_lock(ctx);
             return RespCacheable::Uncacheable(NoCacheReason::Custom(why));
         }
         let tags = self.entry_tags(req, route, index, primary_hash, ctx);

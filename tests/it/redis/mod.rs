@@ -7,6 +7,7 @@ mod cluster;
 mod coalescing;
 mod failopen;
 mod fanout;
+mod lock_faults;
 mod tier;
 mod tls;
 mod util;
