@@ -64,7 +64,7 @@ pub struct RequestCtx {
     /// Strip the unkeyed headers before the origin.
     pub(crate) strip_unkeyed: bool,
     /// The cross-instance coalescing lock this request holds (Redis tier).
-    pub(crate) shared_lock: Option<super::shared::HeldLock>,
+    pub(crate) shared_lock: Option<crate::shared::lock::Lease>,
     /// Served from another instance's fill by cross-instance coalescing.
     pub(crate) coalesced: bool,
     /// The fast path asked Redis for the key and found nothing to use: the

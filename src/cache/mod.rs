@@ -926,6 +926,8 @@ impl TagCache {
                     .inc();
             }
             ctx.not_stored = Some(why);
+            // Waiters on other instances need not wait for the body.
+            self.release_shared_lock(ctx);
             return RespCacheable::Uncacheable(NoCacheReason::Custom(why.as_str()));
         }
         let tags = entry_tags(active, req, route, index, primary_hash, ctx);

@@ -4,11 +4,18 @@
 //! Cross-instance coalescing runs in `proxy_upstream_filter`, which Pingora
 //! calls on a miss just before going to the origin, only for the request that
 //! won pingora's per-instance lock (the other requests of this instance wait
-//! on that lock as usual). It takes the key's Redis lock; if another instance
-//! holds it, it polls Redis until that instance's entry lands, and serves it
-//! itself. Local waiters then find the entry in Redis when pingora releases
-//! them. Any Redis trouble, a lost lock, or the wait running out sends the
-//! request to the origin: never an error.
+//! on that lock as usual). It takes the key's Redis lock, a lease its request
+//! renews while it runs (`shared::lock`); if another instance holds it, it
+//! polls Redis until that holder's result marker lands: on `stored` it serves
+//! the holder's entry itself if it is clean, and on anything else (not
+//! stored, the entry purged during the fill or older than it) it goes to the
+//! origin at once. A lock gone without a marker (its holder is gone) is
+//! competed for again. Local waiters then find the entry in Redis when
+//! pingora releases them. The holder leaves its marker when its response
+//! turns out not storable, and in `logging` for every request that ends
+//! (stored, origin failed, client gone); a request dropped before that
+//! leaves `not stored` as its lease drops. Any Redis trouble, or the wait
+//! running out, sends the request to the origin: never an error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,7 +29,7 @@ use super::{cache_key, retention, Active, FreshAnswer, RequestCtx, TagCache};
 use crate::config::{Config, RedisStorage};
 use crate::purge::registry::TagRegistry;
 use crate::shared::fanout::Fanout;
-use crate::shared::lock::{Acquire, Poll};
+use crate::shared::lock::{Acquire, Outcome, Poll};
 use crate::shared::{Health, Shared};
 use crate::storage::envelope::Decoded;
 use crate::storage::{EntryInfo, MemoryStore, RedisStore, TieredStore};
@@ -51,13 +58,6 @@ const POLL_MAX: Duration = Duration::from_millis(25);
 pub(crate) struct RedisParts {
     pub(crate) store: &'static RedisStore,
     pub(crate) fanout: Arc<Fanout>,
-}
-
-/// A cross-instance lock held by a request: the key and our token.
-#[derive(Debug, Clone)]
-pub(crate) struct HeldLock {
-    key: [u8; 16],
-    token: String,
 }
 
 impl TagCache {
@@ -201,23 +201,21 @@ impl TagCache {
         let shared = parts.fanout.shared();
         let metrics = shared.metrics();
         let key = session.cache.cache_key().combined_bin();
-        let upstream = &active.config.upstream;
-        // As long as pingora's own lock: the longest a fill can take to start and read.
-        let ttl = upstream.connect_timeout + upstream.read_timeout;
+        let lease = coalescing.lock_lease;
         // An entry just found purged is still in Redis: do not take it again.
         let mut check_entry = ctx.purged.is_none();
         let deadline = Instant::now() + coalescing.wait_timeout;
         let mut pause = POLL_FIRST;
         loop {
-            match shared.lock(&key, ttl, check_entry).await {
+            match shared.lock(&key, lease, check_entry).await {
                 Ok(Acquire::Leader(token)) => {
-                    ctx.shared_lock = Some(HeldLock { key, token });
+                    ctx.shared_lock = Some(shared.lease(key, token, lease));
                     metrics.coalesced.with_label_values(&["leader"]).inc();
                     return Ok(true);
                 }
                 Ok(Acquire::Entry(value)) => {
                     if self
-                        .serve_shared(active, session, ctx, parts.store, value)
+                        .serve_shared(active, session, ctx, parts.store, value, None)
                         .await?
                     {
                         return Ok(false);
@@ -235,7 +233,7 @@ impl TagCache {
                 }
                 Ok(Acquire::Held) => {}
             }
-            // Another instance is fetching: wait for its entry.
+            // Another instance is fetching: wait for its result.
             loop {
                 let now = Instant::now();
                 if now >= deadline {
@@ -246,23 +244,39 @@ impl TagCache {
                 pause = (pause * 2).min(POLL_MAX);
                 match shared.poll(&key).await {
                     Ok(Poll::Held) => {}
-                    Ok(Poll::Entry(value)) => {
-                        if self
-                            .serve_shared(active, session, ctx, parts.store, value)
-                            .await?
-                        {
-                            return Ok(false);
+                    // The holder stored its answer: serve it if the entry is
+                    // that fill's and still clean. Otherwise (purged during
+                    // the fill, or the holder's write did not land and an
+                    // older entry is there) the wait is over all the same.
+                    Ok(Poll::Stored { born, entry }) => {
+                        if let Some(value) = entry {
+                            if self
+                                .serve_shared(active, session, ctx, parts.store, value, Some(born))
+                                .await?
+                            {
+                                return Ok(false);
+                            }
                         }
-                        // The old, purged entry is still there: keep waiting.
-                    }
-                    // The holder finished without storing, or its lock expired: compete again.
-                    Ok(Poll::Free) => {
-                        check_entry = false;
-                        break;
+                        metrics.coalesced.with_label_values(&["origin"]).inc();
+                        return Ok(true);
                     }
                     Ok(Poll::GaveUp) => {
                         metrics.coalesced.with_label_values(&["origin"]).inc();
                         return Ok(true);
+                    }
+                    // No lock and no marker: the holder is gone (its lease
+                    // ran out). Serve the entry if one is there, else compete again.
+                    Ok(Poll::Free(entry)) => {
+                        if let Some(value) = entry {
+                            if self
+                                .serve_shared(active, session, ctx, parts.store, value, None)
+                                .await?
+                            {
+                                return Ok(false);
+                            }
+                        }
+                        check_entry = false;
+                        break;
                     }
                     Err(_) => {
                         metrics.coalesced.with_label_values(&["fallback"]).inc();
@@ -274,7 +288,9 @@ impl TagCache {
     }
 
     /// Serves an entry another instance stored, if it may be served: readable,
-    /// fresh, passing the same checks as any hit. Returns whether it was served.
+    /// fresh, passing the same checks as any hit, and with `born`, from a
+    /// fetch that started no earlier than that epoch (the fill a waiter
+    /// waited for, not an older entry). Returns whether it was served.
     async fn serve_shared(
         &self,
         active: &Active,
@@ -282,10 +298,16 @@ impl TagCache {
         ctx: &mut RequestCtx,
         store: &RedisStore,
         value: Vec<u8>,
+        born: Option<u64>,
     ) -> pingora_error::Result<bool> {
         let Some(found) = store.decode(value) else {
             return Ok(false);
         };
+        if let Some(born) = born {
+            if EntryInfo::of(&found.meta).is_none_or(|info| info.born < born) {
+                return Ok(false);
+            }
+        }
         if !self.may_serve(active, &found, ctx) {
             return Ok(false);
         }
@@ -347,17 +369,18 @@ impl TagCache {
                 .clean()
     }
 
-    /// Releases the cross-instance lock of a finished request: deleted when
-    /// the response was stored (the waiters find the entry), replaced by the
-    /// give-up marker when it was not (they fetch on their own).
+    /// Releases the cross-instance lock a request holds, leaving its result
+    /// for the waiters: `stored` (with the fill's `born`) when the response
+    /// was admitted, `not stored` otherwise. Call as soon as the outcome is
+    /// known (a response found not storable) and when the request ends
+    /// (`logging`); only the first call counts.
     pub(crate) fn release_shared_lock(&self, ctx: &RequestCtx) {
-        let (Some(held), Some(parts)) = (ctx.shared_lock.clone(), &self.redis) else {
-            return;
-        };
-        let give_up = !ctx.stored;
-        let shared = parts.fanout.shared().clone();
-        shared.clone().spawn(async move {
-            let _ = shared.unlock(&held.key, &held.token, give_up).await;
-        });
+        if let Some(lease) = &ctx.shared_lock {
+            lease.release(if ctx.stored {
+                Outcome::Stored { born: ctx.born }
+            } else {
+                Outcome::NotStored
+            });
+        }
     }
 }

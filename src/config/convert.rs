@@ -1678,6 +1678,11 @@ impl Cx<'_> {
                 Duration::from_secs(10),
                 "coalescing.wait_timeout",
             ),
+            lock_lease: self.positive_duration(
+                raw.lock_lease.as_ref(),
+                Duration::from_secs(1),
+                "coalescing.lock_lease",
+            ),
         }
     }
 

@@ -444,6 +444,9 @@ pub struct Coalescing {
     pub wait_timeout: Duration,
     /// With the Redis tier, also coalesce across instances (default true).
     pub across_instances: bool,
+    /// How long a cross-instance lock lasts unless its holder renews it
+    /// (default 1s): the longest a lock whose holder is gone holds anyone.
+    pub lock_lease: Duration,
 }
 
 /// Limits applied to requests.

@@ -373,6 +373,9 @@ pub(crate) struct Coalescing {
     pub(crate) wait_timeout: Option<Spanned<String>>,
     /// With `storage.redis`, also coalesce across instances. Default `true`.
     pub(crate) across_instances: Option<bool>,
+    /// How long a cross-instance lock lasts unless its holder renews it (every
+    /// third of it, while its fetch runs), a duration greater than 0. Default `1s`.
+    pub(crate) lock_lease: Option<Spanned<String>>,
 }
 
 /// `limits:`.

@@ -288,6 +288,7 @@ fn defaults() {
     assert_eq!(c.server.write_buffer, 32 << 10);
     assert!(c.coalescing.enabled);
     assert_eq!(c.coalescing.wait_timeout, Duration::from_secs(10));
+    assert_eq!(c.coalescing.lock_lease, Duration::from_secs(1));
     assert!(!c.debug_headers);
     assert_eq!(c.limits.max_uri_len, 8192);
     assert_eq!(c.limits.max_query_params, 64);
@@ -335,7 +336,7 @@ purge:
   legacy_path: /legacy
   legacy_tags: ["p:{pattern}", "f:{filter}"]
 server: { threads: 3, grace_period: 1s, write_buffer: 8KiB }
-coalescing: { enabled: false, wait_timeout: 250ms }
+coalescing: { enabled: false, wait_timeout: 250ms, lock_lease: 3s }
 debug_headers: true
 debug_headers_force: true
 limits: { max_uri_len: 100, max_query_params: 5 }
@@ -381,6 +382,7 @@ limits: { max_uri_len: 100, max_query_params: 5 }
     assert_eq!(c.server.threads, 3);
     assert_eq!(c.server.write_buffer, 8 << 10);
     assert!(!c.coalescing.enabled);
+    assert_eq!(c.coalescing.lock_lease, Duration::from_secs(3));
     assert!(c.debug_headers);
     assert_eq!((c.limits.max_uri_len, c.limits.max_query_params), (100, 5));
     // A lone user header still draws the warning, in the singular.
@@ -429,7 +431,7 @@ upstream: { address: "127.0.0.1:3000" }
 coalescing: { frobnicate: true }
 "#,
         &[
-            r#"2:15: unknown key "frobnicate" in coalescing | hint: valid keys in coalescing are: enabled, wait_timeout, across_instances"#,
+            r#"2:15: unknown key "frobnicate" in coalescing | hint: valid keys in coalescing are: enabled, wait_timeout, across_instances, lock_lease"#,
         ],
     );
 }

@@ -120,7 +120,8 @@ pub struct SharedMetrics {
     /// Time to apply a purge everywhere: Redis round trip, plus the acks in sync mode.
     pub fanout_latency: Histogram,
     /// Cross-instance coalescing outcomes: `leader`, `served` (the entry
-    /// another instance fetched), `origin` (gave up waiting), `fallback` (Redis
+    /// another instance fetched), `origin` (stopped waiting: the holder's
+    /// answer cannot be served here, or the wait ran out), `fallback` (Redis
     /// trouble: per-instance coalescing only).
     pub coalesced: IntCounterVec,
 }

@@ -112,44 +112,66 @@ pub(crate) static MISSING: Lazy<Script> = Lazy::new(|| {
 });
 
 /// Takes the coalescing lock of a cold entry, unless the entry is there.
-/// `KEYS`: entry, lock. `ARGV`: token, lock ms, skip the entry check (0/1).
+/// `KEYS`: entry, lock. `ARGV`: token, lease ms, skip the entry check (0/1).
 /// Returns `{1, value}` (the entry), `{0}` (locked by us), `{2}` (held by
-/// another instance) or `{3}` (the holder gave up: fetch without waiting).
+/// another instance) or `{3}` (the last holder's answer was not stored: fetch
+/// without waiting). A `stored` marker (`=born`) counts as no lock: the
+/// caller only asks again because the entry there did not do for it.
 pub(crate) static LOCK: Lazy<Script> = Lazy::new(|| {
     Script::new(concat!(
         "if ARGV[3] == '0' then\n",
         "  local v = redis.call('GET', KEYS[1])\n",
         "  if v then return {1, v} end\n",
         "end\n",
-        "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end\n",
-        "if redis.call('GET', KEYS[2]) == '!' then return {3} end\n",
-        "return {2}\n",
-    ))
-});
-
-/// A waiter's poll: the entry if it is there, else the lock's state.
-/// `KEYS`: entry, lock. Returns `{1, value}`, `{0}` (no lock: the holder
-/// finished without storing), `{2}` (still held) or `{3}` (gave up).
-pub(crate) static POLL: Lazy<Script> = Lazy::new(|| {
-    Script::new(concat!(
-        "local v = redis.call('GET', KEYS[1])\n",
-        "if v then return {1, v} end\n",
         "local l = redis.call('GET', KEYS[2])\n",
-        "if not l then return {0} end\n",
+        "if not l or string.sub(l, 1, 1) == '=' then\n",
+        "  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n",
+        "  return {0}\n",
+        "end\n",
         "if l == '!' then return {3} end\n",
         "return {2}\n",
     ))
 });
 
-/// Releases a coalescing lock if it is still ours. `KEYS`: lock. `ARGV`:
-/// token, give up (0/1), give-up marker ms. Giving up leaves a short marker
-/// so that waiters fetch on their own at once instead of queueing for the
-/// lock one after another (the response was not storable).
+/// A waiter's poll: the lock's state first, so that an old entry still in
+/// Redis (purged, or older than the fill) never reads as the holder's.
+/// `KEYS`: entry, lock. Returns `{2}` (still held), `{3}` (the holder's
+/// answer was not stored), `{4, born, value or nil}` (the holder stored a
+/// fill born at `born`; the entry now there), or `{0, value or nil}` (no
+/// lock: the holder is gone or finished long ago; the entry, if any).
+pub(crate) static POLL: Lazy<Script> = Lazy::new(|| {
+    Script::new(concat!(
+        "local l = redis.call('GET', KEYS[2])\n",
+        "if l == '!' then return {3} end\n",
+        "if l and string.sub(l, 1, 1) == '=' then\n",
+        "  return {4, string.sub(l, 2), redis.call('GET', KEYS[1])}\n",
+        "end\n",
+        "if l then return {2} end\n",
+        "return {0, redis.call('GET', KEYS[1])}\n",
+    ))
+});
+
+/// Extends a coalescing lock's lease if it is still ours. `KEYS`: lock.
+/// `ARGV`: token, lease ms. Returns 1 when renewed, 0 when the lock is gone
+/// or someone else's.
+pub(crate) static RENEW: Lazy<Script> = Lazy::new(|| {
+    Script::new(concat!(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then\n",
+        "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n",
+        "  return 1\n",
+        "end\n",
+        "return 0\n",
+    ))
+});
+
+/// Releases a coalescing lock if it is still ours, leaving the holder's
+/// result marker for the waiters. `KEYS`: lock. `ARGV`: token, marker (`=born`
+/// stored, `!` not stored), marker ms. Returns 1 when released, 0 when the
+/// lock was no longer ours (then it is left alone).
 pub(crate) static UNLOCK: Lazy<Script> = Lazy::new(|| {
     Script::new(concat!(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then\n",
-        "  if ARGV[2] == '1' then redis.call('SET', KEYS[1], '!', 'PX', ARGV[3])\n",
-        "  else redis.call('DEL', KEYS[1]) end\n",
+        "  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n",
         "  return 1\n",
         "end\n",
         "return 0\n",

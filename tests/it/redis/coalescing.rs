@@ -2,6 +2,7 @@
 //! instances the herd arrives on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::util::{metric, proxy, two_synced, wait_synced, RedisOpts, RedisServer};
 use crate::util::{cold_herd, Origin};
@@ -62,6 +63,38 @@ async fn with_redis_alone_one_instance_herd_makes_one_origin_request_and_one_get
     assert_eq!(cold.cache(), "MISS");
     let after = metric(&p, "tagcache_l2_lookups_total{result=\"miss\"}").await;
     assert_eq!(after - before, 1.0);
+}
+
+/// The lock is a short lease that its holder renews while its fetch runs: a
+/// fetch four leases long still makes one origin request, and the lock in
+/// Redis never outlives a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fetch_longer_than_the_lease_keeps_its_lock() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis).extra("coalescing: { lock_lease: 300ms }");
+    let (a, b) = two_synced(&origin, &opts).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let path = "/item/longfill";
+    let mut tasks = Vec::new();
+    for (i, p) in [a, b].into_iter().cycle().take(6).enumerate() {
+        tasks.push(tokio::spawn(async move {
+            // The first request takes the lock before the others arrive.
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 })).await;
+            p.get_with(path, Some("w1"), None, &[("x-origin-delay-ms", "1200")])
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ttl: i64 = redis
+        .cli(&["PTTL", &redis.cli(&["KEYS", "tc:*:lock"])])
+        .parse()
+        .expect("a lock with a TTL");
+    assert!((1..=300).contains(&ttl), "the lock is set for {ttl} ms");
+    for t in tasks {
+        assert_eq!(t.await.unwrap().status, 200);
+    }
+    assert_eq!(origin.hits(path), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,6 +8,7 @@ mod coalescing;
 mod failopen;
 mod fanout;
 mod hit_policy;
+mod lock_faults;
 mod tier;
 mod tls;
 mod util;
