@@ -12,20 +12,7 @@
 // database is an in-memory stand-in with a transaction() like pg's BEGIN/COMMIT.
 
 const { createTagcacheClientFromEnv } = require('./tagcache-client');
-
-/**
- * Fires an event once the write is committed, without delaying the response.
- * A failure is logged, never thrown at the request: the entry then lives until
- * its TTL (180-600 s), which is the worst case tagcache promises anyway.
- */
-function notifyAfterCommit(tagcache, eventOrEvents, log = console) {
-  const send = Array.isArray(eventOrEvents) ? tagcache.sendEvents(eventOrEvents) : tagcache.sendEvent(eventOrEvents);
-  send.catch((err) => {
-    // 4xx (err.status 400-499): a bug, e.g. an event name missing from tagcache's
-    // `events:` config or a missing field; err.message carries tagcache's explanation.
-    log.error(`[tagcache] ${err.message}`);
-  });
-}
+const { notifyAfterCommit, tagcacheEvents } = require('./express');
 
 /** The workspace of the request: in production, the verified JWT claim. */
 function workspaceOf(req) {
@@ -34,6 +21,9 @@ function workspaceOf(req) {
 
 /** Mounts the write routes on an Express app (or router). */
 function mountContactRoutes(app, { db, tagcache, log = console }) {
+  // req.tagcache.afterCommit(event): sent once committed, not awaited, failures logged.
+  app.use(tagcacheEvents(tagcache, { log }));
+
   // Move a contact to another column of its board.
   app.patch('/api/contacts/:contactId/move', async (req, res, next) => {
     try {
@@ -53,18 +43,14 @@ function mountContactRoutes(app, { db, tagcache, log = console }) {
 
       // Only now purge: any cached page filled from the old data is dropped,
       // and every refill starts after the commit. Not awaited.
-      notifyAfterCommit(
-        tagcache,
-        {
-          event: 'contact:moved',
-          workspace_id: workspaceId,
-          board_id: boardId,
-          contact_id: moved.id,
-          from_column_id: moved.from_column_id,
-          to_column_id: toColumnId,
-        },
-        log,
-      );
+      req.tagcache.afterCommit({
+        event: 'contact:moved',
+        workspace_id: workspaceId,
+        board_id: boardId,
+        contact_id: moved.id,
+        from_column_id: moved.from_column_id,
+        to_column_id: toColumnId,
+      });
       return res.json(moved);
     } catch (err) {
       return next(err); // rolled back: nothing changed, nothing to purge
@@ -82,7 +68,7 @@ function mountContactRoutes(app, { db, tagcache, log = console }) {
       const contact = await db.transaction((tx) =>
         tx.insertContact(workspaceId, { name, board_id: req.params.boardId, column_id: columnId }),
       );
-      notifyAfterCommit(tagcache, { event: 'contact:created', workspace_id: workspaceId, board_id: contact.board_id, contact_id: contact.id }, log);
+      req.tagcache.afterCommit({ event: 'contact:created', workspace_id: workspaceId, board_id: contact.board_id, contact_id: contact.id });
       return res.status(201).json(contact);
     } catch (err) {
       return next(err);
@@ -110,8 +96,7 @@ function mountContactRoutes(app, { db, tagcache, log = console }) {
         return out;
       });
       if (moved.length > 0) {
-        notifyAfterCommit(
-          tagcache,
+        req.tagcache.afterCommit(
           moved.map((m) => ({
             event: 'contact:moved',
             workspace_id: workspaceId,
@@ -120,7 +105,6 @@ function mountContactRoutes(app, { db, tagcache, log = console }) {
             from_column_id: m.from_column_id,
             to_column_id: toColumnId,
           })),
-          log,
         );
       }
       return res.json({ moved: moved.length });
@@ -162,17 +146,19 @@ function createMemoryDb(seed = []) {
 
 /**
  * Just enough of Express for this file when Express is not installed:
- * app.get/post/patch with :params, JSON bodies, req.get, res.status/json, next(err).
+ * app.use(middleware), app.get/post/patch with :params, JSON bodies, req.get,
+ * res.status/json, next(err).
  */
 function miniExpress() {
   const http = require('node:http');
   const routes = [];
+  const middlewares = [];
   const add = (method) => (pattern, handler) => {
     const names = [];
     const re = new RegExp(`^${pattern.replace(/:(\w+)/g, (_, n) => (names.push(n), '([^/]+)'))}$`);
     routes.push({ method, re, names, handler });
   };
-  const app = { get: add('GET'), post: add('POST'), patch: add('PATCH') };
+  const app = { get: add('GET'), post: add('POST'), patch: add('PATCH'), use: (mw) => middlewares.push(mw) };
   app.listen = (port, cb) =>
     http
       .createServer((req, res) => {
@@ -192,6 +178,8 @@ function miniExpress() {
           } catch {
             return res.status(400).json({ error: 'invalid JSON' });
           }
+          // Middlewares here call next() synchronously (tagcacheEvents does).
+          for (const mw of middlewares) mw(req, res, () => {});
           const path = new URL(req.url, 'http://x').pathname;
           for (const r of routes) {
             const m = r.method === req.method && r.re.exec(path);

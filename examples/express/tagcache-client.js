@@ -7,6 +7,7 @@
 //     adminUrl: 'http://127.0.0.1:9090',
 //     token: process.env.TAGCACHE_ADMIN_TOKEN,
 //     webhookSecret: process.env.TAGCACHE_WEBHOOK_SECRET, // optional
+//     // signatureScheme: 'standard-webhooks',             // optional, see below
 //   });
 //   await tagcache.sendEvent({ event: 'contact:moved', workspace_id: 'w1', board_id: 'b1' });
 //
@@ -60,6 +61,27 @@ function sign(secret, body, t = Math.floor(Date.now() / 1000)) {
   return `t=${t},v1=${v1}`;
 }
 
+/**
+ * The HMAC key of a Standard Webhooks secret: `whsec_<base64>` is the base64
+ * decoding of what follows the prefix (the specification's format); any other
+ * secret is used as its UTF-8 bytes, as tagcache's own scheme uses it.
+ */
+function standardKey(secret) {
+  return secret.startsWith('whsec_') ? Buffer.from(secret.slice('whsec_'.length), 'base64') : Buffer.from(secret, 'utf8');
+}
+
+/**
+ * The Standard Webhooks headers for `body`: `webhook-id`, `webhook-timestamp`
+ * and `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
+ * `body` must be the exact bytes sent.
+ */
+function signStandard(secret, body, id = `msg_${crypto.randomUUID()}`, t = Math.floor(Date.now() / 1000)) {
+  const mac = crypto.createHmac('sha256', standardKey(secret)).update(`${id}.${t}.`).update(body).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': String(t), 'webhook-signature': `v1,${mac}` };
+}
+
+const SCHEMES = ['tagcache', 'standard-webhooks'];
+
 /** Backoff before retry number `retry` (1-based): base * 2^(retry-1), capped, with "equal jitter". */
 function backoffDelay(retry, baseDelayMs, maxDelayMs, random = Math.random) {
   const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (retry - 1));
@@ -91,12 +113,16 @@ function assertEvent(event, where) {
  * @param {string} options.adminUrl          e.g. http://127.0.0.1:9090 (a base path is kept)
  * @param {string} [options.token]           admin Bearer token (admin.token)
  * @param {string} [options.webhookSecret]   admin.webhook_secret: signs /events bodies
+ * @param {'tagcache'|'standard-webhooks'} [options.signatureScheme='tagcache']
+ *                                           `X-Tagcache-Signature`, or the Standard Webhooks
+ *                                           headers (webhook-id, webhook-timestamp, webhook-signature)
  * @param {number} [options.retries=3]       retries after the first attempt (network, timeout, 5xx)
  * @param {number} [options.timeoutMs=2000]  limit of each attempt, response body included
  * @param {number} [options.baseDelayMs=100] first backoff; doubles per retry
  * @param {number} [options.maxDelayMs=2000] backoff cap (also caps Retry-After)
  * @param {boolean} [options.nonce]          add a random `nonce` field to signed event
- *                                           bodies (default: true when signing), see below
+ *                                           bodies (default: true when signing with the
+ *                                           tagcache scheme), see below
  * @param {{warn: Function}|null} [options.logger=console]  retries are logged with warn;
  *                                           final failures are thrown, not logged
  * @param {typeof fetch} [options.fetch=globalThis.fetch]
@@ -106,6 +132,7 @@ function createTagcacheClient(options = {}) {
     adminUrl,
     token,
     webhookSecret,
+    signatureScheme = 'tagcache',
     retries = 3,
     timeoutMs = 2000,
     baseDelayMs = 100,
@@ -113,7 +140,13 @@ function createTagcacheClient(options = {}) {
     logger = console,
     fetch: fetchImpl = globalThis.fetch,
   } = options;
-  const addNonce = options.nonce ?? Boolean(webhookSecret);
+  if (!SCHEMES.includes(signatureScheme)) {
+    throw new TypeError(`tagcache: signatureScheme must be one of ${SCHEMES.join(', ')}, got ${JSON.stringify(signatureScheme)}`);
+  }
+  const standard = signatureScheme === 'standard-webhooks';
+  // A Standard Webhooks signature covers a fresh webhook-id, so identical
+  // bodies already sign differently: no nonce is needed there.
+  const addNonce = options.nonce ?? (Boolean(webhookSecret) && !standard);
 
   if (typeof adminUrl !== 'string' || !/^https?:\/\/[^/]/.test(adminUrl)) {
     throw new TypeError(`tagcache: adminUrl must be an http(s) URL such as http://127.0.0.1:9090, got ${JSON.stringify(adminUrl)}`);
@@ -128,14 +161,14 @@ function createTagcacheClient(options = {}) {
   const inFlight = new Set();
 
   /** One attempt: resolves { status, body, headers } or rejects with a network/timeout error. */
-  async function attempt(path, bodyText, signature) {
+  async function attempt(path, bodyText, signatureHeaders) {
     const headers = {
       'content-type': 'application/json',
       accept: 'application/json',
       'user-agent': `tagcache-client-node/${VERSION}`,
     };
     if (token) headers.authorization = `Bearer ${token}`;
-    if (signature) headers['x-tagcache-signature'] = signature;
+    if (signatureHeaders) Object.assign(headers, signatureHeaders);
 
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -178,7 +211,12 @@ function createTagcacheClient(options = {}) {
       let wait = 0;
       const bodyText = JSON.stringify(payload());
       let signature;
-      if (signed && webhookSecret) {
+      if (signed && webhookSecret && standard) {
+        // A fresh webhook-id per attempt, for the same reason as below: an
+        // attempt that timed out may have been accepted, and tagcache accepts
+        // each signature once. A purge applied twice purges the same entries.
+        signature = signStandard(webhookSecret, bodyText);
+      } else if (signed && webhookSecret) {
         // A fresh signature per attempt: tagcache accepts each signature once,
         // and an attempt that timed out may well have been accepted. A new nonce
         // (or, when the body repeats, a later timestamp) keeps a retry
@@ -186,7 +224,7 @@ function createTagcacheClient(options = {}) {
         const now = Math.floor(Date.now() / 1000);
         lastT = bodyText === lastBody ? Math.max(now, lastT + 1) : now;
         lastBody = bodyText;
-        signature = sign(webhookSecret, bodyText, lastT);
+        signature = { 'x-tagcache-signature': sign(webhookSecret, bodyText, lastT) };
       }
       try {
         const res = await attempt(path, bodyText, signature);
@@ -304,13 +342,15 @@ function createTagcacheClient(options = {}) {
 
 /**
  * A client configured from the environment: TAGCACHE_ADMIN_URL (default
- * http://127.0.0.1:9090), TAGCACHE_ADMIN_TOKEN, TAGCACHE_WEBHOOK_SECRET.
+ * http://127.0.0.1:9090), TAGCACHE_ADMIN_TOKEN, TAGCACHE_WEBHOOK_SECRET,
+ * TAGCACHE_SIGNATURE_SCHEME (`tagcache`, the default, or `standard-webhooks`).
  */
 function createTagcacheClientFromEnv(env = process.env, overrides = {}) {
   return createTagcacheClient({
     adminUrl: env.TAGCACHE_ADMIN_URL || 'http://127.0.0.1:9090',
     token: env.TAGCACHE_ADMIN_TOKEN || undefined,
     webhookSecret: env.TAGCACHE_WEBHOOK_SECRET || undefined,
+    signatureScheme: env.TAGCACHE_SIGNATURE_SCHEME || undefined,
     ...overrides,
   });
 }
@@ -320,5 +360,6 @@ module.exports = {
   createTagcacheClientFromEnv,
   TagcacheError,
   sign,
+  signStandard,
   backoffDelay,
 };
