@@ -5,6 +5,7 @@ mod coalescing;
 mod config_cli;
 mod freshness;
 mod keys;
+mod metrics;
 mod proxying;
 mod purge;
 mod redis;

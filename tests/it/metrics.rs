@@ -1,0 +1,291 @@
+//! Prometheus metrics: every series exported from start-up, status classes
+//! per route, origin errors by kind, evictions as a counter, process and build
+//! figures.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::util::{Options, Proxy};
+
+/// Every sample of a scrape, as `name{labels}` (the text before the value).
+fn series(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').map(|(s, _)| s.to_string()))
+        .collect()
+}
+
+/// The value of one series (`name{labels}` exactly as exported).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Scrapes until `series` reaches `at_least` (a request is counted in
+/// Pingora's logging hook, just after its answer is written); returns the
+/// last scrape. Fails after 5 s.
+async fn scrape_until(p: &Proxy, series: &str, at_least: f64) -> String {
+    let start = Instant::now();
+    loop {
+        let text = p.admin_get("/metrics").await.text;
+        if value(&text, series).is_some_and(|v| v >= at_least) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{series} never reached {at_least}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Asserts that `after` has no series that `before` lacked.
+fn assert_no_new_series(before: &str, after: &str) {
+    let before = series(before);
+    let new: Vec<String> = series(after).difference(&before).cloned().collect();
+    assert!(
+        new.is_empty(),
+        "series that did not exist at start-up: {new:#?}"
+    );
+}
+
+#[tokio::test]
+async fn every_series_is_exported_from_start_up_and_traffic_adds_none() {
+    let p = Proxy::start_with(Options {
+        admin_extra: "  webhook_secret: \"${TAGCACHE_TEST_WEBHOOK_SECRET}\"".into(),
+        ..Default::default()
+    });
+    let start = p.admin_get("/metrics").await.text;
+    for zero in [
+        r#"tagcache_requests_total{cache_status="HIT",route="item"}"#,
+        r#"tagcache_responses_total{code="5xx",route="unmatched"}"#,
+        r#"tagcache_origin_responses_total{code="2xx",route="contact_list"}"#,
+        r#"tagcache_origin_errors_total{kind="timeout",route="item"}"#,
+        r#"tagcache_purges_total{kind="event",result="unauthorized"}"#,
+        r#"tagcache_limit_hits_total{limit="workspace-quota-refused"}"#,
+        r#"tagcache_errors_total{kind="origin"}"#,
+        "tagcache_cache_evictions_total",
+    ] {
+        assert_eq!(
+            value(&start, zero),
+            Some(0.0),
+            "{zero} at start-up:\n{start}"
+        );
+    }
+
+    // Hits, misses, bypasses, origin 4xx and 5xx, an unmatched path, a 414,
+    // purges of every kind, refused ones too.
+    p.get("/item/a", Some("w1"), None).await;
+    p.get("/item/a", Some("w1"), None).await;
+    p.get("/api/boards/b/contacts?pageSize=999", Some("w1"), None)
+        .await;
+    let r = p
+        .get_with("/status/a", Some("w1"), None, &[("x-origin-status", "404")])
+        .await;
+    assert_eq!(r.status, 404);
+    let r = p
+        .get_with("/item/e", Some("w1"), None, &[("x-origin-status", "503")])
+        .await;
+    assert_eq!(r.status, 503);
+    p.get("/nowhere", None, None).await;
+    let long = format!("/item/{}", "x".repeat(10_000));
+    assert_eq!(p.get(&long, Some("w1"), None).await.status, 414);
+    p.purge_tags(&["item:w1:a"], false).await;
+    p.admin_post("/purge", r#"{"tags": 1}"#).await;
+    p.admin_post("/purge", r#"{"workspace": "w1"}"#).await;
+    p.admin_post(
+        "/events",
+        r#"{"event": "contact:created", "workspace_id": "w1"}"#,
+    )
+    .await;
+    p.get("/item/a", Some("w1"), None).await;
+
+    let end = scrape_until(
+        &p,
+        r#"tagcache_responses_total{code="2xx",route="item"}"#,
+        3.0,
+    )
+    .await;
+    assert_no_new_series(&start, &end);
+    for (series, n) in [
+        (
+            r#"tagcache_requests_total{cache_status="HIT",route="item"}"#,
+            1.0,
+        ),
+        (
+            r#"tagcache_requests_total{cache_status="MISS",route="item"}"#,
+            3.0,
+        ),
+        (r#"tagcache_responses_total{code="5xx",route="item"}"#, 1.0),
+        (
+            r#"tagcache_origin_responses_total{code="2xx",route="item"}"#,
+            2.0,
+        ),
+        (
+            r#"tagcache_origin_responses_total{code="5xx",route="item"}"#,
+            1.0,
+        ),
+        (
+            r#"tagcache_responses_total{code="4xx",route="statuses"}"#,
+            1.0,
+        ),
+        (
+            r#"tagcache_origin_responses_total{code="4xx",route="statuses"}"#,
+            1.0,
+        ),
+        (
+            r#"tagcache_responses_total{code="2xx",route="contact_list"}"#,
+            1.0,
+        ),
+        (
+            r#"tagcache_origin_responses_total{code="2xx",route="unmatched"}"#,
+            1.0,
+        ),
+        // The 414 is answered before any route is matched.
+        (
+            r#"tagcache_responses_total{code="4xx",route="unmatched"}"#,
+            1.0,
+        ),
+        (r#"tagcache_limit_hits_total{limit="uri-too-long"}"#, 1.0),
+        (r#"tagcache_purges_total{kind="tag",result="ok"}"#, 1.0),
+        (r#"tagcache_purges_total{kind="tag",result="invalid"}"#, 1.0),
+        (
+            r#"tagcache_purges_total{kind="workspace",result="ok"}"#,
+            1.0,
+        ),
+        // The webhook secret is set and the event is not signed.
+        (
+            r#"tagcache_purges_total{kind="event",result="unauthorized"}"#,
+            1.0,
+        ),
+        (r#"tagcache_purged_on_lookup_total{kind="hard"}"#, 1.0),
+        (
+            r#"tagcache_origin_errors_total{kind="connect",route="item"}"#,
+            0.0,
+        ),
+    ] {
+        assert_eq!(value(&end, series), Some(n), "{series}:\n{end}");
+    }
+}
+
+#[tokio::test]
+async fn origin_failures_count_by_kind_and_as_5xx_answers() {
+    // Nothing listens on port 1: the connection is refused.
+    let refused = Proxy::start_with(Options {
+        upstream: Some("127.0.0.1:1".into()),
+        ..Default::default()
+    });
+    assert_eq!(refused.get("/item/c", Some("w1"), None).await.status, 502);
+    let m = scrape_until(
+        &refused,
+        r#"tagcache_origin_errors_total{kind="connect",route="item"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        value(&m, r#"tagcache_responses_total{code="5xx",route="item"}"#),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, r#"tagcache_errors_total{kind="origin"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"tagcache_origin_responses_total{code="5xx",route="item"}"#
+        ),
+        Some(0.0),
+        "no answer came from the origin"
+    );
+
+    let slow = Proxy::start_with(Options {
+        upstream_extra: "  read_timeout: 200ms".into(),
+        ..Default::default()
+    });
+    let r = slow
+        .get_with(
+            "/item/t",
+            Some("w1"),
+            None,
+            &[("x-origin-delay-ms", "1000")],
+        )
+        .await;
+    assert_eq!(r.status, 504);
+    let m = scrape_until(
+        &slow,
+        r#"tagcache_origin_errors_total{kind="timeout",route="item"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        value(&m, r#"tagcache_responses_total{code="5xx",route="item"}"#),
+        Some(1.0),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn evictions_are_a_counter_that_follows_the_store() {
+    let p = Proxy::start_with(Options {
+        max_size: "1MiB".into(),
+        ..Default::default()
+    });
+    for i in 0..120 {
+        p.get_with(
+            &format!("/item/ev{i}"),
+            Some("w1"),
+            None,
+            &[("x-origin-body-size", "20000")],
+        )
+        .await;
+    }
+    let stats = p.stats().await;
+    let evicted = stats["evictions"].as_u64().unwrap();
+    assert!(evicted > 0, "{stats}");
+    let m = p.admin_get("/metrics").await.text;
+    assert!(m.contains("# TYPE tagcache_cache_evictions_total counter"));
+    let counted = value(&m, "tagcache_cache_evictions_total").unwrap();
+    assert!(
+        counted >= evicted as f64,
+        "{counted} counted, /stats said {evicted} before"
+    );
+    assert_eq!(value(&m, "tagcache_cache_max_bytes"), Some(1048576.0));
+    // A second scrape never counts the same evictions twice.
+    let again = p.admin_get("/metrics").await.text;
+    let now = p.stats().await["evictions"].as_u64().unwrap();
+    assert_eq!(
+        value(&again, "tagcache_cache_evictions_total"),
+        Some(now as f64)
+    );
+}
+
+#[tokio::test]
+async fn build_and_process_figures_are_exported() {
+    let p = Proxy::start();
+    let m = p.admin_get("/metrics").await.text;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let info = format!(
+        "tagcache_build_info{{profile=\"{profile}\",version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&m, &info), Some(1.0), "{m}");
+    for positive in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            value(&m, positive).is_some_and(|v| v > 0.0),
+            "{positive}:\n{m}"
+        );
+    }
+    assert!(value(&m, "process_cpu_seconds_total").is_some(), "{m}");
+}
