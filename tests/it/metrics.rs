@@ -1,11 +1,11 @@
 //! Prometheus metrics: every series exported from start-up, status classes
 //! per route, origin errors by kind, evictions as a counter, process and build
-//! figures.
+//! figures, and the token-free `admin.metrics_listen`.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::util::{Options, Proxy};
+use crate::util::{free_port, Options, Proxy, TOKEN};
 
 /// Every sample of a scrape, as `name{labels}` (the text before the value).
 fn series(text: &str) -> BTreeSet<String> {
@@ -288,4 +288,96 @@ async fn build_and_process_figures_are_exported() {
         );
     }
     assert!(value(&m, "process_cpu_seconds_total").is_some(), "{m}");
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_without_the_token_and_nothing_else() {
+    let port = free_port();
+    let p = Proxy::start_with(Options {
+        admin_extra: format!("  metrics_listen: \"127.0.0.1:{port}\""),
+        ..Default::default()
+    });
+    crate::util::wait_for_port(port);
+    p.get("/item/ml", Some("w1"), None).await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let start = Instant::now();
+    loop {
+        let r = p.client.get(url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        let text = r.text().await.unwrap();
+        if value(
+            &text,
+            r#"tagcache_requests_total{cache_status="MISS",route="item"}"#,
+        ) == Some(1.0)
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{text}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for path in ["/stats", "/health", "/purge", "/"] {
+        let r = p.client.get(url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = p
+        .client
+        .post(url("/purge"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(r#"{"tags":["item:w1:ml"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "purges only on the admin listener");
+    let r = p.client.post(url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    // The admin listener still wants its token for /metrics.
+    let r = p.client.get(p.admin_url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[test]
+fn metrics_listen_must_be_an_address_of_its_own() {
+    let check = |metrics_listen: &str, expected: &[&str]| {
+        let yaml = format!(
+            "listen: \"0.0.0.0:8080\"\nupstream: {{ address: \"127.0.0.1:3000\" }}\n\
+             admin:\n  listen: \"127.0.0.1:9090\"\n  metrics_listen: \"{metrics_listen}\"\n"
+        );
+        let result = tagcache::config::load_str(&yaml, "m.yaml", &|_| None);
+        if expected.is_empty() {
+            let loaded = result.unwrap_or_else(|e| panic!("{metrics_listen}: {e}"));
+            assert_eq!(
+                loaded.config.admin.metrics_listen,
+                Some(metrics_listen.parse().unwrap())
+            );
+            return;
+        }
+        let text = match result {
+            Ok(_) => panic!("{metrics_listen} accepted"),
+            Err(e) => e.to_string(),
+        };
+        for part in expected {
+            assert!(
+                text.contains(part),
+                "{metrics_listen}: {part:?} not in\n{text}"
+            );
+        }
+    };
+    check("0.0.0.0:9091", &[]);
+    check("127.0.0.1:9191", &[]);
+    check(
+        "127.0.0.1:8080",
+        &["m.yaml:5:", "same address as listen", "use another port"],
+    );
+    check(
+        "0.0.0.0:9090",
+        &["m.yaml:5:", "same address as admin.listen"],
+    );
+    check(
+        "9091",
+        &["invalid admin.metrics_listen address", "0.0.0.0:9091"],
+    );
 }
