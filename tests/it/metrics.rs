@@ -1,11 +1,13 @@
 //! Prometheus metrics: every series exported from start-up, status classes
 //! per route, origin errors by kind, evictions as a counter, process and build
-//! figures, and the token-free `admin.metrics_listen`.
+//! figures, the token-free `admin.metrics_listen`, and the Grafana dashboard
+//! and alert rules in `dist/` checked against a live scrape.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::util::{free_port, Options, Proxy, TOKEN};
+use crate::redis::util::{self as redis_util, RedisOpts, RedisServer};
+use crate::util::{free_port, Options, Origin, Proxy, TOKEN};
 
 /// Every sample of a scrape, as `name{labels}` (the text before the value).
 fn series(text: &str) -> BTreeSet<String> {
@@ -379,5 +381,180 @@ fn metrics_listen_must_be_an_address_of_its_own() {
     check(
         "9091",
         &["invalid admin.metrics_listen address", "0.0.0.0:9091"],
+    );
+}
+
+/// Every metric a file uses: words starting with `tagcache_` or `process_`
+/// (recording rules, `tagcache:...`, are not metrics), each with the exact
+/// label matchers it was written with (`label="value"`). An alternation of
+/// plain values (`label=~"a|b"`) gives one use per value.
+fn used_series(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !word(c)).unwrap_or(tail.len());
+        let name = &tail[..end];
+        rest = &tail[end..];
+        if !(name.starts_with("tagcache_") || name.starts_with("process_")) {
+            continue;
+        }
+        let mut exact = Vec::new();
+        let mut alternatives = Vec::new();
+        if let Some((body, _)) = rest.strip_prefix('{').and_then(|b| b.split_once('}')) {
+            for m in body.split(',') {
+                let Some((label, v)) = m.split_once('=') else {
+                    continue;
+                };
+                let label = label.trim();
+                if label.ends_with('!') {
+                    continue;
+                }
+                match v.strip_prefix('~') {
+                    Some(v) => {
+                        let values: Vec<&str> = v.trim().trim_matches('"').split('|').collect();
+                        if values.iter().all(|v| plain(v)) {
+                            alternatives.push((label, values));
+                        }
+                    }
+                    None => {
+                        let v = v.trim().trim_matches('"');
+                        if plain(v) {
+                            exact.push((label.to_string(), v.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        if alternatives.is_empty() {
+            out.push((name.to_string(), exact));
+            continue;
+        }
+        for (label, values) in alternatives {
+            for v in values {
+                let mut matchers = exact.clone();
+                matchers.push((label.to_string(), v.to_string()));
+                out.push((name.to_string(), matchers));
+            }
+        }
+    }
+    out
+}
+
+/// Every string of a JSON document, one per line.
+fn json_strings(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|v| json_strings(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn dashboard_and_alerts_use_only_exported_series() {
+    let redis = RedisServer::start();
+    let opts = RedisOpts {
+        prefix: "metrics".into(),
+        ..RedisOpts::server(&redis)
+    };
+    let p = redis_util::proxy(Origin::start(), &opts);
+    redis_util::wait_synced(&p).await;
+    let start = p.admin_get("/metrics").await.text;
+
+    // Redis traffic (L2 miss, write, hit, a shared purge) adds no series either.
+    p.get("/item/r", Some("w1"), None).await;
+    p.get("/item/r", Some("w1"), None).await;
+    p.purge_tags(&["item:w1:r"], false).await;
+    let end = scrape_until(&p, r#"tagcache_purge_fanout_total{result="ok"}"#, 1.0).await;
+    assert_no_new_series(&start, &end);
+    assert_eq!(
+        value(&end, r#"tagcache_l2_lookups_total{result="miss"}"#),
+        Some(1.0),
+        "{end}"
+    );
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/dist/grafana/tagcache.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    assert_eq!(
+        dashboard["__inputs"][0]["name"], "DS_PROMETHEUS",
+        "the dashboard asks for its data source on import"
+    );
+    let route = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "route")
+        .expect("a route variable");
+    assert_eq!(
+        route["query"]["query"],
+        "label_values(tagcache_responses_total, route)"
+    );
+    let mut dashboard_text = String::new();
+    json_strings(&dashboard, &mut dashboard_text);
+    let alerts = std::fs::read_to_string(format!("{root}/dist/prometheus/alerts.yml")).unwrap();
+
+    let exported = series(&end);
+    for (file, text) in [
+        ("dist/grafana/tagcache.json", dashboard_text.as_str()),
+        ("dist/prometheus/alerts.yml", alerts.as_str()),
+    ] {
+        let used = used_series(text);
+        assert!(used.len() > 10, "{file}: {used:?}");
+        for (name, matchers) in used {
+            let found = exported.iter().any(|s| {
+                let Some(labels) = s.strip_prefix(name.as_str()) else {
+                    return false;
+                };
+                (labels.is_empty() || labels.starts_with('{'))
+                    && matchers
+                        .iter()
+                        .all(|(l, v)| labels.contains(&format!("{l}=\"{v}\"")))
+            });
+            assert!(
+                found,
+                "{file} uses {name} {matchers:?}, which /metrics does not export"
+            );
+        }
+    }
+}
+
+#[test]
+fn used_series_finds_names_and_plain_matchers() {
+    let used = used_series(
+        r#"sum(rate(tagcache_requests_total{job=~"$job",cache_status=~"HIT|STALE"}[5m]))
+           / tagcache:hit_ratio:rate5m + process_open_fds and tagcache_x{code!="5xx",kind="a"}"#,
+    );
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        used,
+        vec![
+            (
+                "tagcache_requests_total".to_string(),
+                pairs(&[("cache_status", "HIT")])
+            ),
+            (
+                "tagcache_requests_total".to_string(),
+                pairs(&[("cache_status", "STALE")])
+            ),
+            ("process_open_fds".to_string(), vec![]),
+            ("tagcache_x".to_string(), pairs(&[("kind", "a")])),
+        ]
     );
 }

@@ -9,4 +9,4 @@ mod failopen;
 mod fanout;
 mod tier;
 mod tls;
-mod util;
+pub mod util;
