@@ -1,13 +1,18 @@
 //! Prometheus metrics and the counters behind `/stats`.
 //!
-//! Per-route, per-status counters are resolved once at start-up so that the
-//! request path only increments atomics (no label hashing per request).
+//! Per-route counters (cache status, response status class, origin status
+//! class, origin errors) are resolved once at start-up so that the request
+//! path only increments atomics (no label hashing per request). Every series
+//! whose label values are known in advance exists from start-up at zero, so
+//! that `rate()` and `increase()` see the first event and alerts on absent
+//! series are never needed.
 
 use std::sync::Arc;
 
+use pingora_error::ErrorType;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// What happened to a request, as reported in `X-Cache-Status`.
@@ -55,6 +60,115 @@ impl CacheStatus {
     }
 }
 
+/// Why a request to the origin failed without a response, the `kind` label
+/// of `tagcache_origin_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OriginError {
+    /// No connection: refused, no route, TLS handshake, socket errors.
+    Connect,
+    /// A connect, read or write timeout.
+    Timeout,
+    /// The connection broke or was closed mid-exchange.
+    Closed,
+    /// The origin answered something that is not valid HTTP.
+    Invalid,
+    /// Anything else.
+    Other,
+}
+
+impl OriginError {
+    /// Every kind, in label order.
+    pub const ALL: [OriginError; 5] = [
+        OriginError::Connect,
+        OriginError::Timeout,
+        OriginError::Closed,
+        OriginError::Invalid,
+        OriginError::Other,
+    ];
+
+    /// The kind of an upstream error of this type.
+    pub fn of(etype: &ErrorType) -> Self {
+        match etype {
+            ErrorType::ConnectTimedout
+            | ErrorType::TLSHandshakeTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout => OriginError::Timeout,
+            ErrorType::ConnectRefused
+            | ErrorType::ConnectNoRoute
+            | ErrorType::TLSWantX509Lookup
+            | ErrorType::TLSHandshakeFailure
+            | ErrorType::InvalidCert
+            | ErrorType::HandshakeError
+            | ErrorType::ConnectError
+            | ErrorType::BindError
+            | ErrorType::SocketError
+            | ErrorType::ConnectProxyFailure => OriginError::Connect,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                OriginError::Closed
+            }
+            ErrorType::InvalidHTTPHeader
+            | ErrorType::H1Error
+            | ErrorType::H2Error
+            | ErrorType::H2Downgrade
+            | ErrorType::InvalidH2 => OriginError::Invalid,
+            _ => OriginError::Other,
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginError::Connect => "connect",
+            OriginError::Timeout => "timeout",
+            OriginError::Closed => "closed",
+            OriginError::Invalid => "invalid",
+            OriginError::Other => "other",
+        }
+    }
+}
+
+/// The `code` label values: one class per hundred.
+pub const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index in [`CODE_CLASSES`] of an HTTP status code; `None` outside 100..=599.
+#[inline]
+fn class(code: u16) -> Option<usize> {
+    match code {
+        100..=599 => Some(usize::from(code / 100 - 1)),
+        _ => None,
+    }
+}
+
+/// Every `kind` of `tagcache_errors_total`.
+pub const ERROR_KINDS: &[&str] = &["origin", "client", "internal"];
+/// Every `kind` of `tagcache_purges_total`.
+pub const PURGE_KINDS: &[&str] = &["tag", "url", "workspace", "mixed", "event", "legacy"];
+/// Every `result` of `tagcache_purges_total`.
+pub const PURGE_RESULTS: &[&str] = &["ok", "not_shared", "invalid", "unauthorized"];
+/// Every `kind` of `tagcache_purged_on_lookup_total`.
+pub const PURGED_ON_LOOKUP_KINDS: &[&str] = &["hard", "soft"];
+/// Every `limit` of `tagcache_limit_hits_total`.
+pub const LIMITS: &[&str] = &[
+    "uri-too-long",
+    "headers-too-large",
+    "too-many-params",
+    "unkeyed-header",
+    "object-too-large",
+    "workspace-quota-eviction",
+    "workspace-quota-refused",
+    "admin-body",
+];
+/// Every `result` of `tagcache_auth_total`.
+pub const AUTH_RESULTS: &[&str] = &["ok", "invalid", "forbidden"];
+
+/// Creates the series of `vec` for each of `values` (a one-label vector),
+/// so that they are exported at zero before their first event.
+pub fn preset(vec: &IntCounterVec, values: &[&str]) {
+    for v in values {
+        let _ = vec.with_label_values(&[v]);
+    }
+}
+
 /// The route label of requests that match no route.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -64,6 +178,9 @@ pub struct RouteCounters {
     /// Route name (or `unmatched`).
     pub name: String,
     by_status: [IntCounter; 6],
+    by_class: [IntCounter; 5],
+    origin_by_class: [IntCounter; 5],
+    origin_errors: [IntCounter; 5],
     /// Responses stored.
     pub stores: IntCounter,
     /// Origin latency of this route.
@@ -81,6 +198,31 @@ impl RouteCounters {
     pub fn get(&self, status: CacheStatus) -> u64 {
         self.by_status[status.index()].get()
     }
+
+    /// Counts one response sent to the client with this HTTP status code
+    /// (`tagcache_responses_total`). Codes outside 100..=599 are not counted.
+    #[inline]
+    pub fn count_response(&self, code: u16) {
+        if let Some(c) = class(code).and_then(|i| self.by_class.get(i)) {
+            c.inc();
+        }
+    }
+
+    /// Counts one response received from the origin with this HTTP status
+    /// code (`tagcache_origin_responses_total`).
+    #[inline]
+    pub fn count_origin_response(&self, code: u16) {
+        if let Some(c) = class(code).and_then(|i| self.origin_by_class.get(i)) {
+            c.inc();
+        }
+    }
+
+    /// Counts one origin request that failed without a response
+    /// (`tagcache_origin_errors_total`).
+    #[inline]
+    pub fn count_origin_error(&self, kind: OriginError) {
+        self.origin_errors[kind as usize].inc();
+    }
 }
 
 /// All of tagcache's metrics.
@@ -88,13 +230,19 @@ impl RouteCounters {
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    responses: IntCounterVec,
+    origin_responses: IntCounterVec,
+    origin_errors: IntCounterVec,
     stores: IntCounterVec,
     origin: HistogramVec,
+    /// Origin requests retried on a new connection after a reused one failed.
+    pub origin_retries: IntCounter,
     /// Time spent looking up the cache.
     pub lookup_latency: Histogram,
-    /// Errors by kind (`origin`, `storage`, `internal`).
+    /// Errors by kind (`origin`, `client`, `internal`).
     pub errors: IntCounterVec,
-    /// Purge requests by kind (`tag`, `url`, `workspace`, `event`, `legacy`) and result.
+    /// Purge requests by kind (`tag`, `url`, `workspace`, `mixed`, `event`,
+    /// `legacy`) and result (`ok`, `not_shared`, `invalid`, `unauthorized`).
     pub purges: IntCounterVec,
     /// Tags purged.
     pub tags_purged: IntCounter,
@@ -110,12 +258,13 @@ pub struct Metrics {
     pub entries: IntGauge,
     /// Bytes in the memory store.
     pub bytes: IntGauge,
-    /// Evictions from the memory store (mirrors the store's own counter).
-    pub evictions: IntGauge,
+    /// The memory store's bound in bytes (`storage.memory.max_size`).
+    pub max_bytes: IntGauge,
+    /// Evictions from the memory store's global bound; carried from the
+    /// store's own counter before each scrape.
+    pub evictions: IntCounter,
     /// Tag generation records held.
     pub tag_records: IntGauge,
-    /// Origin requests retried on a new connection after a reused one failed.
-    pub origin_retries: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -142,10 +291,65 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
     c
 }
 
+/// A one-label counter vector with its series preset at zero.
+fn counter_vec_of(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[&str],
+) -> IntCounterVec {
+    let c = counter_vec(registry, name, help, &[label]);
+    preset(&c, values);
+    c
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+        .expect("valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("unique metric");
+    h
+}
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// `tagcache_build_info`: always 1, its labels say what runs.
+fn build_info(registry: &Registry) {
+    let info = IntGaugeVec::new(
+        Opts::new(
+            "tagcache_build_info",
+            "Always 1; the labels name the version and build profile",
+        ),
+        &["version", "profile"],
+    )
+    .expect("valid metric");
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), profile])
+        .set(1);
+    registry.register(Box::new(info)).expect("unique metric");
+}
+
+/// Process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_max_fds`, `process_start_time_seconds`,
+/// `process_threads`, virtual memory), read from `/proc` at each scrape.
+#[cfg(target_os = "linux")]
+fn process(registry: &Registry) {
+    let _ = registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ));
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process(_registry: &Registry) {}
 
 impl Metrics {
     /// Creates the metrics for the given route names. The metric names are
@@ -155,8 +359,26 @@ impl Metrics {
         let requests = counter_vec(
             &registry,
             "tagcache_requests_total",
-            "Responses by route and cache status",
-            &["route", "status"],
+            "Responses by route and cache status (X-Cache-Status)",
+            &["route", "cache_status"],
+        );
+        let responses = counter_vec(
+            &registry,
+            "tagcache_responses_total",
+            "Responses sent to clients, by route and HTTP status class",
+            &["route", "code"],
+        );
+        let origin_responses = counter_vec(
+            &registry,
+            "tagcache_origin_responses_total",
+            "Responses received from the origin, by route and HTTP status class",
+            &["route", "code"],
+        );
+        let origin_errors = counter_vec(
+            &registry,
+            "tagcache_origin_errors_total",
+            "Origin requests that failed without a response, by route and kind",
+            &["route", "kind"],
         );
         let stores = counter_vec(
             &registry,
@@ -176,24 +398,24 @@ impl Metrics {
         registry
             .register(Box::new(origin.clone()))
             .expect("unique metric");
-        let lookup_latency = Histogram::with_opts(
-            HistogramOpts::new("tagcache_lookup_duration_seconds", "Cache lookup latency")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(lookup_latency.clone()))
-            .expect("unique metric");
-        let purge_latency = Histogram::with_opts(
-            HistogramOpts::new("tagcache_purge_duration_seconds", "Time to apply a purge")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(purge_latency.clone()))
-            .expect("unique metric");
+        let purges = counter_vec(
+            &registry,
+            "tagcache_purges_total",
+            "Purge requests by kind and result",
+            &["kind", "result"],
+        );
+        for kind in PURGE_KINDS {
+            for result in PURGE_RESULTS {
+                let _ = purges.with_label_values(&[kind, result]);
+            }
+        }
+        build_info(&registry);
+        process(&registry);
         let metrics = Arc::new(Metrics {
             requests,
+            responses,
+            origin_responses,
+            origin_errors,
             stores,
             origin,
             origin_retries: counter(
@@ -201,38 +423,45 @@ impl Metrics {
                 "tagcache_origin_retries_total",
                 "Origin requests retried on a new connection after a reused one failed",
             ),
-            lookup_latency,
-            errors: counter_vec(
+            lookup_latency: histogram(
+                &registry,
+                "tagcache_lookup_duration_seconds",
+                "Cache lookup latency",
+            ),
+            errors: counter_vec_of(
                 &registry,
                 "tagcache_errors_total",
                 "Errors by kind",
-                &["kind"],
+                "kind",
+                ERROR_KINDS,
             ),
-            purges: counter_vec(
-                &registry,
-                "tagcache_purges_total",
-                "Purge requests by kind and result",
-                &["kind", "result"],
-            ),
+            purges,
             tags_purged: counter(&registry, "tagcache_tags_purged_total", "Tags purged"),
-            purge_latency,
-            purged_on_lookup: counter_vec(
+            purge_latency: histogram(
+                &registry,
+                "tagcache_purge_duration_seconds",
+                "Time to apply a purge",
+            ),
+            purged_on_lookup: counter_vec_of(
                 &registry,
                 "tagcache_purged_on_lookup_total",
                 "Entries found purged (hard) or soft-purged on lookup",
-                &["kind"],
+                "kind",
+                PURGED_ON_LOOKUP_KINDS,
             ),
-            limits: counter_vec(
+            limits: counter_vec_of(
                 &registry,
                 "tagcache_limit_hits_total",
                 "Requests refused or bypassed by a limit",
-                &["limit"],
+                "limit",
+                LIMITS,
             ),
-            auth: counter_vec(
+            auth: counter_vec_of(
                 &registry,
                 "tagcache_auth_total",
                 "JWT checks on cached routes, by result",
-                &["result"],
+                "result",
+                AUTH_RESULTS,
             ),
             entries: gauge(
                 &registry,
@@ -244,10 +473,15 @@ impl Metrics {
                 "tagcache_cache_bytes",
                 "Bytes held by the memory store",
             ),
-            evictions: gauge(
+            max_bytes: gauge(
                 &registry,
-                "tagcache_cache_evictions",
-                "Entries evicted from the memory store since start",
+                "tagcache_cache_max_bytes",
+                "The memory store's bound in bytes (storage.memory.max_size)",
+            ),
+            evictions: counter(
+                &registry,
+                "tagcache_cache_evictions_total",
+                "Entries evicted from the memory store by its global bound",
             ),
             tag_records: gauge(
                 &registry,
@@ -256,7 +490,7 @@ impl Metrics {
             ),
             registry,
         });
-        // Every series present from the start, at zero.
+        // Every route's series present from the start, at zero.
         for name in route_names
             .iter()
             .map(String::as_str)
@@ -267,13 +501,18 @@ impl Metrics {
         metrics
     }
 
-    /// The counters of the route called `name` (the same series whichever
-    /// config, before or after a reload, asks for them).
+    /// The counters of the route called `name`: the same series whichever
+    /// config, before or after a reload, asks for them.
     pub fn route_counters(&self, name: &str) -> RouteCounters {
         RouteCounters {
             name: name.to_string(),
             by_status: CacheStatus::ALL
                 .map(|s| self.requests.with_label_values(&[name, s.as_str()])),
+            by_class: CODE_CLASSES.map(|c| self.responses.with_label_values(&[name, c])),
+            origin_by_class: CODE_CLASSES
+                .map(|c| self.origin_responses.with_label_values(&[name, c])),
+            origin_errors: OriginError::ALL
+                .map(|k| self.origin_errors.with_label_values(&[name, k.as_str()])),
             stores: self.stores.with_label_values(&[name]),
             origin_latency: self.origin.with_label_values(&[name]),
         }
@@ -292,5 +531,56 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_fall_into_their_class_and_others_are_not_counted() {
+        let m = Metrics::new(&["r".to_string()]);
+        let r = m.route(Some(0));
+        for code in [100, 200, 204, 299, 301, 304, 404, 499, 500, 503, 599] {
+            r.count_response(code);
+            r.count_origin_response(code);
+        }
+        for code in [0, 99, 600, 999, u16::MAX] {
+            r.count_response(code);
+            r.count_origin_response(code);
+        }
+        let text = m.render();
+        for (class, n) in [("1xx", 1), ("2xx", 3), ("3xx", 2), ("4xx", 2), ("5xx", 3)] {
+            for family in [
+                "tagcache_responses_total",
+                "tagcache_origin_responses_total",
+            ] {
+                let line = format!("{family}{{code=\"{class}\",route=\"r\"}} {n}\n");
+                assert!(text.contains(&line), "{line} missing:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn upstream_error_types_map_to_their_kind() {
+        let check = |etype: ErrorType, kind: &str| {
+            assert_eq!(OriginError::of(&etype).as_str(), kind, "{etype:?}");
+        };
+        check(ErrorType::ConnectTimedout, "timeout");
+        check(ErrorType::ReadTimedout, "timeout");
+        check(ErrorType::ConnectRefused, "connect");
+        check(ErrorType::TLSHandshakeFailure, "connect");
+        check(ErrorType::ConnectionClosed, "closed");
+        check(ErrorType::InvalidHTTPHeader, "invalid");
+        check(ErrorType::InternalError, "other");
+    }
+
+    #[test]
+    fn the_unmatched_bucket_takes_out_of_range_indexes() {
+        let m = Metrics::new(&["a".to_string(), "b".to_string()]);
+        assert_eq!(m.route(None).name, "unmatched");
+        assert_eq!(m.route(Some(7)).name, "unmatched");
+        assert_eq!(m.route(Some(1)).name, "b");
     }
 }

@@ -1,6 +1,7 @@
 //! Assembles the Pingora server from a validated config: the proxy service,
-//! the admin service and the background tasks; runs it in the foreground or
-//! on a thread (for tests and embedders that need to stop it).
+//! the admin service, the metrics service (`admin.metrics_listen`) and the
+//! background tasks; runs it in the foreground or on a thread (for tests and
+//! embedders that need to stop it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch,
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, MetricsApp};
 use crate::cache::TagCache;
 use crate::config::Config;
 use crate::proxy::TagCacheProxy;
@@ -126,6 +127,15 @@ pub fn build(config: Arc<Config>) -> Result<Built, BuildError> {
 
     server.add_service(proxy);
     server.add_service(admin);
+    if let Some(addr) = config.admin.metrics_listen {
+        let mut metrics = Service::new(
+            "tagcache metrics".to_string(),
+            HttpServer::new_app(MetricsApp::new(cache.clone())),
+        );
+        metrics.add_tcp(&addr.to_string());
+        metrics.threads = Some(1);
+        server.add_service(metrics);
+    }
     server.add_service(background_service("tag sweeper", Sweeper(cache.clone())));
     server.add_service(background_service("signals", Hangup(cache.clone())));
     Ok(Built { server, cache })

@@ -4,7 +4,8 @@
 //! traffic. Everything but `/health` needs `Authorization: Bearer <token>`
 //! when a token is configured; event webhooks may additionally require an
 //! HMAC signature. Bodies are read with a size limit; every refusal is a JSON
-//! error naming the problem.
+//! error naming the problem. `admin.metrics_listen` adds a listener that
+//! serves only `/metrics`, without the token ([`MetricsApp`]).
 
 mod auth;
 pub mod client;
@@ -153,16 +154,7 @@ impl ServeHttp for AdminApp {
         }
         match (method.as_str(), path.as_str()) {
             ("GET", "/stats") => json_response(StatusCode::OK, &self.stats()),
-            ("GET", "/metrics") => {
-                self.cache().refresh_gauges();
-                let body = self.cache().metrics().render().into_bytes();
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header("content-type", "text/plain; version=0.0.4")
-                    .header("content-length", body.len())
-                    .body(body)
-                    .unwrap_or_default()
-            }
+            ("GET", "/metrics") => metrics_response(self.cache()),
             ("POST", "/purge") => {
                 match read_body(session, admin.max_body, self.cache().metrics()).await {
                     Ok(body) => self.purge(session, &body).await,
@@ -193,6 +185,55 @@ impl ServeHttp for AdminApp {
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such admin endpoint",
+                None,
+            ),
+        }
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format, gauges brought up to date first.
+fn metrics_response(cache: &TagCache) -> Response<Vec<u8>> {
+    cache.refresh_gauges();
+    let body = cache.metrics().render().into_bytes();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("content-length", body.len())
+        .body(body)
+        .unwrap_or_default()
+}
+
+/// The listener of `admin.metrics_listen`: `GET /metrics` without the admin
+/// token, for Prometheus, and nothing else. Metrics hold counts and route
+/// names, never keys, tags or identities, so they may be read without it.
+pub struct MetricsApp {
+    cache: Arc<TagCache>,
+}
+
+impl MetricsApp {
+    /// The metrics app for `cache`.
+    pub fn new(cache: Arc<TagCache>) -> Self {
+        MetricsApp { cache }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        match (req.method.as_str(), req.uri.path()) {
+            ("GET", "/metrics") => metrics_response(&self.cache),
+            (_, "/metrics") => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+                None,
+            ),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this listener serves only /metrics",
                 None,
             ),
         }

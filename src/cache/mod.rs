@@ -57,7 +57,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, IdentitySource, OnInvalid, Route, UnkeyedAction};
 use crate::identity::{self, Outcome, Verified};
 use crate::key::{self, BypassReason, Identity};
-use crate::metrics::{CacheStatus, Metrics};
+use crate::metrics::{CacheStatus, Metrics, OriginError};
 use crate::purge::registry::{TagRegistry, Verdict};
 use crate::route::RouteMatch;
 use crate::storage::{EntryInfo, MemoryStore};
@@ -860,10 +860,11 @@ impl TagCache {
         ctx.upstream_responded = true;
         let active = self.take_active(ctx);
         if let Some(start) = ctx.upstream_start.take() {
-            active
-                .counters(ctx.route)
+            let counters = active.counters(ctx.route);
+            counters
                 .origin_latency
                 .observe(start.elapsed().as_secs_f64());
+            counters.count_origin_response(resp.status.as_u16());
         }
         if resp.status == http::StatusCode::NOT_MODIFIED {
             ctx.revalidated = true;
@@ -1047,9 +1048,15 @@ impl TagCache {
         if let Some(status) = ctx.status {
             counters.count(status);
         }
+        if let Some(resp) = session.response_written() {
+            counters.count_response(resp.status.as_u16());
+        }
         if let Some(e) = error {
             let kind = match e.esource() {
-                ErrorSource::Upstream => "origin",
+                ErrorSource::Upstream => {
+                    counters.count_origin_error(OriginError::of(e.etype()));
+                    "origin"
+                }
                 ErrorSource::Downstream => "client",
                 _ => "internal",
             };
@@ -1065,9 +1072,16 @@ impl TagCache {
             let s = m.stats();
             self.metrics.entries.set(s.entries as i64);
             self.metrics.bytes.set(s.bytes as i64);
-            self.metrics.evictions.set(s.evictions as i64);
-            // The store's own limit counters, carried into the limit metric.
+            if let Some(mem) = &self.config().storage.memory {
+                self.metrics.max_bytes.set(mem.max_size as i64);
+            }
+            // The store's own counters, carried into the metrics; the lock
+            // keeps two concurrent scrapes from carrying the same events.
             let mut seen = self.limits_seen.lock();
+            let evicted = self.metrics.evictions.get();
+            self.metrics
+                .evictions
+                .inc_by(s.evictions.saturating_sub(evicted));
             for (i, (label, now)) in [
                 ("object-too-large", s.too_large),
                 ("workspace-quota-eviction", s.quota_evictions),

@@ -24,6 +24,7 @@ use super::units::{parse_duration, parse_size};
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
 const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9091);
 const DEFAULT_MEMORY_SIZE: usize = 256 << 20;
 const DEFAULT_MAX_OBJECT_SIZE: usize = 8 << 20;
 const DEFAULT_ADMIN_MAX_BODY: usize = 1 << 20;
@@ -54,6 +55,13 @@ const JWT_ALGORITHMS: [&str; 12] = [
 /// Longest `tenant.jwt.leeway` accepted.
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
+/// Whether two listeners would bind the same port on a common address.
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// Converts `raw` (the whole file, positioned at its root mapping), reporting every problem.
 ///
 /// The returned config is meaningful only if `report` has no errors.
@@ -64,7 +72,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
 
     let listen = cx.socket_addr(raw.listen.as_ref(), DEFAULT_LISTEN, "listen");
     let upstream = cx.upstream(raw.upstream, root);
-    let admin = cx.admin(raw.admin);
+    let admin = cx.admin(raw.admin, listen);
     let storage = cx.storage(raw.storage);
     let tenant = cx.tenant(raw.tenant);
     let unkeyed_default = unkeyed_action(raw.unkeyed_headers).unwrap_or_default();
@@ -376,9 +384,27 @@ impl Cx<'_> {
         }
     }
 
-    fn admin(&mut self, raw: Option<Spanned<raw::Admin>>) -> Admin {
+    fn admin(&mut self, raw: Option<Spanned<raw::Admin>>, proxy: SocketAddr) -> Admin {
         let raw = raw.map(|r| r.value).unwrap_or_default();
         let listen = self.socket_addr(raw.listen.as_ref(), DEFAULT_ADMIN_LISTEN, "admin listen");
+        let metrics_listen = raw.metrics_listen.as_ref().map(|field| {
+            let addr =
+                self.socket_addr(Some(field), DEFAULT_METRICS_LISTEN, "admin.metrics_listen");
+            for (other, name) in [(proxy, "listen"), (listen, "admin.listen")] {
+                if same_socket(addr, other) {
+                    self.error(
+                        field.pos,
+                        format!("admin.metrics_listen {addr} is the same address as {name}"),
+                        Some(format!(
+                            "use another port, e.g. \"{}:{}\"",
+                            addr.ip(),
+                            DEFAULT_METRICS_LISTEN.port()
+                        )),
+                    );
+                }
+            }
+            addr
+        });
         let token_given = raw.token.is_some();
         let token = self.secret(raw.token, "admin.token");
         let webhook_secret = self.secret(raw.webhook_secret, "admin.webhook_secret");
@@ -403,6 +429,7 @@ impl Cx<'_> {
                 "admin.max_body",
             ),
             webhook_secret,
+            metrics_listen,
         }
     }
 

@@ -97,6 +97,8 @@ pub struct Admin {
     pub max_body: usize,
     /// Secret for `X-Tagcache-Signature` HMAC webhooks, if enabled.
     pub webhook_secret: Option<Secret>,
+    /// A listener serving only `GET /metrics`, without the token, if enabled.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Storage tiers.

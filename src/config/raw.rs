@@ -107,6 +107,10 @@ pub(crate) struct Admin {
     pub(crate) max_body: Option<Spanned<String>>,
     /// Secret for HMAC-signed webhooks (`X-Tagcache-Signature`). Default: none.
     pub(crate) webhook_secret: Option<Spanned<SecretString>>,
+    /// Address of a second listener that serves only `GET /metrics`, without
+    /// the token, for Prometheus. Default: none (metrics only on the admin
+    /// listener, behind the token).
+    pub(crate) metrics_listen: Option<Spanned<String>>,
 }
 
 /// `storage:`.

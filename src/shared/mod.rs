@@ -126,9 +126,30 @@ pub struct SharedMetrics {
     pub coalesced: IntCounterVec,
 }
 
-fn counter_vec(name: &str, help: &str, label: &str) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric")
+/// A one-label counter vector with a series at zero for each of `values`.
+fn counter_vec(name: &str, help: &str, label: &str, values: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    crate::metrics::preset(&c, values);
+    c
 }
+
+/// Every `op` label of the Redis error and skip counters.
+const OPS: &[&str] = &[
+    "get",
+    "set",
+    "del",
+    "lock",
+    "poll",
+    "unlock",
+    "purge",
+    "sync_check",
+    "ack",
+    "sync",
+    "replay",
+    "heartbeat",
+    "leave",
+    "ping",
+];
 
 impl SharedMetrics {
     fn new() -> Self {
@@ -137,11 +158,13 @@ impl SharedMetrics {
                 "tagcache_redis_errors_total",
                 "Failed Redis operations, by operation",
                 "op",
+                OPS,
             ),
             skipped: counter_vec(
                 "tagcache_redis_skipped_total",
                 "Redis operations skipped while the circuit breaker was open, by operation",
                 "op",
+                OPS,
             ),
             breaker: IntGauge::new(
                 "tagcache_redis_breaker_state",
@@ -152,11 +175,13 @@ impl SharedMetrics {
                 "tagcache_l2_lookups_total",
                 "Redis tier lookups, by result",
                 "result",
+                &["hit", "miss", "rejected", "error"],
             ),
             writes: counter_vec(
                 "tagcache_l2_writes_total",
                 "Redis tier writes, by result",
                 "result",
+                &["stored", "error", "too_large", "expired"],
             ),
             subscribed: IntGauge::new(
                 "tagcache_redis_subscribed",
@@ -167,11 +192,13 @@ impl SharedMetrics {
                 "tagcache_redis_resyncs_total",
                 "Purge registry resynchronizations, by kind",
                 "kind",
+                &["catchup", "floor"],
             ),
             fanout: counter_vec(
                 "tagcache_purge_fanout_total",
                 "Purges shared with the other instances, by result",
                 "result",
+                &["ok", "partial", "failed"],
             ),
             fanout_latency: Histogram::with_opts(
                 HistogramOpts::new(
@@ -188,6 +215,7 @@ impl SharedMetrics {
                 "tagcache_coalesced_total",
                 "Cross-instance coalescing outcomes",
                 "result",
+                &["leader", "served", "origin", "fallback"],
             ),
         }
     }

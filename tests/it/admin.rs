@@ -71,10 +71,10 @@ async fn metrics_expose_requests_latency_and_store_figures() {
     p.stats_after(2).await;
     let m = p.admin_get("/metrics").await.text;
     assert!(
-        m.contains(r#"tagcache_requests_total{route="item",status="HIT"} 1"#),
+        m.contains(r#"tagcache_requests_total{cache_status="HIT",route="item"} 1"#),
         "{m}"
     );
-    assert!(m.contains(r#"tagcache_requests_total{route="item",status="MISS"} 1"#));
+    assert!(m.contains(r#"tagcache_requests_total{cache_status="MISS",route="item"} 1"#));
     assert!(m.contains("tagcache_origin_duration_seconds_count{route=\"item\"} 1"));
     assert!(m.contains("tagcache_lookup_duration_seconds"));
     assert!(m.contains("tagcache_cache_entries 1"));

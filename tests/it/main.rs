@@ -5,6 +5,7 @@ mod coalescing;
 mod config_cli;
 mod freshness;
 mod keys;
+mod metrics;
 mod process;
 mod proxying;
 mod purge;

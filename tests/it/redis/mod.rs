@@ -11,4 +11,4 @@ mod hit_policy;
 mod lock_faults;
 mod tier;
 mod tls;
-mod util;
+pub mod util;
