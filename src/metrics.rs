@@ -541,7 +541,7 @@ mod tests {
     #[test]
     fn status_codes_fall_into_their_class_and_others_are_not_counted() {
         let m = Metrics::new(&["r".to_string()]);
-        let r = m.route(Some(0));
+        let r = m.route_counters("r");
         for code in [100, 200, 204, 299, 301, 304, 404, 499, 500, 503, 599] {
             r.count_response(code);
             r.count_origin_response(code);
@@ -577,10 +577,10 @@ mod tests {
     }
 
     #[test]
-    fn the_unmatched_bucket_takes_out_of_range_indexes() {
-        let m = Metrics::new(&["a".to_string(), "b".to_string()]);
-        assert_eq!(m.route(None).name, "unmatched");
-        assert_eq!(m.route(Some(7)).name, "unmatched");
-        assert_eq!(m.route(Some(1)).name, "b");
+    fn route_counters_by_name_are_the_same_series() {
+        let m = Metrics::new(&["a".to_string()]);
+        m.route_counters("a").count(CacheStatus::Hit);
+        assert_eq!(m.route_counters("a").get(CacheStatus::Hit), 1);
+        assert_eq!(m.route_counters(UNMATCHED).get(CacheStatus::Hit), 0);
     }
 }

@@ -79,3 +79,19 @@ impl Active {
         &self.counters
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unmatched_bucket_takes_out_of_range_indexes() {
+        let yaml = "upstream: { address: \"127.0.0.1:1\" }\nroutes:\n  - { name: a, match: \"GET /a/{id}\", ttl: 60s }\n  - { name: b, match: \"GET /b/{id}\", ttl: 60s }\n";
+        let config = crate::config::load_str(yaml, "t.yaml", &|_| None).expect("config");
+        let metrics = Metrics::new(&["a".into(), "b".into()]);
+        let active = Active::new(Arc::new(config.config), &metrics);
+        assert_eq!(active.counters(None).name, "unmatched");
+        assert_eq!(active.counters(Some(7)).name, "unmatched");
+        assert_eq!(active.counters(Some(1)).name, "b");
+    }
+}
