@@ -5,6 +5,7 @@
 //! its hooks, and [`server`] assembles tagcache's own proxy from a config.
 //! See `ARCHITECTURE.md` for the code map.
 
+pub mod access_log;
 pub mod admin;
 pub mod cache;
 pub mod config;

@@ -75,7 +75,6 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            init_logging();
             let path = std::fs::canonicalize(&config).unwrap_or_else(|_| config.clone());
             let loaded = match tagcache::config::load_file(&config) {
                 Ok(l) => l,
@@ -84,6 +83,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            init_logging(&loaded.config.log.level);
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
@@ -147,8 +147,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TAGCACHE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+/// The process log: `RUST_LOG` when set (or `TAGCACHE_LOG`, its older
+/// name), else `log.level`; colours only on a terminal.
+fn init_logging(level: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("TAGCACHE_LOG"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }

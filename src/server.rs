@@ -64,6 +64,9 @@ pub enum BuildError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The access log file cannot be opened for appending.
+    #[error("{0}")]
+    AccessLog(String),
     /// Pingora could not be initialised.
     #[error("{0}")]
     Pingora(#[from] Box<pingora_error::Error>),
@@ -80,7 +83,7 @@ pub fn check_bind(config: &Config) -> Result<(), BuildError> {
     for addr in [config.listen, config.admin.listen] {
         std::net::TcpListener::bind(addr).map_err(|source| BuildError::Bind { addr, source })?;
     }
-    Ok(())
+    crate::access_log::check(config).map_err(BuildError::AccessLog)
 }
 
 /// Builds the Pingora server for `config`.
@@ -138,6 +141,7 @@ pub fn build(config: Arc<Config>) -> Result<Built, BuildError> {
     }
     server.add_service(background_service("tag sweeper", Sweeper(cache.clone())));
     server.add_service(background_service("signals", Hangup(cache.clone())));
+    server.add_service(background_service("log reopen", Usr1(cache.clone())));
     Ok(Built { server, cache })
 }
 
@@ -158,6 +162,28 @@ fn ignore_hangup() {
             tracing::warn!(error = %e, "cannot take SIGHUP; it will stop the server");
         }
     });
+}
+
+/// Reopens the access log on SIGUSR1 (logrotate's `postrotate`).
+struct Usr1(Arc<TagCache>);
+
+#[async_trait]
+impl BackgroundService for Usr1 {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                Some(()) = usr1.recv() => {
+                    self.0.reopen_logs();
+                    tracing::info!("SIGUSR1: access log reopened");
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
 }
 
 /// Answers SIGHUP with a reload of the config file: applied whole, or

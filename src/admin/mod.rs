@@ -379,6 +379,15 @@ impl AdminApp {
                     }),
                 )
             }
+            Err(e @ crate::cache::ReloadError::Unusable(_)) => {
+                tracing::error!("configuration reload refused, the running config stays: {e}");
+                error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unusable_config",
+                    &e.to_string(),
+                    Some("log.access.path"),
+                )
+            }
             Err(e) => error(StatusCode::CONFLICT, "no_config_file", &e.to_string(), None),
         }
     }
@@ -523,6 +532,22 @@ impl AdminApp {
         kinds.dedup();
         let kind = if kinds.len() == 1 { kinds[0] } else { "mixed" };
         let report = self.purger.purge_hashes(kind, &hashes, parsed.soft).await;
+        let what: Vec<&str> = parsed
+            .tags
+            .iter()
+            .map(String::as_str)
+            .chain(
+                parsed
+                    .workspaces
+                    .iter()
+                    .chain(parsed.workspace.iter())
+                    .map(String::as_str),
+            )
+            .chain(parsed.urls.iter().map(|u| match u {
+                UrlItem::Plain(url) | UrlItem::Full { url, .. } => url.as_str(),
+            }))
+            .collect();
+        log_purge(Who::AdminToken, &what, &report);
         json_response(purge_status(&report), &report_json(&report))
     }
 
@@ -546,6 +571,8 @@ impl AdminApp {
         }) {
             Ok(h) => {
                 let report = self.purger.purge_hashes("url", &[h], soft).await;
+                let url = session.req_header().uri.to_string();
+                log_purge(Who::AdminToken, &[url.as_str()], &report);
                 json_response(purge_status(&report), &report_json(&report))
             }
             Err(e) => {
@@ -602,6 +629,13 @@ impl AdminApp {
                         .and_then(|v| v.get("soft").and_then(Value::as_bool))
                         .unwrap_or(false);
                 let report = self.purger.purge_tags(kind, &tags, soft).await;
+                let who = if self.verifier.is_some() {
+                    Who::Signature
+                } else {
+                    Who::AdminToken
+                };
+                let what: Vec<&str> = tags.iter().map(String::as_str).collect();
+                log_purge(who, &what, &report);
                 let mut out = report_json(&report);
                 out["tags"] = json!(tags);
                 json_response(purge_status(&report), &out)
@@ -619,6 +653,41 @@ impl AdminApp {
             }
         }
     }
+}
+
+/// Who asked for a purge, as the purge log names them (never the secret).
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    /// A request with the admin bearer token.
+    AdminToken,
+    /// A webhook whose HMAC signature was verified.
+    Signature,
+}
+
+/// One purge log line per purge or event: who, what (at most 20 of the tags,
+/// URLs or workspaces named), how many tags, and the result.
+fn log_purge(who: Who, what: &[&str], report: &PurgeReport) {
+    let shown: Vec<&str> = what.iter().take(20).copied().collect();
+    let result = if report.not_shared.is_some() {
+        "applied-here-only"
+    } else {
+        "ok"
+    };
+    tracing::info!(
+        target: "tagcache::purge",
+        who = match who {
+            Who::AdminToken => "admin-token",
+            Who::Signature => "webhook-signature",
+        },
+        kind = report.kind,
+        what = ?shown,
+        named = what.len(),
+        tags = report.tags,
+        soft = report.soft,
+        epoch = report.epoch,
+        result,
+        "purge"
+    );
 }
 
 /// Pulls the field name out of a serde error message (`unknown field `x``,

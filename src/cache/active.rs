@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::identity::Authenticator;
 use crate::metrics::{Metrics, RouteCounters};
@@ -22,6 +23,8 @@ pub(crate) struct Active {
     pub(crate) auth: Option<Authenticator>,
     /// Counters by route index, the unmatched bucket last.
     counters: Vec<RouteCounters>,
+    /// The access log, when `log.access` is on.
+    pub(crate) access: Option<AccessLog>,
 }
 
 impl std::fmt::Debug for Active {
@@ -57,7 +60,13 @@ impl Active {
                 metrics.route_counters(crate::metrics::UNMATCHED),
             ))
             .collect();
+        let access = config.log.access.as_ref().and_then(|a| {
+            AccessLog::open(a, config.log.hash_identities)
+                .map_err(|e| tracing::error!(error = %e, "cannot open the access log"))
+                .ok()
+        });
         Active {
+            access,
             router: Router::new(&config.routes),
             route_tags,
             auth,

@@ -74,6 +74,14 @@ pub struct RequestCtx {
     pub(crate) attempts: u8,
     /// The origin's response header arrived.
     pub(crate) upstream_responded: bool,
+    /// The request id: the client's `X-Request-ID` when valid, else generated.
+    pub(crate) request_id: Option<http::HeaderValue>,
+    /// When the request started (its context was made).
+    pub(crate) started: Option<Instant>,
+    /// How long the origin took to send its response header.
+    pub(crate) origin_time: Option<std::time::Duration>,
+    /// `X-Cache-Layer`, once the response header was decorated.
+    pub(crate) layer: Option<&'static str>,
     /// The config this request runs under, taken when it started.
     pub(crate) active: Option<Arc<super::active::Active>>,
     /// Counts this request as in flight until it is dropped.

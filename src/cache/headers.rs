@@ -97,6 +97,10 @@ fn write(
     layer: &'static str,
 ) {
     ctx.status = Some(status);
+    ctx.layer = Some(layer);
+    if let Some(id) = &ctx.request_id {
+        resp.put(super::request_id::HEADER, id.clone());
+    }
 
     let mut cs = String::with_capacity(64);
     cs.push_str(CACHE_NAME);

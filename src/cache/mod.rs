@@ -26,6 +26,7 @@ mod directives;
 mod headers;
 mod refuse;
 mod reload;
+mod request_id;
 mod shared;
 mod storability;
 
@@ -210,6 +211,7 @@ impl TagCache {
     pub fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             _in_flight: Some(ctx::InFlight::enter(self.in_flight)),
+            started: Some(std::time::Instant::now()),
             ..RequestCtx::default()
         }
     }
@@ -297,6 +299,7 @@ impl TagCache {
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
         let req = session.req_header();
+        ctx.request_id = Some(request_id::of(req));
         if let Some(limit) = refuse::over_limit(req, &active.config.limits) {
             self.metrics
                 .limits
@@ -851,6 +854,9 @@ impl TagCache {
             }
         }
         ctx.active = Some(active);
+        if let Some(id) = &ctx.request_id {
+            let _ = upstream_request.insert_header(request_id::HEADER, id.clone());
+        }
         ctx.upstream_start = Some(std::time::Instant::now());
     }
 
@@ -861,9 +867,9 @@ impl TagCache {
         let active = self.take_active(ctx);
         if let Some(start) = ctx.upstream_start.take() {
             let counters = active.counters(ctx.route);
-            counters
-                .origin_latency
-                .observe(start.elapsed().as_secs_f64());
+            let took = start.elapsed();
+            ctx.origin_time = Some(took);
+            counters.origin_latency.observe(took.as_secs_f64());
             counters.count_origin_response(resp.status.as_u16());
         }
         if resp.status == http::StatusCode::NOT_MODIFIED {
@@ -1051,6 +1057,9 @@ impl TagCache {
         if let Some(resp) = session.response_written() {
             counters.count_response(resp.status.as_u16());
         }
+        if let Some(log) = &active.access {
+            self.access_line(log, active, session, ctx);
+        }
         if let Some(e) = error {
             let kind = match e.esource() {
                 ErrorSource::Upstream => {
@@ -1061,6 +1070,47 @@ impl TagCache {
                 _ => "internal",
             };
             self.metrics.errors.with_label_values(&[kind]).inc();
+        }
+    }
+
+    /// Writes the request's access log line.
+    fn access_line(
+        &self,
+        log: &crate::access_log::AccessLog,
+        active: &Active,
+        session: &Session,
+        ctx: &RequestCtx,
+    ) {
+        let req = session.req_header();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        log.record(&crate::access_log::Line {
+            request_id: ctx
+                .request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            route: ctx
+                .route
+                .and_then(|i| active.config.routes.get(i))
+                .map(|r| r.name.as_str()),
+            workspace: ctx.workspace.as_deref(),
+            user: ctx.user.as_deref(),
+            cache_status: ctx.status.map(CacheStatus::as_str),
+            layer: ctx.layer,
+            status,
+            bytes: session.body_bytes_sent(),
+            total: ctx.started.map(|s| s.elapsed()).unwrap_or_default(),
+            origin: ctx.origin_time,
+        });
+    }
+
+    /// Reopens the access log file (SIGUSR1, after logrotate moved it).
+    pub fn reopen_logs(&self) {
+        if let Some(log) = &self.active.load().access {
+            log.reopen();
         }
     }
 

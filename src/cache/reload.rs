@@ -26,6 +26,10 @@ pub enum ReloadError {
     /// The file does not validate: every problem, as `check` prints them.
     #[error("{0}")]
     Invalid(ConfigError),
+    /// The file validates but cannot be applied (an access log path that
+    /// cannot be written).
+    #[error("{0}")]
+    Unusable(String),
 }
 
 /// What a reload changed.
@@ -60,6 +64,7 @@ impl TagCache {
         let file = self.config_file.lock();
         let path = file.as_ref().ok_or(ReloadError::NoFile)?;
         let loaded = crate::config::load_file(path).map_err(ReloadError::Invalid)?;
+        crate::access_log::check(&loaded.config).map_err(ReloadError::Unusable)?;
         for w in &loaded.warnings {
             tracing::warn!("{w}");
         }

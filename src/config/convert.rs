@@ -13,10 +13,10 @@ use http::HeaderName;
 
 use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
-    Admin, BypassCondition, BypassRule, Coalescing, Config, Consistency, IdentitySource, Jwt,
-    JwtKey, KeySpec, Limits, MemoryStorage, OnInvalid, PerUserRule, Purge, RedisStorage,
-    RedisTarget, Route, RouteMethod, Secret, Segment, Server, Storage, TagHeader, Template,
-    TemplatePart, Tenant, UnkeyedAction, UnknownQuery, Upstream,
+    AccessFormat, AccessLogConfig, Admin, BypassCondition, BypassRule, Coalescing, Config,
+    Consistency, IdentitySource, Jwt, JwtKey, KeySpec, Limits, Log, MemoryStorage, OnInvalid,
+    PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod, Secret, Segment, Server,
+    Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery, Upstream,
 };
 use super::raw::{self, Spanned};
 use super::template;
@@ -96,6 +96,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
 
     let purge = cx.purge(raw.purge, storage.redis.is_some());
     let server = cx.server(raw.server);
+    let log = cx.log(raw.log);
     let coalescing = cx.coalescing(raw.coalescing);
     let limits = cx.limits(raw.limits);
 
@@ -109,6 +110,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         events,
         purge,
         server,
+        log,
         coalescing,
         debug_headers,
         limits,
@@ -1663,6 +1665,59 @@ impl Cx<'_> {
             }
         }
         Some(template)
+    }
+
+    fn log(&mut self, raw: Option<Spanned<raw::Log>>) -> Log {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        let level = match raw.level {
+            Some(field) => {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(&field.value) {
+                    self.error(
+                        field.pos,
+                        format!("invalid log.level {:?}: {e}", field.value),
+                        Some("a level (error, warn, info, debug, trace) or RUST_LOG directives such as \"tagcache=debug,warn\"".to_string()),
+                    );
+                }
+                field.value
+            }
+            None => "info".to_string(),
+        };
+        let access = raw.access.map(|a| a.value).and_then(|a| {
+            if a.enabled == Some(false) {
+                return None;
+            }
+            let path = a
+                .path
+                .as_ref()
+                .map(|p| p.value.trim())
+                .filter(|p| !p.is_empty() && *p != "-")
+                .map(std::path::PathBuf::from);
+            if let (Some(field), None) = (&a.max_size, &path) {
+                self.error(
+                    field.pos,
+                    "log.access.max_size needs log.access.path",
+                    Some("stdout is not rotated; give a file path".to_string()),
+                );
+            }
+            let max_size = a
+                .max_size
+                .as_ref()
+                .map(|f| self.size(Some(f), 0, "log.access.max_size") as u64);
+            Some(AccessLogConfig {
+                format: match a.format {
+                    Some(raw::AccessFormat::Text) => AccessFormat::Text,
+                    Some(raw::AccessFormat::Json) | None => AccessFormat::Json,
+                },
+                path,
+                query: a.query.unwrap_or(true),
+                max_size,
+            })
+        });
+        Log {
+            level,
+            hash_identities: raw.hash_identities.unwrap_or(false),
+            access,
+        }
     }
 
     fn server(&mut self, raw: Option<Spanned<raw::Server>>) -> Server {

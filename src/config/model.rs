@@ -61,6 +61,42 @@ pub struct Config {
     /// the key (`unkeyed_header_names`); each route strips them before the
     /// origin or bypasses when one is sent (`Route::unkeyed_headers`).
     pub unkeyed_headers: Vec<HeaderName>,
+    /// Logging.
+    pub log: Log,
+}
+
+/// `log:`: the process log's level and the access log.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// The process log's filter (default `info`); `RUST_LOG` wins when set.
+    pub level: String,
+    /// Hash workspace and user ids in the access log (default false).
+    pub hash_identities: bool,
+    /// The access log, when enabled.
+    pub access: Option<AccessLogConfig>,
+}
+
+/// `log.access:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    /// Line format.
+    pub format: AccessFormat,
+    /// File to append to; `None`: stdout.
+    pub path: Option<std::path::PathBuf>,
+    /// Keep the query string in the logged path (default true).
+    pub query: bool,
+    /// Rotate to `PATH.1` past this many bytes.
+    pub max_size: Option<u64>,
+}
+
+/// Access log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessFormat {
+    /// One JSON object per line (default).
+    #[default]
+    Json,
+    /// Space-separated fields.
+    Text,
 }
 
 /// The origin.

@@ -59,6 +59,48 @@ pub(crate) struct Config {
     /// `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
     /// `Forwarded`, `X-Host`.
     pub(crate) unkeyed_header_names: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Logging: the process log's level and the access log. Default: level
+    /// `info`, no access log.
+    pub(crate) log: Option<Spanned<Log>>,
+}
+
+/// `log:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "log")]
+pub(crate) struct Log {
+    /// Level of the process log, as `RUST_LOG` writes it (`info`,
+    /// `tagcache=debug,warn`). Default `info`; `RUST_LOG` wins when set.
+    pub(crate) level: Option<Spanned<String>>,
+    /// Show workspace and user ids in the access log as a hash. Default `false`.
+    pub(crate) hash_identities: Option<bool>,
+    /// One line per request. Default: off.
+    pub(crate) access: Option<Spanned<AccessLog>>,
+}
+
+/// `log.access:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "access")]
+pub(crate) struct AccessLog {
+    /// Whether the access log is written. Default `true` once the block is there.
+    pub(crate) enabled: Option<bool>,
+    /// `json` or `text`. Default `json`.
+    pub(crate) format: Option<AccessFormat>,
+    /// A file to append to; `-` or absent: stdout.
+    pub(crate) path: Option<Spanned<String>>,
+    /// Keep the query string in the logged path. Default `true`.
+    pub(crate) query: Option<bool>,
+    /// Rotate the file to `PATH.1` when it grows past this size. Default: never.
+    pub(crate) max_size: Option<Spanned<String>>,
+}
+
+/// `log.access.format:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AccessFormat {
+    /// One JSON object per line.
+    Json,
+    /// Space-separated fields, for people.
+    Text,
 }
 
 /// `unkeyed_headers:` (top level and per route).

@@ -1,5 +1,6 @@
 //! tagcache integration tests: a real origin, the proxy in-process, real HTTP.
 
+mod access_log;
 mod admin;
 mod coalescing;
 mod config_cli;
@@ -10,6 +11,7 @@ mod process;
 mod proxying;
 mod purge;
 mod redis;
+mod reload;
 mod retries;
 mod security;
 mod storability;

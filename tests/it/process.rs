@@ -162,3 +162,63 @@ fn sigterm_lets_the_request_in_flight_finish_then_stops() {
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn sighup_and_tagcache_reload_apply_the_edited_file() {
+    let origin = Origin::start();
+    let (listen, admin) = (free_port(), free_port());
+    let path = config(listen, admin, &origin.addr.to_string());
+    let mut child = run(&path);
+    wait_for_port(listen);
+    wait_for_port(admin);
+    let status = |target: &str| {
+        let answer = get(listen, target, "X-Workspace-ID: w1\r\n");
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("x-cache-status: "))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(status("/other/1"), "BYPASS");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let with_other =
+        format!("{text}  - name: other\n    match: \"GET /other/{{id}}\"\n    ttl: 60s\n");
+    std::fs::write(&path, &with_other).unwrap();
+    signal(&child, "HUP");
+    let start = Instant::now();
+    while status("/other/2") == "BYPASS" {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "SIGHUP did not reload"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(child.try_wait().unwrap().is_none());
+
+    // The CLI: a broken file is refused (exit 1, the problem named), then a
+    // good one applied (exit 0).
+    let cli = |env_token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tagcache"))
+            .args(["reload", "--admin", &format!("http://127.0.0.1:{admin}")])
+            .env("TAGCACHE_ADMIN_TOKEN", env_token)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&path, with_other.replace("ttl: 60s", "ttl: forever")).unwrap();
+    let out = cli("t");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("forever"), "{err}");
+    std::fs::write(&path, &text).unwrap();
+    let out = cli("t");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("routes_removed"));
+    assert_eq!(status("/other/3"), "BYPASS");
+    signal(&child, "TERM");
+    assert!(exit_within(&mut child, Duration::from_secs(5)).is_some());
+}
