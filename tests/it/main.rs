@@ -7,6 +7,7 @@ mod freshness;
 mod keys;
 mod proxying;
 mod purge;
+mod purge_all;
 mod redis;
 mod security;
 mod storability;

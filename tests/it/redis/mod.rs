@@ -7,6 +7,7 @@ mod cluster;
 mod coalescing;
 mod failopen;
 mod fanout;
+mod purge_all;
 mod tier;
 mod tls;
 mod util;
