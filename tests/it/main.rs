@@ -5,6 +5,7 @@ mod coalescing;
 mod config_cli;
 mod freshness;
 mod keys;
+mod legacy;
 mod proxying;
 mod purge;
 mod purge_all;
