@@ -3,6 +3,7 @@
 mod admin;
 mod coalescing;
 mod config_cli;
+mod example_config;
 mod freshness;
 mod keys;
 mod legacy;
