@@ -1020,4 +1020,35 @@ mod tests {
         assert!(stream_id("5-1") > stream_id("4-9"));
         assert!(stream_id("10-0") > stream_id("9-99"));
     }
+
+    #[test]
+    fn a_logged_purge_of_everything_replays_as_a_floor() {
+        let entry = |fields: &[&str]| {
+            Value::Array(vec![
+                Value::BulkString(b"5-0".to_vec()),
+                Value::Array(
+                    fields
+                        .iter()
+                        .map(|f| Value::BulkString(f.as_bytes().to_vec()))
+                        .collect(),
+                ),
+            ])
+        };
+        let all = parse_log_entry(&entry(&[
+            "g", "9", "s", "0", "y", "1", "o", "i", "t", "", "a", "1",
+        ]));
+        assert_eq!(
+            all,
+            Some(Purge {
+                generation: 9,
+                id: "5-0".into(),
+                soft: false,
+                sync: true,
+                tags: vec![],
+                all: true,
+            })
+        );
+        let tags = parse_log_entry(&entry(&["g", "3", "s", "1", "y", "0", "o", "i", "t", "1"]));
+        assert_eq!(tags.map(|p| (p.all, p.tags)), Some((false, vec![1])));
+    }
 }
