@@ -2,7 +2,9 @@
 # tagcache developer entry point. On a fresh Debian machine with only the
 # Rust toolchain, each command installs the system packages it needs first.
 #
-#   ./dev.sh run    run the proxy on conf/tagcache.example.yaml (memory store)
+#   ./dev.sh run    run the proxy on conf/tagcache.example.yaml (memory store);
+#                   when nothing answers on its upstream address, the demo API
+#                   (examples/demo_api.rs) is started there, and stopped with it
 #   ./dev.sh test   run every test (unit + integration; needs redis-server)
 #   ./dev.sh deps   only install the system packages
 set -euo pipefail
@@ -26,7 +28,20 @@ case "${1:-}" in
     deps
     # The example config reads the admin token from the environment.
     export TAGCACHE_ADMIN_TOKEN="${TAGCACHE_ADMIN_TOKEN:-dev-admin-token}"
-    exec cargo run --release --bin tagcache -- run -c conf/tagcache.example.yaml
+    config=conf/tagcache.example.yaml
+    cargo build --release --bin tagcache --example demo_api
+    upstream=$(sed -n 's/^  address: *"\{0,1\}\([^" ]*\)"\{0,1\}.*/\1/p' "$config" | head -n 1)
+    if ! (exec 3<>"/dev/tcp/${upstream%:*}/${upstream##*:}") 2>/dev/null; then
+      echo "nothing answers on $upstream: starting the demo API there (log: target/demo_api.log)" >&2
+      target/release/examples/demo_api --listen "$upstream" >target/demo_api.log 2>&1 &
+      demo=$!
+      trap 'kill "$demo" 2>/dev/null || true' EXIT
+      for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/${upstream%:*}/${upstream##*:}") 2>/dev/null && break
+        sleep 0.1
+      done
+    fi
+    target/release/tagcache run -c "$config"
     ;;
   test)
     deps

@@ -40,8 +40,11 @@ enum Command {
     /// Purge tags through a running instance's admin API.
     Purge {
         /// Tag to purge (repeatable).
-        #[arg(long = "tag", required = true)]
+        #[arg(long = "tag", required_unless_present = "all")]
         tags: Vec<String>,
+        /// Purge every entry, on every instance.
+        #[arg(long, conflicts_with_all = ["tags", "soft"])]
+        all: bool,
         /// Mark entries stale instead of dropping them.
         #[arg(long)]
         soft: bool,
@@ -124,11 +127,12 @@ fn main() -> ExitCode {
         }
         Command::Purge {
             tags,
+            all,
             soft,
             admin,
             token,
         } => {
-            let body = serde_json::json!({ "tags": tags, "soft": soft }).to_string();
+            let body = serde_json::json!({ "tags": tags, "soft": soft, "all": all }).to_string();
             match tagcache::admin::client::post_json(&admin, "/purge", token.as_deref(), &body) {
                 Ok(a) if a.status == 200 => {
                     println!("{}", a.body);

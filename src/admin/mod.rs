@@ -97,6 +97,9 @@ pub struct PurgeBody {
     /// Mark stale instead of dropping.
     #[serde(default)]
     pub soft: bool,
+    /// Purge every entry (refused with `soft`).
+    #[serde(default)]
+    pub all: bool,
 }
 
 /// One item of `urls`: a URL, or a URL with the identity it was stored for.
@@ -417,7 +420,7 @@ impl AdminApp {
             served as f64 / lookups as f64
         };
         let stores: u64 = counters.iter().map(|r| r.stores.get()).sum();
-        let purges: u64 = ["tag", "url", "workspace", "event", "legacy", "mixed"]
+        let purges: u64 = ["tag", "url", "workspace", "event", "legacy", "mixed", "all"]
             .iter()
             .map(|k| m.purges.with_label_values(&[k, "ok"]).get())
             .sum();
@@ -477,6 +480,20 @@ impl AdminApp {
                 );
             }
         };
+        if parsed.all {
+            if parsed.soft {
+                m.purges.with_label_values(&["all", "invalid"]).inc();
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    "\"soft\" cannot be combined with \"all\": purging everything drops every entry",
+                    Some("soft"),
+                );
+            }
+            // Everything covers whatever else the body names.
+            let report = self.purger.purge_all().await;
+            return json_response(purge_status(&report), &report_json(&report));
+        }
         let mut hashes: Vec<u64> = parsed.tags.iter().map(|t| crate::tags::hash(t)).collect();
         let mut kinds = Vec::new();
         if !parsed.tags.is_empty() {
@@ -524,7 +541,7 @@ impl AdminApp {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
-                "nothing to purge: give \"tags\", \"urls\" or \"workspaces\"",
+                "nothing to purge: give \"tags\", \"urls\", \"workspaces\" or \"all\"",
                 Some("tags"),
             );
         }

@@ -14,9 +14,10 @@ use http::HeaderName;
 use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
     AccessFormat, AccessLogConfig, Admin, BypassCondition, BypassRule, Coalescing, Config,
-    Consistency, IdentitySource, Jwt, JwtKey, KeySpec, Limits, Log, MemoryStorage, OnInvalid,
-    PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod, Secret, Segment, Server,
-    Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery, Upstream,
+    Consistency, IdentitySource, Jwt, JwtKey, KeySpec, LegacyRule, Limits, Log, MemoryStorage,
+    OnInvalid, PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod, Secret, Segment,
+    Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery,
+    Upstream,
 };
 use super::raw::{self, Spanned};
 use super::template;
@@ -32,6 +33,18 @@ const DEFAULT_LEGACY_PATH: &str = "/purge/legacy";
 const DEFAULT_LEGACY_TAG: &str = "board:{workspace_id}:{board_id}";
 /// The fields of a legacy purge body, the only variables of `purge.legacy_tags`.
 const LEGACY_FIELDS: [&str; 4] = ["workspace_id", "board_id", "filter", "pattern"];
+/// The legacy body fields a `purge.legacy_tags` template uses.
+fn legacy_fields(template: &Template) -> std::collections::BTreeSet<&str> {
+    template
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            TemplatePart::Var(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Request headers that change many origins' responses without being part of
 /// the URL: the default `unkeyed_header_names`.
 pub(crate) const DEFAULT_UNKEYED_HEADERS: [&str; 10] = [
@@ -1599,10 +1612,15 @@ impl Cx<'_> {
             None => DEFAULT_LEGACY_PATH.to_string(),
         };
         let legacy_tags = match raw.legacy_tags {
-            None => template::parse(DEFAULT_LEGACY_TAG).into_iter().collect(),
-            Some(sources) => sources
-                .iter()
-                .filter_map(|s| self.legacy_template(s))
+            None => template::parse(DEFAULT_LEGACY_TAG)
+                .into_iter()
+                .map(|t| LegacyRule {
+                    alternatives: vec![t],
+                })
+                .collect(),
+            Some(rules) => rules
+                .into_iter()
+                .filter_map(|r| self.legacy_rule(r))
                 .collect(),
         };
         Purge {
@@ -1638,6 +1656,50 @@ impl Cx<'_> {
         };
         let name = self.header_name(value.header.as_ref()?)?;
         Some(TagHeader { name, separator })
+    }
+
+    /// One item of `purge.legacy_tags`: a template, or templates most
+    /// specific first. A template listed after one whose fields are a subset
+    /// of its own could never be chosen, and is refused.
+    fn legacy_rule(&mut self, raw: Spanned<raw::OneOrMany<Spanned<String>>>) -> Option<LegacyRule> {
+        let Spanned { value, pos } = raw;
+        if value.0.is_empty() {
+            self.error(
+                pos,
+                "empty list in purge.legacy_tags",
+                Some(
+                    "list templates most specific first, e.g. [\"filter:{workspace_id}:{filter}\", \"lists:{workspace_id}\"]"
+                        .to_string(),
+                ),
+            );
+            return None;
+        }
+        let mut alternatives: Vec<Template> = Vec::new();
+        let mut ok = true;
+        for source in &value.0 {
+            let Some(template) = self.legacy_template(source) else {
+                ok = false;
+                continue;
+            };
+            let fields = legacy_fields(&template);
+            if let Some(wider) = alternatives
+                .iter()
+                .find(|earlier| legacy_fields(earlier).is_subset(&fields))
+            {
+                self.error(
+                    source.pos,
+                    format!(
+                        "\"{}\" is never used: \"{}\" before it applies whenever it could",
+                        template.source, wider.source
+                    ),
+                    Some("list the templates of an item most specific first".to_string()),
+                );
+                ok = false;
+                continue;
+            }
+            alternatives.push(template);
+        }
+        ok.then_some(LegacyRule { alternatives })
     }
 
     fn legacy_template(&mut self, source: &Spanned<String>) -> Option<Template> {

@@ -437,6 +437,15 @@ pub enum TemplatePart {
     Query(String),
 }
 
+/// One item of `purge.legacy_tags`: templates over the legacy body's
+/// fields, most specific first. The first whose fields are all in the body
+/// is purged; a rule of one template is purged whenever its fields are there.
+#[derive(Debug, Clone)]
+pub struct LegacyRule {
+    /// The templates, in the order they are tried.
+    pub alternatives: Vec<Template>,
+}
+
 /// Purge behaviour.
 #[derive(Debug, Clone)]
 pub struct Purge {
@@ -444,8 +453,8 @@ pub struct Purge {
     pub tag_headers: Vec<TagHeader>,
     /// Legacy webhook body accepted on this admin path (default `/purge/legacy`).
     pub legacy_path: String,
-    /// Tags purged for a legacy body; templates over its fields.
-    pub legacy_tags: Vec<Template>,
+    /// Tags purged for a legacy body: one rule per item of `legacy_tags`.
+    pub legacy_tags: Vec<LegacyRule>,
     /// When a purge is answered, with the Redis tier (default `Async`).
     pub consistency: Consistency,
     /// How long a sync purge waits for every instance's ack (default 2s).

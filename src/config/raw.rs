@@ -368,8 +368,11 @@ pub(crate) struct Purge {
     /// Admin path of the legacy purge webhook. Default `"/purge/legacy"`.
     pub(crate) legacy_path: Option<Spanned<String>>,
     /// Tags purged for a legacy body, templates over its fields `workspace_id`,
-    /// `board_id`, `filter` and `pattern`. Default `["board:{workspace_id}:{board_id}"]`.
-    pub(crate) legacy_tags: Option<Vec<Spanned<String>>>,
+    /// `board_id`, `filter` and `pattern`. Each item is a template, purged
+    /// when the body has its fields, or a list of templates tried most
+    /// specific first, of which the first whose fields are all in the body is
+    /// purged. Default `["board:{workspace_id}:{board_id}"]`.
+    pub(crate) legacy_tags: Option<Vec<Spanned<OneOrMany<Spanned<String>>>>>,
     /// `async` (answer once Redis has the purge) or `sync` (once every live
     /// instance applied it). Only with `storage.redis`. Default `async`.
     pub(crate) consistency: Option<Spanned<Consistency>>,

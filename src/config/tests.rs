@@ -280,7 +280,7 @@ fn defaults() {
     assert_eq!(c.purge.legacy_path, "/purge/legacy");
     assert_eq!(c.purge.legacy_tags.len(), 1);
     assert_eq!(
-        c.purge.legacy_tags[0].source,
+        c.purge.legacy_tags[0].alternatives[0].source,
         "board:{workspace_id}:{board_id}"
     );
     assert!(c.server.threads >= 1);
@@ -376,7 +376,7 @@ limits: { max_uri_len: 100, max_query_params: 5 }
     assert_eq!(c.purge.tag_headers[0].name.as_str(), "x-tags");
     assert_eq!(c.purge.legacy_path, "/legacy");
     assert_eq!(
-        c.purge.legacy_tags[0].parts,
+        c.purge.legacy_tags[0].alternatives[0].parts,
         vec![lit("p:"), var("pattern")]
     );
     assert_eq!(c.server.threads, 3);

@@ -198,12 +198,15 @@ pub fn resolve_events(config: &Config, body: &[u8]) -> Result<Vec<String>, Event
 }
 
 /// Resolves the backend's legacy purge body (`workspace_id`, `board_id`,
-/// `filter`, `pattern`) through `purge.legacy_tags`. Templates whose fields
-/// are absent are skipped; at least `workspace_id` is required, and at least
-/// one template must apply.
+/// `filter`, `pattern`) through `purge.legacy_tags`. Each rule purges the
+/// first of its templates whose fields are all in the body (a rule of one
+/// template: that template when its fields are there), so the fewer fields,
+/// the wider the purge. At least `workspace_id` is required, and at least one
+/// rule must apply.
 ///
 /// # Errors
-/// A malformed body, or a missing `workspace_id`.
+/// A malformed body, a missing `workspace_id`, or a body no rule applies to
+/// (naming the field the last template of the first rule lacks).
 pub fn resolve_legacy(config: &Config, body: &[u8]) -> Result<Vec<String>, EventError> {
     let mut out = Vec::new();
     for (index, obj) in objects(body)?.iter().enumerate() {
@@ -217,13 +220,21 @@ pub fn resolve_legacy(config: &Config, body: &[u8]) -> Result<Vec<String>, Event
         }
         let before = out.len();
         let mut first_missing = None;
-        for t in &config.purge.legacy_tags {
-            match render_all(std::slice::from_ref(t), &fields, "legacy") {
-                Ok(tags) => out.extend(tags),
-                Err(EventError::MissingField { field, .. }) => {
-                    first_missing.get_or_insert(field);
+        for rule in &config.purge.legacy_tags {
+            let mut missing = None;
+            for t in &rule.alternatives {
+                match render_all(std::slice::from_ref(t), &fields, "legacy") {
+                    Ok(tags) => {
+                        out.extend(tags);
+                        missing = None;
+                        break;
+                    }
+                    Err(EventError::MissingField { field, .. }) => missing = Some(field),
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
+            }
+            if let Some(field) = missing {
+                first_missing.get_or_insert(field);
             }
         }
         if out.len() == before {
@@ -237,4 +248,78 @@ pub fn resolve_legacy(config: &Config, body: &[u8]) -> Result<Vec<String>, Event
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(legacy_tags: &str) -> Config {
+        let yaml = format!(
+            "upstream: {{ address: \"127.0.0.1:3000\" }}\npurge:\n  legacy_tags: {legacy_tags}\n"
+        );
+        crate::config::load_str(&yaml, "t.yaml", &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    fn check(config: &Config, body: &str, expected: Result<&[&str], &str>) {
+        let got = resolve_legacy(config, body.as_bytes());
+        match (got, expected) {
+            (Ok(tags), Ok(want)) => assert_eq!(tags, want, "{body}"),
+            (Err(e), Err(field)) => assert_eq!(e.field(), Some(field), "{body}: {e}"),
+            (got, want) => panic!("{body}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_template_whose_fields_are_present_is_purged() {
+        let c = config(
+            r#"[["filter:{workspace_id}:{filter}", "board:{workspace_id}:{board_id}", "lists:{workspace_id}"], "p:{pattern}"]"#,
+        );
+        check(&c, r#"{"workspace_id": "w1"}"#, Ok(&["lists:w1"]));
+        check(
+            &c,
+            r#"{"workspace_id": "w1", "board_id": "b1"}"#,
+            Ok(&["board:w1:b1"]),
+        );
+        check(
+            &c,
+            r#"{"workspace_id": "w1", "filter": "open"}"#,
+            Ok(&["filter:w1:open"]),
+        );
+        check(
+            &c,
+            r#"{"workspace_id": "w1", "board_id": "b1", "filter": "open", "pattern": "x"}"#,
+            Ok(&["filter:w1:open", "p:x"]),
+        );
+        check(
+            &c,
+            r#"{"workspace_id": "w1", "board_id": ""}"#,
+            Ok(&["lists:w1"]),
+        );
+        check(&c, r#"{"board_id": "b1"}"#, Err("workspace_id"));
+        check(
+            &c,
+            r#"{"workspace_id": "w1", "board_id": {}}"#,
+            Err("board_id"),
+        );
+    }
+
+    #[test]
+    fn plain_templates_keep_their_meaning() {
+        // Every template whose fields are present applies, as before rules existed.
+        let c = config(r#"["board:{workspace_id}:{board_id}", "f:{workspace_id}:{filter}"]"#);
+        check(
+            &c,
+            r#"{"workspace_id": "w1", "board_id": "b1", "filter": "open"}"#,
+            Ok(&["board:w1:b1", "f:w1:open"]),
+        );
+        check(
+            &c,
+            r#"{"workspace_id": "w1", "filter": "open"}"#,
+            Ok(&["f:w1:open"]),
+        );
+        check(&c, r#"{"workspace_id": "w1"}"#, Err("board_id"));
+    }
 }

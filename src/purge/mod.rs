@@ -1,8 +1,9 @@
-//! Purging: by tag, by URL, by workspace, and from backend events.
+//! Purging: by tag, by URL, by workspace, from backend events, or everything.
 //!
 //! Every kind of purge becomes a list of tags handed to the
 //! [`registry::TagRegistry`] in one call, so a purge costs the same whether
-//! it covers one entry or a million, and a batch applies all or nothing.
+//! it covers one entry or a million, and a batch applies all or nothing. A
+//! purge of everything raises the registry's floor instead: one counter.
 //! [`Purger`] is the single entry point: with the Redis tier it also sends
 //! the purge to every other instance (`shared::fanout`).
 
@@ -24,7 +25,7 @@ use crate::tags;
 /// What a purge did.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PurgeReport {
-    /// `tag`, `url`, `workspace`, `event`, `legacy` or `mixed`.
+    /// `tag`, `url`, `workspace`, `event`, `legacy`, `mixed` or `all`.
     pub kind: &'static str,
     /// Tags purged (including the implicit tags of URLs and workspaces).
     pub tags: usize,
@@ -98,6 +99,26 @@ impl Purger {
         self.purge_hashes(kind, &hashes, soft).await
     }
 
+    /// Purges every entry, whatever its tags, in O(1): in this instance's
+    /// registry and, with the Redis tier, on every instance. Entries fetched
+    /// after it returns are cached again. It has taken effect here when this
+    /// returns.
+    pub async fn purge_all(&self) -> PurgeReport {
+        let start = Instant::now();
+        let (epoch, shared, not_shared) = match self.cache.fanout() {
+            None => (self.cache.registry().purge_all(), None, None),
+            Some(fanout) => match fanout.purge_all().await {
+                Ok((generation, report)) => (generation, Some(report), None),
+                Err(e) => {
+                    log::warn!("{e}");
+                    (e.generation, None, Some(e.reason))
+                }
+            },
+        };
+        log::info!("purged every entry (epoch {epoch})");
+        self.report("all", 0, false, start, epoch, shared, not_shared)
+    }
+
     /// Purges already-hashed tags in one step: in this instance's registry
     /// and, with the Redis tier, on every instance (see `shared::fanout`).
     /// Either way the purge has taken effect here when this returns.
@@ -118,6 +139,21 @@ impl Purger {
                 }
             },
         };
+        self.report(kind, hashes.len(), soft, start, epoch, shared, not_shared)
+    }
+
+    /// Counts a purge and reports it.
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        kind: &'static str,
+        tags: usize,
+        soft: bool,
+        start: Instant,
+        epoch: u64,
+        shared: Option<FanoutReport>,
+        not_shared: Option<String>,
+    ) -> PurgeReport {
         let took = start.elapsed();
         let m = self.cache.metrics();
         let result = if not_shared.is_some() {
@@ -126,11 +162,11 @@ impl Purger {
             "ok"
         };
         m.purges.with_label_values(&[kind, result]).inc();
-        m.tags_purged.inc_by(hashes.len() as u64);
+        m.tags_purged.inc_by(tags as u64);
         m.purge_latency.observe(took.as_secs_f64());
         PurgeReport {
             kind,
-            tags: hashes.len(),
+            tags,
             soft,
             epoch,
             took_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),

@@ -23,7 +23,8 @@
 //! the mirror only moves to values Redis has handed out, so it never runs
 //! ahead of the true epoch and a `born` read from it errs on the safe side. A
 //! [floor](TagRegistry::set_floor) purges every entry born before it, for when
-//! the purges of a period cannot be known (Redis lost its state).
+//! the purges of a period cannot be known (Redis lost its state), and for a
+//! purge of everything ([`TagRegistry::purge_all`]): one counter, O(1).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,6 +134,26 @@ impl TagRegistry {
     pub fn purge_pending(&self, tags: &[u64], soft: bool) -> u64 {
         let generation = self.epoch.load(Ordering::SeqCst) + 1;
         self.record(tags, generation, soft);
+        generation
+    }
+
+    /// Purges every entry, whatever its tags: takes the next generation and
+    /// raises the floor to it. Returns the new epoch. Entries born from it on
+    /// (fetched after this call returns) are not affected.
+    pub fn purge_all(&self) -> u64 {
+        let generation = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.floor.fetch_max(generation, Ordering::SeqCst);
+        generation
+    }
+
+    /// Purges every entry while the shared epoch cannot be reached: raises the
+    /// floor past the mirror without moving the mirror, as
+    /// [`Self::purge_pending`] does for tags. Nothing born before the purge
+    /// reaches Redis is served, since Redis may hand out any generation up to
+    /// then to other purgers.
+    pub fn purge_all_pending(&self) -> u64 {
+        let generation = self.epoch.load(Ordering::SeqCst) + 1;
+        self.floor.fetch_max(generation, Ordering::SeqCst);
         generation
     }
 
@@ -335,6 +356,39 @@ mod tests {
         assert_eq!(reg.check(&b), Verdict::Valid);
         reg.set_floor(2);
         assert_eq!(reg.floor(), 10, "a floor never goes down");
+    }
+
+    #[test]
+    fn purge_all_purges_every_older_entry_and_no_newer_one() {
+        let reg = TagRegistry::new(Duration::from_secs(60));
+        let tagged = entry(&reg, &[1, 2]);
+        let untagged = entry(&reg, &[]);
+        let g = reg.purge_all();
+        assert_eq!(reg.epoch(), g);
+        assert_eq!(reg.floor(), g);
+        let after = entry(&reg, &[1]);
+        assert_eq!(reg.check(&tagged), Verdict::Purged);
+        assert_eq!(reg.check(&untagged), Verdict::Purged);
+        assert_eq!(reg.check(&after), Verdict::Valid);
+        // A tag purge afterwards still works on top of the floor.
+        reg.purge(&[1], false);
+        assert_eq!(reg.check(&after), Verdict::Purged);
+        assert_eq!(reg.len(), 1, "purging everything records no tag");
+    }
+
+    #[test]
+    fn a_pending_purge_all_covers_fills_until_redis_has_it() {
+        let reg = TagRegistry::shared(Duration::from_secs(60));
+        reg.apply(&[9], 4, false);
+        let before = entry(&reg, &[]);
+        assert_eq!(reg.purge_all_pending(), 5);
+        assert_eq!(reg.epoch(), 4, "the mirror never runs ahead of Redis");
+        let during = entry(&reg, &[]);
+        assert_eq!(reg.check(&before), Verdict::Purged);
+        assert_eq!(reg.check(&during), Verdict::Purged);
+        // Redis gives it a floor once reachable again.
+        reg.set_floor(7);
+        assert_eq!(reg.check(&entry(&reg, &[])), Verdict::Valid);
     }
 
     #[test]

@@ -42,6 +42,15 @@
 //! every instance and in Redis, is purged. A purge script run with an
 //! outdated identity is refused, so no purger can reuse a generation.
 //!
+//! # Purging everything
+//!
+//! A purge of everything takes the next generation `g` like any purge, and
+//! makes it the global floor (field `f` of the epoch hash, the same floor a
+//! loss of state sets): every instance raises its registry's floor to `g` on
+//! the announcement, or when it synchronizes later. It is one counter, O(1),
+//! whatever the number of entries, and it is logged and acknowledged as
+//! other purges are.
+//!
 //! # Sync purges
 //!
 //! With `purge.consistency: sync`, every instance that applies a sync purge
@@ -92,6 +101,15 @@ pub struct FanoutReport {
     pub missing: Vec<String>,
 }
 
+/// What a purge covers.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// Entries with any of these tags, dropped or (`soft`) marked stale.
+    Tags { tags: &'a [u64], soft: bool },
+    /// Every entry.
+    All,
+}
+
 /// A purge that could not be shared.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("purge applied on this instance only: {reason}")]
@@ -117,6 +135,8 @@ struct Outbox {
     hard: HashSet<u64>,
     soft: HashSet<u64>,
     overflow: bool,
+    /// A purge of everything is waiting; it covers every tag in the outbox.
+    all: bool,
 }
 
 /// Keeps one instance's registry in step with every other instance.
@@ -150,6 +170,8 @@ struct Purge {
     soft: bool,
     sync: bool,
     tags: Vec<u64>,
+    /// A purge of everything: its generation is a floor.
+    all: bool,
 }
 
 fn parse_tags(s: &str) -> Option<Vec<u64>> {
@@ -189,7 +211,13 @@ fn stream_id(id: &str) -> Option<(u64, u64)> {
 enum Message {
     Purge(Purge),
     Ack,
-    Floor { floor: u64, id: String },
+    /// A floor; `all` when a purge of everything set it, rather than a loss
+    /// of state.
+    Floor {
+        floor: u64,
+        id: String,
+        all: bool,
+    },
 }
 
 fn parse_message(payload: &[u8]) -> Option<Message> {
@@ -209,13 +237,15 @@ fn parse_message(payload: &[u8]) -> Option<Message> {
                 soft,
                 sync,
                 tags,
+                all: false,
             }))
         }
         "a" => Some(Message::Ack),
         "f" => {
             let floor = parts.next()?.parse().ok()?;
             let id = parts.next()?.to_string();
-            Some(Message::Floor { floor, id })
+            let all = parts.next() == Some("a");
+            Some(Message::Floor { floor, id, all })
         }
         _ => None,
     }
@@ -234,6 +264,7 @@ fn parse_log_entry(v: &Value) -> Option<Purge> {
         soft: false,
         sync: false,
         tags: Vec::new(),
+        all: false,
     };
     for pair in fields.chunks_exact(2) {
         let name = text(&pair[0])?;
@@ -243,6 +274,7 @@ fn parse_log_entry(v: &Value) -> Option<Purge> {
             "s" => purge.soft = value == "1",
             "y" => purge.sync = value == "1",
             "t" => purge.tags = parse_tags(&value)?,
+            "a" => purge.all = value == "1",
             _ => {}
         }
     }
@@ -317,14 +349,39 @@ impl Fanout {
     /// [`NotShared`] when Redis could not take the purge: it is then applied
     /// here only, and queued to be sent once Redis answers again.
     pub async fn purge(&self, tags: &[u64], soft: bool) -> Result<(u64, FanoutReport), NotShared> {
+        self.purge_scope(Scope::Tags { tags, soft }).await
+    }
+
+    /// Purges every entry on every instance: a new floor, through Redis, then
+    /// locally. In sync mode, waits for every live instance.
+    ///
+    /// # Errors
+    /// [`NotShared`] when Redis could not take the purge: it is then applied
+    /// here only (nothing fetched before it reaches Redis is served), and
+    /// sent once Redis answers again.
+    pub async fn purge_all(&self) -> Result<(u64, FanoutReport), NotShared> {
+        self.purge_scope(Scope::All).await
+    }
+
+    async fn purge_scope(&self, scope: Scope<'_>) -> Result<(u64, FanoutReport), NotShared> {
         let start = Instant::now();
         let sync = self.consistency == Consistency::Sync;
         let metrics = self.shared.metrics();
-        let generation = match self.purge_in_redis(tags, soft, sync).await {
+        let generation = match self.purge_in_redis(scope, sync).await {
             Ok(generation) => generation,
             Err(e) => {
-                let generation = self.registry.purge_pending(tags, soft);
-                self.queue(tags, soft);
+                let generation = match scope {
+                    Scope::Tags { tags, soft } => {
+                        let generation = self.registry.purge_pending(tags, soft);
+                        self.queue(tags, soft);
+                        generation
+                    }
+                    Scope::All => {
+                        let generation = self.registry.purge_all_pending();
+                        self.outbox.lock().all = true;
+                        generation
+                    }
+                };
                 metrics.fanout.with_label_values(&["failed"]).inc();
                 return Err(NotShared {
                     reason: e.to_string(),
@@ -332,7 +389,10 @@ impl Fanout {
                 });
             }
         };
-        self.registry.apply(tags, generation, soft);
+        match scope {
+            Scope::Tags { tags, soft } => self.registry.apply(tags, generation, soft),
+            Scope::All => self.registry.set_floor(generation),
+        }
         let report = if sync {
             self.wait_for_acks(generation, start + self.sync_timeout)
                 .await
@@ -356,12 +416,7 @@ impl Fanout {
     /// Runs the purge script, synchronizing first if the store's identity
     /// changed. A connection that broke since the last command (Redis
     /// restarted, failed over) is retried once on a new one.
-    async fn purge_in_redis(
-        &self,
-        tags: &[u64],
-        soft: bool,
-        sync: bool,
-    ) -> Result<u64, SharedError> {
+    async fn purge_in_redis(&self, scope: Scope<'_>, sync: bool) -> Result<u64, SharedError> {
         let mut resynced = false;
         let mut reconnected = false;
         loop {
@@ -378,14 +433,28 @@ impl Fanout {
             let reply: Result<Value, SharedError> = self
                 .shared
                 .call("purge", |mut c| {
-                    let mut inv = scripts::PURGE.prepare_invoke();
-                    inv.key(keys.epoch());
-                    inv.key(keys.log());
-                    inv.arg(self.registry.retention().as_millis() as u64);
-                    inv.arg(u8::from(soft));
-                    inv.arg(u8::from(sync));
-                    inv.arg(self.shared.instance());
-                    inv.arg(tags_arg(tags));
+                    let mut inv = match scope {
+                        Scope::Tags { tags, soft } => {
+                            let mut inv = scripts::PURGE.prepare_invoke();
+                            inv.key(keys.epoch());
+                            inv.key(keys.log());
+                            inv.arg(self.registry.retention().as_millis() as u64);
+                            inv.arg(u8::from(soft));
+                            inv.arg(u8::from(sync));
+                            inv.arg(self.shared.instance());
+                            inv.arg(tags_arg(tags));
+                            inv
+                        }
+                        Scope::All => {
+                            let mut inv = scripts::PURGE_ALL.prepare_invoke();
+                            inv.key(keys.epoch());
+                            inv.key(keys.log());
+                            inv.arg(self.registry.retention().as_millis() as u64);
+                            inv.arg(u8::from(sync));
+                            inv.arg(self.shared.instance());
+                            inv
+                        }
+                    };
                     inv.arg(keys.channel());
                     inv.arg(known);
                     async move { inv.invoke_async(&mut c).await }
@@ -471,6 +540,10 @@ impl Fanout {
 
     fn queue(&self, tags: &[u64], soft: bool) {
         let mut outbox = self.outbox.lock();
+        if outbox.all {
+            // The waiting purge of everything covers these tags.
+            return;
+        }
         if outbox.hard.len() + outbox.soft.len() + tags.len() > OUTBOX_LIMIT {
             outbox.overflow = true;
             outbox.hard.clear();
@@ -487,17 +560,35 @@ impl Fanout {
 
     /// Sends the purges made while Redis was unreachable.
     async fn flush_outbox(&self) {
-        let (hard, soft, overflow) = {
+        let (hard, soft, overflow, all) = {
             let outbox = self.outbox.lock();
-            if outbox.hard.is_empty() && outbox.soft.is_empty() && !outbox.overflow {
+            if outbox.hard.is_empty() && outbox.soft.is_empty() && !outbox.overflow && !outbox.all {
                 return;
             }
             (
                 outbox.hard.iter().copied().collect::<Vec<_>>(),
                 outbox.soft.iter().copied().collect::<Vec<_>>(),
                 outbox.overflow,
+                outbox.all,
             )
         };
+        if all {
+            // Sent as what it is, a purge of everything: it covers every tag
+            // queued with it (their entries were born before its generation).
+            match self.purge_in_redis(Scope::All, false).await {
+                Ok(generation) => {
+                    self.registry.set_floor(generation);
+                    let mut outbox = self.outbox.lock();
+                    outbox.all = false;
+                    outbox.overflow = false;
+                    outbox.hard.clear();
+                    outbox.soft.clear();
+                    log::info!("sent the purge of everything made while redis was unreachable");
+                }
+                Err(e) => log::debug!("outbox not sent yet: {e}"),
+            }
+            return;
+        }
         if overflow {
             if self.sync_with_redis(true).await.is_ok() {
                 self.outbox.lock().overflow = false;
@@ -508,7 +599,16 @@ impl Fanout {
             if tags.is_empty() {
                 continue;
             }
-            match self.purge_in_redis(&tags, is_soft, false).await {
+            match self
+                .purge_in_redis(
+                    Scope::Tags {
+                        tags: &tags,
+                        soft: is_soft,
+                    },
+                    false,
+                )
+                .await
+            {
                 Ok(generation) => {
                     self.registry.apply(&tags, generation, is_soft);
                     let mut outbox = self.outbox.lock();
@@ -537,8 +637,12 @@ impl Fanout {
     /// Applies one purge. Returns its generation when it is a sync purge,
     /// which the caller acknowledges.
     fn apply(&self, purge: &Purge) -> Option<u64> {
-        self.registry
-            .apply(&purge.tags, purge.generation, purge.soft);
+        if purge.all {
+            self.registry.set_floor(purge.generation);
+        } else {
+            self.registry
+                .apply(&purge.tags, purge.generation, purge.soft);
+        }
         {
             let mut state = self.state.lock();
             let newer = match (&state.last_log_id, stream_id(&purge.id)) {
@@ -584,14 +688,16 @@ impl Fanout {
                 }
             }
             Some(Message::Ack) => self.acks.notify_waiters(),
-            Some(Message::Floor { floor, id }) => {
+            Some(Message::Floor { floor, id, all }) => {
                 self.registry.set_floor(floor);
                 self.state.lock().known_id = Some(id);
-                self.shared
-                    .metrics()
-                    .resyncs
-                    .with_label_values(&["floor"])
-                    .inc();
+                if !all {
+                    self.shared
+                        .metrics()
+                        .resyncs
+                        .with_label_values(&["floor"])
+                        .inc();
+                }
             }
             None => log::debug!("ignored a malformed purge message"),
         }
@@ -874,6 +980,7 @@ mod tests {
                 soft: true,
                 sync: false,
                 tags: tags.to_vec(),
+                all: false,
             })),
         );
         check(
@@ -884,6 +991,7 @@ mod tests {
                 soft: false,
                 sync: true,
                 tags: vec![],
+                all: false,
             })),
         );
         check("a|9|inst", Some(Message::Ack));
@@ -892,6 +1000,15 @@ mod tests {
             Some(Message::Floor {
                 floor: 12,
                 id: "abc".into(),
+                all: false,
+            }),
+        );
+        check(
+            "f|13|abc|a",
+            Some(Message::Floor {
+                floor: 13,
+                id: "abc".into(),
+                all: true,
             }),
         );
         check("p|x|1-0|0|0|i|", None);
@@ -899,5 +1016,36 @@ mod tests {
         check("q|1", None);
         assert!(stream_id("5-1") > stream_id("4-9"));
         assert!(stream_id("10-0") > stream_id("9-99"));
+    }
+
+    #[test]
+    fn a_logged_purge_of_everything_replays_as_a_floor() {
+        let entry = |fields: &[&str]| {
+            Value::Array(vec![
+                Value::BulkString(b"5-0".to_vec()),
+                Value::Array(
+                    fields
+                        .iter()
+                        .map(|f| Value::BulkString(f.as_bytes().to_vec()))
+                        .collect(),
+                ),
+            ])
+        };
+        let all = parse_log_entry(&entry(&[
+            "g", "9", "s", "0", "y", "1", "o", "i", "t", "", "a", "1",
+        ]));
+        assert_eq!(
+            all,
+            Some(Purge {
+                generation: 9,
+                id: "5-0".into(),
+                soft: false,
+                sync: true,
+                tags: vec![],
+                all: true,
+            })
+        );
+        let tags = parse_log_entry(&entry(&["g", "3", "s", "1", "y", "0", "o", "i", "t", "1"]));
+        assert_eq!(tags.map(|p| (p.all, p.tags)), Some((false, vec![1])));
     }
 }

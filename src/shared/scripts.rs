@@ -39,6 +39,33 @@ pub(crate) static PURGE: Lazy<Script> = Lazy::new(|| {
     ))
 });
 
+/// A purge of everything. `KEYS`: epoch, log. `ARGV`: retention ms, sync
+/// (0/1), purging instance, channel, the epoch identity the purger knows.
+///
+/// Refuses (`{-1}`) on an outdated identity, as [`PURGE`] does. Otherwise
+/// takes the next generation `g` and makes it the global floor (field `f`,
+/// which [`SYNC`] hands to every instance that synchronizes later), logs it
+/// (`a` = 1, no tags) and announces the floor (`f|g|id|a`: instances that
+/// predate purge-all read it as a plain floor), then the purge itself with no
+/// tags, which sync purges are acknowledged by. Returns `{g, log id}`.
+pub(crate) static PURGE_ALL: Lazy<Script> = Lazy::new(|| {
+    Script::new(concat!(
+        "if redis.call('HGET', KEYS[1], 'id') ~= ARGV[5] then return {-1, ''} end\n",
+        "local g = redis.call('HINCRBY', KEYS[1], 'e', 1)\n",
+        "redis.call('HSET', KEYS[1], 'f', string.format('%d', g))\n",
+        now_ms!(),
+        "local minid = now - tonumber(ARGV[1])\n",
+        "if minid < 0 then minid = 0 end\n",
+        "local id = redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', minid), '*',\n",
+        "  'g', g, 's', '0', 'y', ARGV[2], 'o', ARGV[3], 't', '', 'a', '1')\n",
+        "redis.call('PEXPIRE', KEYS[2], ARGV[1])\n",
+        "redis.call('PUBLISH', ARGV[4], 'f|' .. string.format('%d', g) .. '|' .. ARGV[5] .. '|a')\n",
+        "redis.call('PUBLISH', ARGV[4], 'p|' .. string.format('%d', g) .. '|' .. id .. '|0|'\n",
+        "  .. ARGV[2] .. '|' .. ARGV[3] .. '|')\n",
+        "return {g, id}\n",
+    ))
+});
+
 /// Synchronization with the shared epoch. `KEYS`: epoch. `ARGV`: a fresh
 /// identity, the caller's epoch mirror, the identity it knows (`''` for none),
 /// channel.

@@ -9,6 +9,7 @@ mod failopen;
 mod fanout;
 mod hit_policy;
 mod lock_faults;
+mod purge_all;
 mod tier;
 mod tls;
 pub mod util;
