@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod purge;
 pub mod route;
 pub mod server;
+pub mod settings;
 pub mod shared;
 pub mod storage;
 pub mod tags;

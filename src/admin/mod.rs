@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod client;
+mod settings;
 
 use std::sync::Arc;
 
@@ -177,6 +178,17 @@ impl ServeHttp for AdminApp {
                 }
             }
             ("POST", "/reload") => self.reload(),
+            (_, p) if p == "/settings" || p.starts_with("/settings/") => {
+                let body = if method == Method::PUT {
+                    match read_body(session, admin.max_body, self.cache().metrics()).await {
+                        Ok(body) => body,
+                        Err(resp) => return resp,
+                    }
+                } else {
+                    Vec::new()
+                };
+                settings::handle(self.cache(), &method, &path, &body).await
+            }
             ("PURGE", _) => self.purge_method(session).await,
             (_, "/health" | "/stats" | "/metrics" | "/purge" | "/events" | "/reload") => error(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -82,6 +82,8 @@ pub struct RequestCtx {
     pub(crate) origin_time: Option<std::time::Duration>,
     /// `X-Cache-Layer`, once the response header was decorated.
     pub(crate) layer: Option<&'static str>,
+    /// The TTL the run-time settings give this request's route, if any.
+    pub(crate) ttl_override: Option<std::time::Duration>,
     /// The config this request runs under, taken when it started.
     pub(crate) active: Option<Arc<super::active::Active>>,
     /// Counts this request as in flight until it is dropped.

@@ -27,6 +27,7 @@ mod headers;
 mod refuse;
 mod reload;
 mod request_id;
+mod runtime_settings;
 mod shared;
 mod storability;
 
@@ -49,6 +50,7 @@ use pingora_proxy::Session;
 
 pub use ctx::RequestCtx;
 pub use reload::{ReloadError, ReloadReport};
+pub use runtime_settings::{Change, SettingsWriteError};
 pub use storability::NotStored;
 
 use storability::{client_wants_fresh, shareable, storable};
@@ -117,6 +119,12 @@ pub struct TagCache {
     limits_seen: parking_lot::Mutex<[u64; 3]>,
     /// The Redis tier and purge fan-out, with `storage.redis`.
     redis: Option<shared::RedisParts>,
+    /// Run-time settings, read by every request without a lock.
+    settings: Arc<ArcSwap<crate::settings::Settings>>,
+    /// Where settings changes are kept.
+    settings_store: runtime_settings::SettingsStore,
+    /// Held while a settings change is written.
+    settings_writer: tokio::sync::Mutex<()>,
     /// Requests in flight (see [`Self::new_ctx`]).
     in_flight: &'static AtomicUsize,
     /// The file the config came from, re-read on reload; held while one runs.
@@ -185,6 +193,18 @@ impl TagCache {
         let names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
         let metrics = Metrics::new(&names);
         TagCache {
+            settings: Arc::new(ArcSwap::from_pointee(
+                config
+                    .state_path
+                    .as_ref()
+                    .map(runtime_settings::load_file)
+                    .unwrap_or_default(),
+            )),
+            settings_store: match &config.state_path {
+                Some(path) => runtime_settings::SettingsStore::File(path.clone()),
+                None => runtime_settings::SettingsStore::Memory,
+            },
+            settings_writer: tokio::sync::Mutex::new(()),
             in_flight: Box::leak(Box::new(AtomicUsize::new(0))),
             config_file: parking_lot::Mutex::new(None),
             stopped: AtomicBool::new(false),
@@ -367,7 +387,15 @@ impl TagCache {
         };
         ctx.route = Some(found.index);
         let route = &active.config.routes[found.index];
-        match self.classify(&active.config, req, route, &found.params, ctx) {
+        let settings = self.settings.load();
+        match self.classify(
+            &active.config,
+            Some(&settings),
+            req,
+            route,
+            &found.params,
+            ctx,
+        ) {
             Ok(primary) => ctx.primary = Some(primary),
             Err(reason) => {
                 if matches!(
@@ -564,6 +592,7 @@ impl TagCache {
     fn classify(
         &self,
         config: &Config,
+        settings: Option<&crate::settings::Settings>,
         req: &RequestHeader,
         route: &Route,
         params: &[Cow<'_, str>],
@@ -618,6 +647,14 @@ impl TagCache {
         let values = key::query_values(route, req.uri.query(), config.limits.max_query_params)?;
         if key::bypassed(route, &values) {
             return Err(BypassReason::Rule);
+        }
+        // Run-time switches and TTLs (URL purges pass no settings: they
+        // address the entry whatever the switches say).
+        if let Some(settings) = settings {
+            match settings.decide(workspace, &route.name) {
+                crate::settings::Decision::Disabled => return Err(BypassReason::Disabled),
+                crate::settings::Decision::Cache { ttl } => ctx.ttl_override = ttl,
+            }
         }
         let user = if key::is_per_user(route, &values) {
             let source = tenant.user.as_ref().ok_or(BypassReason::NoUser)?;
@@ -680,7 +717,7 @@ impl TagCache {
             });
         }
         let primary = self
-            .classify(config, req, route, &found.params, &mut ctx)
+            .classify(config, None, req, route, &found.params, &mut ctx)
             .map_err(BypassReason::as_str)?;
         Ok(CacheKey::new(
             primary,
@@ -789,7 +826,7 @@ impl TagCache {
         let capped_at = ctx
             .route
             .and_then(|i| active.config.routes.get(i))
-            .map(|r| updated + r.ttl)
+            .map(|r| updated + ctx.ttl_override.unwrap_or(r.ttl))
             .filter(|end| *end <= SystemTime::now());
         HitCheck {
             capped_at,
@@ -940,7 +977,7 @@ impl TagCache {
         let tags = entry_tags(active, req, route, index, primary_hash, ctx);
         let now = SystemTime::now();
         let mut meta = CacheMeta::new(
-            now + route.ttl,
+            now + ctx.ttl_override.unwrap_or(route.ttl),
             now,
             secs(route.stale_while_revalidate),
             secs(route.stale_if_error),

@@ -25,7 +25,7 @@ use pingora_cache::storage::Storage;
 use pingora_cache::CachePhase;
 use pingora_proxy::Session;
 
-use super::{cache_key, retention, Active, FreshAnswer, RequestCtx, TagCache};
+use super::{cache_key, retention, runtime_settings, Active, FreshAnswer, RequestCtx, TagCache};
 use crate::config::{Config, RedisStorage};
 use crate::purge::registry::TagRegistry;
 use crate::shared::fanout::Fanout;
@@ -98,6 +98,7 @@ impl TagCache {
         for collector in shared.metrics().collectors() {
             cache.metrics.register(collector);
         }
+        let shared_for_settings = shared.clone();
         let fanout = Fanout::new(
             shared,
             cache.registry.clone(),
@@ -105,6 +106,15 @@ impl TagCache {
             config.purge.sync_timeout,
         );
         fanout.start();
+        // Settings live in Redis: read them before the first request, then
+        // follow them.
+        if let Some(fields) = shared_for_settings.settings_all_blocking() {
+            cache
+                .settings
+                .store(Arc::new(runtime_settings::from_fields(&fields)));
+        }
+        runtime_settings::follow(Arc::downgrade(&cache.settings), shared_for_settings.clone());
+        cache.settings_store = runtime_settings::SettingsStore::Redis(shared_for_settings);
         cache.redis = Some(RedisParts {
             store: redis,
             fanout,

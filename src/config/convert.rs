@@ -110,6 +110,12 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
     let purge = cx.purge(raw.purge, storage.redis.is_some());
     let server = cx.server(raw.server);
     let log = cx.log(raw.log);
+    let state_path = raw
+        .state
+        .and_then(|s| s.value.path)
+        .map(|p| p.value.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
     let coalescing = cx.coalescing(raw.coalescing);
     let limits = cx.limits(raw.limits);
 
@@ -124,6 +130,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         purge,
         server,
         log,
+        state_path,
         coalescing,
         debug_headers,
         limits,

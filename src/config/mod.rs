@@ -50,6 +50,18 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Parses a duration as the config writes them (`500ms`, `180s`, `10m`,
+/// `1h30m`), for values that come from elsewhere (the admin API).
+///
+/// # Errors
+/// What was expected, in one sentence.
+pub fn parse_duration_text(text: &str) -> Result<std::time::Duration, String> {
+    units::parse_duration(text).map_err(|e| match e.hint {
+        Some(hint) => format!("{} ({hint})", e.message),
+        None => e.message,
+    })
+}
+
 /// Loads the config file at `path`, taking `${VAR}`s from the process environment.
 ///
 /// # Errors

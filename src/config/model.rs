@@ -63,6 +63,9 @@ pub struct Config {
     pub unkeyed_headers: Vec<HeaderName>,
     /// Logging.
     pub log: Log,
+    /// The file run-time settings are kept in without `storage.redis`
+    /// (`state.path`); `None`: memory only.
+    pub state_path: Option<std::path::PathBuf>,
 }
 
 /// `log:`: the process log's level and the access log.

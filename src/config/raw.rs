@@ -62,6 +62,18 @@ pub(crate) struct Config {
     /// Logging: the process log's level and the access log. Default: level
     /// `info`, no access log.
     pub(crate) log: Option<Spanned<Log>>,
+    /// Where run-time settings are kept without `storage.redis`. Default:
+    /// in memory only.
+    pub(crate) state: Option<Spanned<State>>,
+}
+
+/// `state:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "state")]
+pub(crate) struct State {
+    /// A JSON file holding the run-time settings, replaced atomically on
+    /// every change. Default: none (settings are lost on restart).
+    pub(crate) path: Option<Spanned<String>>,
 }
 
 /// `log:`.

@@ -54,6 +54,9 @@ pub enum BypassReason {
     /// A `Connection` header nominating a field (which Pingora removes before
     /// the origin), or an `Upgrade`: what the origin sees is not what was keyed.
     HopByHop,
+    /// Caching is switched off for this workspace or route at run time
+    /// (the admin API's settings).
+    Disabled,
 }
 
 impl BypassReason {
@@ -74,6 +77,7 @@ impl BypassReason {
             BypassReason::UnkeyedHeader => "unkeyed-header",
             BypassReason::RequestBody => "request-body",
             BypassReason::HopByHop => "connection",
+            BypassReason::Disabled => "disabled",
         }
     }
 }

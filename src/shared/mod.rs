@@ -21,6 +21,7 @@ pub mod fanout;
 mod keys;
 pub mod lock;
 pub(crate) mod scripts;
+mod settings;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

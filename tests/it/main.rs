@@ -17,5 +17,6 @@ mod redis;
 mod reload;
 mod retries;
 mod security;
+mod settings;
 mod storability;
 mod util;
