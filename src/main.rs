@@ -21,6 +21,10 @@ enum Command {
         /// Config file.
         #[arg(short, long, default_value = "/etc/tagcache/tagcache.yaml")]
         config: PathBuf,
+        /// Take the listening sockets over from the running process (send
+        /// it SIGQUIT once this one waits): a zero-downtime binary upgrade.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a config file and exit.
     Check {
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => {
+        Command::Run { config, upgrade } => {
             let path = std::fs::canonicalize(&config).unwrap_or_else(|_| config.clone());
             let loaded = match tagcache::config::load_file(&config) {
                 Ok(l) => l,
@@ -97,7 +101,13 @@ fn main() -> ExitCode {
                 config.upstream.address.clone(),
                 config.routes.len(),
             );
-            match tagcache::server::build(config) {
+            let start = if upgrade {
+                tracing::info!(sock = %config.server.upgrade_sock, "waiting for the running process to hand over its sockets (send it SIGQUIT)");
+                tagcache::server::Start::Upgrade
+            } else {
+                tagcache::server::Start::Fresh
+            };
+            match tagcache::server::build_with(config, start) {
                 Ok(built) => {
                     built.cache.set_config_file(path);
                     tracing::info!(%listen, %admin, %upstream, routes, "tagcache started");

@@ -86,12 +86,39 @@ pub fn check_bind(config: &Config) -> Result<(), BuildError> {
     crate::access_log::check(config).map_err(BuildError::AccessLog)
 }
 
+/// How the process gets its listening sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// It binds them.
+    #[default]
+    Fresh,
+    /// It takes them over from the running process (`tagcache run
+    /// --upgrade`): that one, sent SIGQUIT, hands them over on
+    /// `server.upgrade_sock` and drains; no connection is refused meanwhile.
+    Upgrade,
+}
+
 /// Builds the Pingora server for `config`.
 ///
 /// # Errors
 /// When a listening address cannot be bound, or Pingora cannot be initialised.
 pub fn build(config: Arc<Config>) -> Result<Built, BuildError> {
-    check_bind(&config)?;
+    build_with(config, Start::Fresh)
+}
+
+/// Builds the Pingora server for `config`, binding its sockets or, in an
+/// upgrade, waiting in [`Server::bootstrap`] for the running process to hand
+/// them over.
+///
+/// # Errors
+/// When a listening address cannot be bound (fresh start), or Pingora cannot
+/// be initialised (in an upgrade: no process handed its sockets over).
+pub fn build_with(config: Arc<Config>, start: Start) -> Result<Built, BuildError> {
+    if start == Start::Fresh {
+        check_bind(&config)?;
+    } else {
+        crate::access_log::check(&config).map_err(BuildError::AccessLog)?;
+    }
     let conf = ServerConf {
         threads: config.server.threads.max(1),
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
@@ -102,9 +129,14 @@ pub fn build(config: Arc<Config>) -> Result<Built, BuildError> {
         // each request runs under (`upstream.retries`, which a reload may
         // change) decides in `TagCacheProxy::error_while_proxy`.
         max_retries: 2,
+        upgrade_sock: config.server.upgrade_sock.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora_core::server::configuration::Opt {
+        upgrade: start == Start::Upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let cache = Arc::new(TagCache::new(config.clone()));
 

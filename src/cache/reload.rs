@@ -115,6 +115,10 @@ fn diff(old: &Config, new: &Config) -> ReloadReport {
             old.server.write_buffer != new.server.write_buffer,
         ),
         (
+            "server.upgrade_sock",
+            old.server.upgrade_sock != new.server.upgrade_sock,
+        ),
+        (
             "server.grace_period",
             old.server.grace_period != new.server.grace_period,
         ),

@@ -1796,6 +1796,11 @@ impl Cx<'_> {
             threads: self.count(raw.threads.as_ref(), cpus, "server.threads"),
             grace_period: self.duration(raw.grace_period.as_ref(), Duration::from_secs(10)),
             write_buffer: self.write_buffer(raw.write_buffer.as_ref()),
+            upgrade_sock: raw
+                .upgrade_sock
+                .map(|s| s.value.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/tmp/tagcache-upgrade.sock".to_string()),
         }
     }
 

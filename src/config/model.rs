@@ -483,6 +483,9 @@ pub struct Server {
     /// Write buffer of each client connection (default 32 KiB): a cached
     /// answer that fits leaves in one write, header and body together.
     pub write_buffer: usize,
+    /// The unix socket listening sockets are handed over on in a graceful
+    /// upgrade (default `/tmp/tagcache-upgrade.sock`).
+    pub upgrade_sock: String,
 }
 
 /// Request coalescing.

@@ -422,6 +422,9 @@ pub(crate) struct Server {
     pub(crate) grace_period: Option<Spanned<String>>,
     /// Per-connection write buffer, a size. Default `32KiB`.
     pub(crate) write_buffer: Option<Spanned<String>>,
+    /// The unix socket a new process (`tagcache run --upgrade`) takes the
+    /// listening sockets over. Default `/tmp/tagcache-upgrade.sock`.
+    pub(crate) upgrade_sock: Option<Spanned<String>>,
 }
 
 /// `coalescing:`.

@@ -12,6 +12,8 @@ fn config(listen: u16, admin: u16, upstream: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tagcache-process-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("run-{listen}.yaml"));
+    let sock = dir.join(format!("upgrade-{listen}.sock"));
+    let sock = sock.display();
     std::fs::write(
         &path,
         format!(
@@ -24,6 +26,7 @@ admin:
 server:
   threads: 1
   grace_period: 10s
+  upgrade_sock: "{sock}"
 tenant:
   workspace: {{ header: X-Workspace-ID }}
 routes:
@@ -221,4 +224,74 @@ fn sighup_and_tagcache_reload_apply_the_edited_file() {
     assert_eq!(status("/other/3"), "BYPASS");
     signal(&child, "TERM");
     assert!(exit_within(&mut child, Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn a_binary_upgrade_hands_the_sockets_over_without_a_failed_request() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let origin = Origin::start();
+    let (listen, admin) = (free_port(), free_port());
+    let path = config(listen, admin, &origin.addr.to_string());
+    let mut old = run(&path);
+    wait_for_port(listen);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let answer = get(
+                        listen,
+                        &format!("/item/{}", (c * 7 + i) % 20),
+                        "X-Workspace-ID: w1\r\n",
+                    );
+                    if answer.starts_with("HTTP/1.1 200") {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The new process waits for the sockets; the old one hands them over on SIGQUIT.
+    let mut new = Command::new(env!("CARGO_BIN_EXE_tagcache"))
+        .args(["run", "--upgrade", "-c"])
+        .arg(&path)
+        .env("TAGCACHE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the new process");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&old, "QUIT");
+    let (code, _) =
+        exit_within(&mut old, Duration::from_secs(20)).expect("the old process drained");
+    assert_eq!(code, 0);
+    // The new process serves on the same port.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(new.try_wait().unwrap().is_none(), "the new process exited");
+    let served_before = ok.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(
+        ok.load(Ordering::Relaxed) > served_before,
+        "the new process did not serve"
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "{} ok",
+        ok.load(Ordering::Relaxed)
+    );
+    signal(&new, "TERM");
+    assert!(exit_within(&mut new, Duration::from_secs(5)).is_some());
 }
