@@ -13,7 +13,7 @@ use pingora_cache::storage::Storage;
 use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::ResponseHeader;
-use tagcache::purge::registry::{TagRegistry, Verdict};
+use tagcache::generations::{TagRegistry, Verdict};
 use tagcache::storage::{EntryInfo, MemoryStore};
 use tagcache::tags;
 
@@ -76,7 +76,10 @@ fn purge_latency(c: &mut Criterion) {
             .expect("lookup")
             .expect("stored");
         assert_eq!(
-            registry.check(EntryInfo::of(&m).expect("info")),
+            {
+                let i = EntryInfo::of(&m).expect("info");
+                registry.check(i.born, &i.tags)
+            },
             Verdict::Purged
         );
     }
@@ -112,7 +115,10 @@ fn hit_overhead(c: &mut Criterion) {
                 .unwrap()
                 .unwrap()
                 .unwrap();
-            let v = registry.check(EntryInfo::of(&m).unwrap());
+            let v = {
+                let i = EntryInfo::of(&m).unwrap();
+                registry.check(i.born, &i.tags)
+            };
             let body = h.read_body().now_or_never().unwrap().unwrap();
             black_box((m, body, v))
         })
@@ -131,7 +137,10 @@ fn hit_overhead(c: &mut Criterion) {
                 .unwrap()
                 .unwrap()
                 .unwrap();
-            let v = registry.check(EntryInfo::of(&m).unwrap());
+            let v = {
+                let i = EntryInfo::of(&m).unwrap();
+                registry.check(i.born, &i.tags)
+            };
             let body = h.read_body().now_or_never().unwrap().unwrap();
             black_box((m, body, v))
         })
@@ -148,7 +157,7 @@ fn hit_overhead(c: &mut Criterion) {
         born: fresh.epoch(),
     };
     group.bench_function("fast_path_no_newer_purge", |b| {
-        b.iter(|| fresh.check(black_box(&info)))
+        b.iter(|| fresh.check(black_box(info.born), black_box(&info.tags)))
     });
     let busy = TagRegistry::new(Duration::from_secs(3600));
     let info = EntryInfo {
@@ -157,7 +166,7 @@ fn hit_overhead(c: &mut Criterion) {
     };
     busy.purge(&unrelated, false);
     group.bench_function("slow_path_4_tags", |b| {
-        b.iter(|| busy.check(black_box(&info)))
+        b.iter(|| busy.check(black_box(info.born), black_box(&info.tags)))
     });
     group.finish();
 }

@@ -20,7 +20,7 @@ use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::ResponseHeader;
 use tagcache::config::{Consistency, RedisStorage, RedisTarget, Secret};
-use tagcache::purge::registry::TagRegistry;
+use tagcache::generations::TagRegistry;
 use tagcache::shared::fanout::Fanout;
 use tagcache::shared::Shared;
 use tagcache::storage::{EntryInfo, MemoryStore, RedisStore};

@@ -58,10 +58,10 @@ use storability::{client_wants_fresh, shareable, storable};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, IdentitySource, OnInvalid, Route, UnkeyedAction};
+use crate::generations::{TagRegistry, Verdict};
 use crate::identity::{self, Outcome, Verified};
 use crate::key::{self, BypassReason, Identity};
 use crate::metrics::{CacheStatus, Metrics, OriginError};
-use crate::purge::registry::{TagRegistry, Verdict};
 use crate::route::RouteMatch;
 use crate::storage::{EntryInfo, MemoryStore};
 use crate::tags;
@@ -830,7 +830,9 @@ impl TagCache {
             .filter(|end| *end <= SystemTime::now());
         HitCheck {
             capped_at,
-            tags: info.map_or(Verdict::Valid, |info| self.registry.check(info)),
+            tags: info.map_or(Verdict::Valid, |info| {
+                self.registry.check(info.born, &info.tags)
+            }),
             unsynced: self.unsynced(updated),
             // Client no-cache, and RFC 9111 §3.5 for `Authorization`.
             refused: ctx.client_no_cache || (ctx.auth_unscoped && !shareable(&header.headers)),

@@ -27,7 +27,7 @@ use pingora_proxy::Session;
 
 use super::{cache_key, retention, runtime_settings, Active, FreshAnswer, RequestCtx, TagCache};
 use crate::config::{Config, RedisStorage};
-use crate::purge::registry::TagRegistry;
+use crate::generations::TagRegistry;
 use crate::shared::fanout::Fanout;
 use crate::shared::lock::{Acquire, Outcome, Poll};
 use crate::shared::{Health, Shared};

@@ -1010,7 +1010,12 @@ impl Cx<'_> {
                 JwtKey::PublicKey { path, pem: bytes }
             };
             if ok {
-                if let Err(e) = crate::identity::check_key(&algorithms, &candidate) {
+                let material = match &candidate {
+                    JwtKey::Secret(_) => crate::jwt_keys::Material::Secret,
+                    JwtKey::PublicKey { pem, .. } => crate::jwt_keys::Material::Pem(pem),
+                    JwtKey::Jwks { initial, .. } => crate::jwt_keys::Material::Jwks(initial),
+                };
+                if let Err(e) = crate::jwt_keys::check(&algorithms, material) {
                     self.error(field.pos, format!("{}: {e}", field.value.trim()), None);
                     ok = false;
                 }

@@ -12,86 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use parking_lot::{Mutex, RwLock};
-use serde_json::Value;
 
-use super::jwt::{family_name, KeyError};
-
-/// One usable key of the set.
-pub(super) struct Key {
-    kid: Option<String>,
-    /// The key's own `alg`, when the JWK states one.
-    alg: Option<Algorithm>,
-    key: DecodingKey,
-}
-
-/// Parses a JWKS document, keeping the signing keys of `alg`'s family. Keys
-/// of other types, for encryption, or that do not parse are skipped.
-///
-/// # Errors
-/// When the document is not a key set, or holds no usable key.
-pub(super) fn parse(text: &[u8], alg: Algorithm) -> Result<Vec<Key>, KeyError> {
-    let doc: Value = serde_json::from_slice(text).map_err(|e| KeyError::Jwks(e.to_string()))?;
-    let items = doc
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| KeyError::Jwks("no \"keys\" array".into()))?;
-    let mut keys = Vec::new();
-    for item in items {
-        let Ok(jwk) = serde_json::from_value::<Jwk>(item.clone()) else {
-            continue;
-        };
-        if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
-            continue;
-        }
-        let key_alg = match jwk.common.key_algorithm {
-            Some(a) => match a.to_string().parse::<Algorithm>() {
-                Ok(a) => Some(a),
-                Err(_) => continue, // an encryption algorithm
-            },
-            None => None,
-        };
-        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
-            continue;
-        };
-        if key.family() != alg.family() || key_alg.is_some_and(|a| a.family() != alg.family()) {
-            continue;
-        }
-        keys.push(Key {
-            kid: jwk.common.key_id,
-            alg: key_alg,
-            key,
-        });
-    }
-    if keys.is_empty() {
-        return Err(KeyError::NoUsableKey(family_name(alg)));
-    }
-    Ok(keys)
-}
-
-/// The key for a token's `kid` and `alg`: the key with that `kid`, or, for a
-/// token without `kid`, the only key that fits its algorithm.
-pub(super) fn select<'k>(
-    keys: &'k [Key],
-    kid: Option<&str>,
-    alg: Algorithm,
-) -> Option<&'k DecodingKey> {
-    let fits = |k: &&Key| k.alg.is_none_or(|a| a == alg);
-    match kid {
-        Some(kid) => keys
-            .iter()
-            .filter(fits)
-            .find(|k| k.kid.as_deref() == Some(kid))
-            .map(|k| &k.key),
-        None => {
-            let mut candidates = keys.iter().filter(fits);
-            let only = candidates.next()?;
-            candidates.next().is_none().then_some(&only.key)
-        }
-    }
-}
+use crate::jwt_keys::{parse, Key, KeyError};
 
 struct State {
     keys: Arc<[Key]>,

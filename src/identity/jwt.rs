@@ -26,55 +26,11 @@ use parking_lot::RwLock;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::jwks::{self, Jwks};
+use super::jwks::Jwks;
 use super::{valid_id, Claims, IdentityError, MAX_WORKSPACES};
 use crate::config::{Jwt, JwtKey};
-
-/// Why a configured key cannot be used. Key material is public (or, for
-/// HMAC, never printed), so the messages only name the problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// The PEM file does not hold a public key of the configured algorithms' family.
-    #[error("not a PEM {0} public key")]
-    Pem(&'static str),
-    /// The JWKS file is not a JSON key set.
-    #[error("not a JWKS document ({0})")]
-    Jwks(String),
-    /// The JWKS file holds no key usable with the configured algorithms.
-    #[error("the JWKS has no {0} signing key")]
-    NoUsableKey(&'static str),
-    /// The key file could not be read.
-    #[error("cannot read {path}: {error}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: String,
-    },
-}
-
-/// The name of an algorithm family, for messages.
-pub(super) fn family_name(alg: Algorithm) -> &'static str {
-    use jsonwebtoken::AlgorithmFamily;
-    match alg.family() {
-        AlgorithmFamily::Hmac => "HMAC",
-        AlgorithmFamily::Rsa => "RSA",
-        AlgorithmFamily::Ec => "EC",
-        AlgorithmFamily::Ed => "Ed25519",
-    }
-}
-
-/// Parses a PEM public key for `alg`'s family.
-fn pem_key(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
-    use jsonwebtoken::AlgorithmFamily;
-    let key = match alg.family() {
-        AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
-        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
-        AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
-        AlgorithmFamily::Hmac => return Err(KeyError::Pem("HMAC")),
-    };
-    key.map_err(|_| KeyError::Pem(family_name(alg)))
-}
+use crate::jwt_keys::pem_key;
+pub use crate::jwt_keys::KeyError;
 
 /// Checks that `key` can verify tokens of `algorithms` (which the config has
 /// already checked to be one non-empty family). Used by config validation.
@@ -82,13 +38,16 @@ fn pem_key(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
 /// # Errors
 /// What is wrong with the key.
 pub fn check_key(algorithms: &[Algorithm], key: &JwtKey) -> Result<(), KeyError> {
-    let Some(&alg) = algorithms.first() else {
-        return Ok(());
-    };
+    crate::jwt_keys::check(algorithms, material(key))
+}
+
+/// The material of a configured key.
+pub(crate) fn material(key: &JwtKey) -> crate::jwt_keys::Material<'_> {
+    use crate::jwt_keys::Material;
     match key {
-        JwtKey::Secret(_) => Ok(()),
-        JwtKey::PublicKey { pem, .. } => pem_key(alg, pem).map(|_| ()),
-        JwtKey::Jwks { initial, .. } => jwks::parse(initial, alg).map(|_| ()),
+        JwtKey::Secret(_) => Material::Secret,
+        JwtKey::PublicKey { pem, .. } => Material::Pem(pem),
+        JwtKey::Jwks { initial, .. } => Material::Jwks(initial),
     }
 }
 
@@ -240,7 +199,7 @@ impl JwtVerifier {
                     return Err(IdentityError::Algorithm);
                 }
                 let keys = set.keys();
-                let key = jwks::select(&keys, header.kid.as_deref(), header.alg)
+                let key = crate::jwt_keys::select(&keys, header.kid.as_deref(), header.alg)
                     .ok_or(IdentityError::UnknownKey)?;
                 jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
             }

@@ -1,14 +1,13 @@
 //! Purging: by tag, by URL, by workspace, from backend events, or everything.
 //!
 //! Every kind of purge becomes a list of tags handed to the
-//! [`registry::TagRegistry`] in one call, so a purge costs the same whether
+//! [`crate::generations::TagRegistry`] in one call, so a purge costs the same whether
 //! it covers one entry or a million, and a batch applies all or nothing. A
 //! purge of everything raises the registry's floor instead: one counter.
 //! [`Purger`] is the single entry point: with the Redis tier it also sends
 //! the purge to every other instance (`shared::fanout`).
 
 pub mod events;
-pub mod registry;
 pub mod signature;
 
 use std::sync::Arc;

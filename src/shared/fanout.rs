@@ -75,7 +75,7 @@ use tokio::sync::Notify;
 
 use super::{int, scripts, text, Shared, SharedError};
 use crate::config::Consistency;
-use crate::purge::registry::TagRegistry;
+use crate::generations::TagRegistry;
 
 /// Most tags kept in the outbox while Redis is unreachable; beyond it, the
 /// outbox is replaced by a global floor once Redis is back.

@@ -7,6 +7,7 @@ mod config_cli;
 mod example_config;
 mod freshness;
 mod keys;
+mod layering;
 mod legacy;
 mod metrics;
 mod process;

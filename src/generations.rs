@@ -1,4 +1,5 @@
 //! Tag generations: purge by tag in O(1), whatever the number of entries.
+//! A leaf: it knows epochs and tag hashes, nothing of entries or storage.
 //!
 //! A global epoch counts purges. An entry records the epoch it observed when
 //! its origin fetch started (`born`). Purging a tag bumps the epoch and
@@ -31,8 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::RwLock;
-
-use crate::storage::EntryInfo;
 
 const SHARDS: usize = 16;
 
@@ -198,27 +197,27 @@ impl TagRegistry {
         self.newest.fetch_max(generation, Ordering::SeqCst);
     }
 
-    /// Checks an entry's tags.
+    /// Checks an entry born at epoch `born` with the tag hashes `tags`.
     #[inline]
-    pub fn check(&self, info: &EntryInfo) -> Verdict {
-        if info.born < self.floor.load(Ordering::SeqCst) {
+    pub fn check(&self, born: u64, tags: &[u64]) -> Verdict {
+        if born < self.floor.load(Ordering::SeqCst) {
             return Verdict::Purged;
         }
-        if info.born >= self.newest.load(Ordering::SeqCst) {
+        if born >= self.newest.load(Ordering::SeqCst) {
             return Verdict::Valid;
         }
-        self.check_slow(info)
+        self.check_slow(born, tags)
     }
 
-    fn check_slow(&self, info: &EntryInfo) -> Verdict {
+    fn check_slow(&self, born: u64, tags: &[u64]) -> Verdict {
         let mut stale: Option<SystemTime> = None;
-        for &tag in info.tags.iter() {
+        for &tag in tags {
             let shard = self.shards[shard_of(tag)].read();
             if let Some(st) = shard.get(&tag) {
-                if st.hard > info.born {
+                if st.hard > born {
                     return Verdict::Purged;
                 }
-                if st.soft > info.born {
+                if st.soft > born {
                     stale = Some(stale.map_or(st.soft_at, |s| s.min(st.soft_at)));
                 }
             }
@@ -259,12 +258,16 @@ fn shard_of(tag: u64) -> usize {
 mod tests {
     use super::*;
 
-    fn entry(reg: &TagRegistry, tags: &[u64]) -> EntryInfo {
-        EntryInfo {
-            route: 0,
-            workspace: None,
-            tags: tags.to_vec().into_boxed_slice(),
+    /// An entry born now: its epoch and tag hashes.
+    struct Entry {
+        born: u64,
+        tags: Vec<u64>,
+    }
+
+    fn entry(reg: &TagRegistry, tags: &[u64]) -> Entry {
+        Entry {
             born: reg.epoch(),
+            tags: tags.to_vec(),
         }
     }
 
@@ -275,9 +278,9 @@ mod tests {
         let b = entry(&reg, &[3]);
         reg.purge(&[2], false);
         let c = entry(&reg, &[2]);
-        assert_eq!(reg.check(&a), Verdict::Purged);
-        assert_eq!(reg.check(&b), Verdict::Valid);
-        assert_eq!(reg.check(&c), Verdict::Valid);
+        assert_eq!(reg.check(a.born, &a.tags), Verdict::Purged);
+        assert_eq!(reg.check(b.born, &b.tags), Verdict::Valid);
+        assert_eq!(reg.check(c.born, &c.tags), Verdict::Valid);
     }
 
     #[test]
@@ -285,10 +288,10 @@ mod tests {
         let reg = TagRegistry::new(Duration::from_secs(60));
         let a = entry(&reg, &[1]);
         reg.purge(&[1], true);
-        assert!(matches!(reg.check(&a), Verdict::Stale(_)));
+        assert!(matches!(reg.check(a.born, &a.tags), Verdict::Stale(_)));
         reg.purge(&[1], false);
         reg.purge(&[1], true);
-        assert_eq!(reg.check(&a), Verdict::Purged);
+        assert_eq!(reg.check(a.born, &a.tags), Verdict::Purged);
     }
 
     #[test]
@@ -297,7 +300,7 @@ mod tests {
         // The fill observes the epoch, then the purge lands, then the entry is stored.
         let filling = entry(&reg, &[7]);
         reg.purge(&[7], false);
-        assert_eq!(reg.check(&filling), Verdict::Purged);
+        assert_eq!(reg.check(filling.born, &filling.tags), Verdict::Purged);
     }
 
     #[test]
@@ -307,13 +310,13 @@ mod tests {
         let old = entry(&reg, &[1, 2]);
         // Generation 6 (tag 2) arrives before generation 5 (tag 1).
         reg.apply(&[2], 6, true);
-        assert!(matches!(reg.check(&old), Verdict::Stale(_)));
+        assert!(matches!(reg.check(old.born, &old.tags), Verdict::Stale(_)));
         assert_eq!(reg.epoch(), 6);
         let later = entry(&reg, &[1]);
         reg.apply(&[1], 5, false);
-        assert_eq!(reg.check(&old), Verdict::Purged);
+        assert_eq!(reg.check(old.born, &old.tags), Verdict::Purged);
         assert_eq!(
-            reg.check(&later),
+            reg.check(later.born, &later.tags),
             Verdict::Valid,
             "fetched after generation 6 was seen"
         );
@@ -321,7 +324,7 @@ mod tests {
         reg.apply(&[1], 3, false);
         let newest = entry(&reg, &[1]);
         reg.apply(&[1], 5, false);
-        assert_eq!(reg.check(&newest), Verdict::Valid);
+        assert_eq!(reg.check(newest.born, &newest.tags), Verdict::Valid);
     }
 
     #[test]
@@ -332,16 +335,16 @@ mod tests {
         assert_eq!(reg.purge_pending(&[1], false), 5);
         assert_eq!(reg.epoch(), 4, "the mirror never runs ahead of Redis");
         let during = entry(&reg, &[1]);
-        assert_eq!(reg.check(&before), Verdict::Purged);
+        assert_eq!(reg.check(before.born, &before.tags), Verdict::Purged);
         assert_eq!(
-            reg.check(&during),
+            reg.check(during.born, &during.tags),
             Verdict::Purged,
             "not served until Redis has the purge"
         );
         // Redis gives the purge generation 7 once reachable again.
         reg.apply(&[1], 7, false);
         let after = entry(&reg, &[1]);
-        assert_eq!(reg.check(&after), Verdict::Valid);
+        assert_eq!(reg.check(after.born, &after.tags), Verdict::Valid);
     }
 
     #[test]
@@ -352,8 +355,8 @@ mod tests {
         reg.set_floor(10);
         assert_eq!(reg.epoch(), 10);
         let b = entry(&reg, &[42]);
-        assert_eq!(reg.check(&a), Verdict::Purged);
-        assert_eq!(reg.check(&b), Verdict::Valid);
+        assert_eq!(reg.check(a.born, &a.tags), Verdict::Purged);
+        assert_eq!(reg.check(b.born, &b.tags), Verdict::Valid);
         reg.set_floor(2);
         assert_eq!(reg.floor(), 10, "a floor never goes down");
     }
@@ -367,12 +370,12 @@ mod tests {
         assert_eq!(reg.epoch(), g);
         assert_eq!(reg.floor(), g);
         let after = entry(&reg, &[1]);
-        assert_eq!(reg.check(&tagged), Verdict::Purged);
-        assert_eq!(reg.check(&untagged), Verdict::Purged);
-        assert_eq!(reg.check(&after), Verdict::Valid);
+        assert_eq!(reg.check(tagged.born, &tagged.tags), Verdict::Purged);
+        assert_eq!(reg.check(untagged.born, &untagged.tags), Verdict::Purged);
+        assert_eq!(reg.check(after.born, &after.tags), Verdict::Valid);
         // A tag purge afterwards still works on top of the floor.
         reg.purge(&[1], false);
-        assert_eq!(reg.check(&after), Verdict::Purged);
+        assert_eq!(reg.check(after.born, &after.tags), Verdict::Purged);
         assert_eq!(reg.len(), 1, "purging everything records no tag");
     }
 
@@ -384,11 +387,12 @@ mod tests {
         assert_eq!(reg.purge_all_pending(), 5);
         assert_eq!(reg.epoch(), 4, "the mirror never runs ahead of Redis");
         let during = entry(&reg, &[]);
-        assert_eq!(reg.check(&before), Verdict::Purged);
-        assert_eq!(reg.check(&during), Verdict::Purged);
+        assert_eq!(reg.check(before.born, &before.tags), Verdict::Purged);
+        assert_eq!(reg.check(during.born, &during.tags), Verdict::Purged);
         // Redis gives it a floor once reachable again.
         reg.set_floor(7);
-        assert_eq!(reg.check(&entry(&reg, &[])), Verdict::Valid);
+        let e = entry(&reg, &[]);
+        assert_eq!(reg.check(e.born, &e.tags), Verdict::Valid);
     }
 
     #[test]
