@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod client;
+mod ui;
 
 use std::sync::Arc;
 
@@ -142,6 +143,10 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         if method == Method::GET && path == "/health" {
             return json_response(StatusCode::OK, &self.health());
+        }
+        // The dashboard's files hold no data: served without the token.
+        if let Some(page) = (method == Method::GET).then(|| ui::asset(&path)).flatten() {
+            return page;
         }
         let admin = &self.cache().config().admin;
         if let Err(why) = auth::check_bearer(session.req_header(), admin.token.as_ref()) {

@@ -15,4 +15,5 @@ mod reload;
 mod retries;
 mod security;
 mod storability;
+mod ui;
 mod util;
