@@ -237,6 +237,42 @@ test("signed in, the request counter moves after traffic", async () => {
   await page.waitForFunction(() => document.getElementById("lookup-latency").textContent.includes("/"));
 });
 
+test("the page reads /metrics as Prometheus does", async () => {
+  const text = await (await admin("GET", "/metrics")).text();
+  const stats = await (await admin("GET", "/stats")).json();
+  const got = await page.evaluate(async (text) => {
+    const prom = await import("/ui/prom.js");
+    const m = prom.parse(text);
+    const cases = [
+      // [q, cumulative buckets, expected] as histogram_quantile answers.
+      [0.5, [{ le: 0.1, count: 0 }, { le: 0.2, count: 10 }, { le: Infinity, count: 10 }], 0.15],
+      [0.99, [{ le: 0.001, count: 50 }, { le: 0.01, count: 100 }, { le: Infinity, count: 100 }], 0.001 + 0.009 * 0.98],
+      [0.5, [{ le: 1, count: 0 }, { le: Infinity, count: 4 }], 1],
+      [0.5, [{ le: 1, count: 0 }, { le: Infinity, count: 0 }], NaN],
+    ].map(([q, b, want]) => [prom.quantile(q, b), want]);
+    const escaped = prom.parse('x{a="q\\"uote",b="back\\\\slash"} 2\nx{a="",b="n"} +Inf\n# HELP x y\n');
+    return {
+      hits: prom.sum(m, "tagcache_requests_total", { cache_status: "HIT" }),
+      stores: prom.sum(m, "tagcache_stores_total"),
+      lookups: prom.buckets(m, "tagcache_lookup_duration_seconds").at(-1).count,
+      lookupCount: prom.sum(m, "tagcache_lookup_duration_seconds_count"),
+      version: m.get("tagcache_build_info")[0].labels.version,
+      cases: cases.map(([a, b]) => (Number.isNaN(b) ? Number.isNaN(a) : Math.abs(a - b) < 1e-12)),
+      escaped: escaped.get("x"),
+    };
+  }, text);
+  assert.equal(got.hits, stats.hits);
+  assert.equal(got.stores, stats.stores);
+  assert.ok(got.lookups > 0);
+  assert.equal(got.lookups, got.lookupCount);
+  assert.match(got.version, /^\d+\.\d+\.\d+/);
+  assert.deepEqual(got.cases, [true, true, true, true]);
+  assert.deepEqual(got.escaped, [
+    { labels: { a: 'q"uote', b: "back\\slash" }, value: 2 },
+    { labels: { a: "", b: "n" }, value: Infinity },
+  ]);
+});
+
 test("a tag purged through the form makes the next request a MISS", async () => {
   // An empty form is refused in the page, without a call.
   const calls = requested.length;
@@ -306,9 +342,10 @@ test("the dashboard as a screenshot, and no error under its CSP", async () => {
   await page.waitForTimeout(7_000);
   const file = process.env.SCREENSHOT || path.join(work, "dashboard.png");
   await page.screenshot({ path: file, fullPage: true });
+  const shownRate = await page.textContent("#total-rate");
   flowing = false;
   await traffic;
-  assert.notEqual(await page.textContent("#total-rate"), "0");
+  assert.notEqual(shownRate, "0");
   assert.ok(fs.statSync(file).size > 10_000);
   assert.deepEqual(problems, []);
 });

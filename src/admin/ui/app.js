@@ -317,7 +317,7 @@ function drawWorkspaces(res) {
 function start() {
   $("login-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    const candidate = $("token").value;
+    const candidate = $("token").value.trim();
     if (candidate) signIn(candidate);
   });
   $("logout").addEventListener("click", () => showLogin(""));
