@@ -10,6 +10,7 @@
 mod auth;
 pub mod client;
 mod settings;
+mod ui;
 
 use std::sync::Arc;
 
@@ -146,6 +147,10 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         if method == Method::GET && path == "/health" {
             return json_response(StatusCode::OK, &self.health());
+        }
+        // The dashboard's files hold no data: served without the token.
+        if let Some(page) = (method == Method::GET).then(|| ui::asset(&path)).flatten() {
+            return page;
         }
         let admin = &self.cache().config().admin;
         if let Err(why) = auth::check_bearer(session.req_header(), admin.token.as_ref()) {

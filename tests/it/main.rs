@@ -20,4 +20,5 @@ mod retries;
 mod security;
 mod settings;
 mod storability;
+mod ui;
 mod util;
