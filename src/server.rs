@@ -172,8 +172,7 @@ pub fn build_with(config: Arc<Config>, start: Start) -> Result<Built, BuildError
         server.add_service(metrics);
     }
     server.add_service(background_service("tag sweeper", Sweeper(cache.clone())));
-    server.add_service(background_service("signals", Hangup(cache.clone())));
-    server.add_service(background_service("log reopen", Usr1(cache.clone())));
+    server.add_service(background_service("signals", Signals(cache.clone())));
     Ok(Built { server, cache })
 }
 
@@ -196,37 +195,19 @@ fn ignore_hangup() {
     });
 }
 
-/// Reopens the access log on SIGUSR1 (logrotate's `postrotate`).
-struct Usr1(Arc<TagCache>);
+/// Answers SIGHUP with a reload of the config file (applied whole, or
+/// refused whole with every problem logged; the server keeps running either
+/// way) and SIGUSR1 by reopening the access log (logrotate's `postrotate`).
+struct Signals(Arc<TagCache>);
 
 #[async_trait]
-impl BackgroundService for Usr1 {
+impl BackgroundService for Signals {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                Some(()) = usr1.recv() => {
-                    self.0.reopen_logs();
-                    tracing::info!("SIGUSR1: access log reopened");
-                }
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-}
-
-/// Answers SIGHUP with a reload of the config file: applied whole, or
-/// refused whole with every problem logged; the server keeps running either way.
-struct Hangup(Arc<TagCache>);
-
-#[async_trait]
-impl BackgroundService for Hangup {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        let (Ok(mut hup), Ok(mut usr1)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+        ) else {
             return;
         };
         loop {
@@ -238,6 +219,10 @@ impl BackgroundService for Hangup {
                         Ok(Err(e)) => tracing::error!("SIGHUP: configuration reload refused, the running config stays:\n{e}"),
                         Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
                     }
+                }
+                Some(()) = usr1.recv() => {
+                    self.0.reopen_logs();
+                    tracing::info!("SIGUSR1: access log reopened");
                 }
                 _ = shutdown.changed() => return,
             }

@@ -12,6 +12,22 @@ use crate::metrics::{Metrics, RouteCounters};
 use crate::route::Router;
 use crate::tags;
 
+/// An [`Active`] borrowed from a request, or loaded for one that has none.
+pub(crate) enum ActiveRef<'a> {
+    Borrowed(&'a Active),
+    Loaded(arc_swap::Guard<Arc<Active>>),
+}
+
+impl std::ops::Deref for ActiveRef<'_> {
+    type Target = Active;
+    fn deref(&self) -> &Active {
+        match self {
+            ActiveRef::Borrowed(a) => a,
+            ActiveRef::Loaded(g) => g,
+        }
+    }
+}
+
 /// The config a request runs under, with what is derived from it.
 pub(crate) struct Active {
     pub(crate) config: Arc<Config>,

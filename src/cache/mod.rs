@@ -220,6 +220,15 @@ impl TagCache {
         }
     }
 
+    /// The config `ctx`'s request runs under, borrowed from it, or the
+    /// current one before the request took one.
+    fn active_of<'a>(&self, ctx: &'a RequestCtx) -> active::ActiveRef<'a> {
+        match ctx.active.as_deref() {
+            Some(a) => active::ActiveRef::Borrowed(a),
+            None => active::ActiveRef::Loaded(self.active.load()),
+        }
+    }
+
     /// The config a request runs under: the one it started with (taken out
     /// of `ctx`, to be put back by the caller), or the current one.
     fn take_active(&self, ctx: &mut RequestCtx) -> Arc<Active> {
@@ -844,14 +853,7 @@ impl TagCache {
     /// windows, set from the route, still bound both. Call from
     /// `ProxyHttp::should_serve_stale`.
     pub fn should_serve_stale(&self, ctx: &RequestCtx, error: Option<&Error>) -> bool {
-        let current;
-        let active = match ctx.active.as_deref() {
-            Some(a) => a,
-            None => {
-                current = self.active.load();
-                &current
-            }
-        };
+        let active = self.active_of(ctx);
         let Some(route) = ctx.route.and_then(|i| active.config.routes.get(i)) else {
             return false;
         };
@@ -1008,14 +1010,7 @@ impl TagCache {
     ) -> Option<HashBinary> {
         // The request's route: the entry was found under its key, which
         // holds the route's name and key definition.
-        let current;
-        let active = match ctx.active.as_deref() {
-            Some(a) => a,
-            None => {
-                current = self.active.load();
-                &current
-            }
-        };
+        let active = self.active_of(ctx);
         let route = ctx.route.and_then(|i| active.config.routes.get(i));
         let mut names: Vec<http::HeaderName> = Vec::new();
         for vary in meta.headers().get_all(header::VARY) {
@@ -1078,14 +1073,7 @@ impl TagCache {
     /// Counts the request. Call from `ProxyHttp::logging`.
     pub fn logging(&self, session: &Session, ctx: &RequestCtx, error: Option<&Error>) {
         self.release_shared_lock(ctx);
-        let current;
-        let active = match ctx.active.as_deref() {
-            Some(a) => a,
-            None => {
-                current = self.active.load();
-                &current
-            }
-        };
+        let active = self.active_of(ctx);
         let counters = active.counters(ctx.route);
         if let Some(d) = session.cache.lookup_duration() {
             self.metrics.lookup_latency.observe(d.as_secs_f64());
@@ -1097,7 +1085,7 @@ impl TagCache {
             counters.count_response(resp.status.as_u16());
         }
         if let Some(log) = &active.access {
-            self.access_line(log, active, session, ctx);
+            self.access_line(log, &active, session, ctx);
         }
         if let Some(e) = error {
             let kind = match e.esource() {
