@@ -14,5 +14,6 @@ mod redis;
 mod reload;
 mod retries;
 mod security;
+mod standard_webhooks;
 mod storability;
 mod util;
