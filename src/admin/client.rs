@@ -107,6 +107,10 @@ impl AdminClient {
             .timeout_send_body(Some(timeouts.read))
             .http_status_as_error(false)
             .max_redirects(0)
+            // The admin listener is on loopback or a private network: never
+            // through an HTTP_PROXY of the environment (curl would; the
+            // container's health check must not).
+            .proxy(None)
             .user_agent(concat!("tagcache/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
