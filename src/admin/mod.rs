@@ -634,18 +634,14 @@ impl AdminApp {
         let kind = if legacy { "legacy" } else { "event" };
         let m = self.cache().metrics();
         if let Some(v) = &self.verifier {
-            let header = session
-                .req_header()
-                .headers
-                .get("x-tagcache-signature")
-                .and_then(|h| h.to_str().ok());
-            if let Err(e) = v.verify(header, body) {
+            // X-Tagcache-Signature, or the Standard Webhooks headers.
+            if let Err(e) = v.verify_headers(&session.req_header().headers, body) {
                 m.purges.with_label_values(&[kind, "unauthorized"]).inc();
                 return error(
                     StatusCode::UNAUTHORIZED,
                     "bad_signature",
                     &e.to_string(),
-                    Some("x-tagcache-signature"),
+                    Some(e.header()),
                 );
             }
         }

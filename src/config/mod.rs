@@ -23,6 +23,7 @@ mod diagnostic;
 mod env;
 pub mod model;
 mod raw;
+mod schema;
 mod template;
 mod units;
 mod yaml;
@@ -38,6 +39,7 @@ use std::path::Path;
 
 pub use diagnostic::{ConfigError, Diagnostic, Severity};
 pub use model::*;
+pub use schema::json_schema;
 
 use diagnostic::Report;
 

@@ -9,14 +9,18 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::Deserialize;
+
+use super::schema::{DurationText, ScalarText, Size};
 
 pub(crate) use super::yaml::{OneOrMany, Spanned};
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "config")]
+#[schemars(rename = "Config")]
 pub(crate) struct Config {
     /// Address the proxy listens on, `IP:PORT`. Default `"0.0.0.0:8080"`.
     pub(crate) listen: Option<Spanned<String>>,
@@ -37,16 +41,16 @@ pub(crate) struct Config {
     /// Invalidation events: event name to the tag templates it purges. Default: none.
     #[serde(default)]
     pub(crate) events: Entries<Spanned<String>, Vec<Spanned<String>>>,
-    /// Purge behaviour. Default: see [`Purge`].
+    /// Purge behaviour. Default: each key documents its own.
     pub(crate) purge: Option<Spanned<Purge>>,
-    /// Process settings. Default: see [`Server`].
+    /// Process settings. Default: each key documents its own.
     pub(crate) server: Option<Spanned<Server>>,
     /// Request coalescing. Default: enabled, 10s wait.
     pub(crate) coalescing: Option<Spanned<Coalescing>>,
     /// Emit `X-Cache-Key` and the key in `Cache-Status`. Default `false`;
     /// refused on a non-loopback `listen` unless `debug_headers_force`.
     pub(crate) debug_headers: Option<Spanned<bool>>,
-    /// Request limits. Default: see [`Limits`].
+    /// Request limits. Default: each key documents its own.
     pub(crate) limits: Option<Spanned<Limits>>,
     /// Allow `debug_headers: true` on a non-loopback `listen`. Default `false`.
     pub(crate) debug_headers_force: Option<bool>,
@@ -68,8 +72,9 @@ pub(crate) struct Config {
 }
 
 /// `state:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "state")]
+#[schemars(rename = "State")]
 pub(crate) struct State {
     /// A JSON file holding the run-time settings, replaced atomically on
     /// every change. Default: none (settings are lost on restart).
@@ -77,8 +82,9 @@ pub(crate) struct State {
 }
 
 /// `log:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "log")]
+#[schemars(rename = "Log")]
 pub(crate) struct Log {
     /// Level of the process log, as `RUST_LOG` writes it (`info`,
     /// `tagcache=debug,warn`). Default `info`; `RUST_LOG` wins when set.
@@ -90,8 +96,9 @@ pub(crate) struct Log {
 }
 
 /// `log.access:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "access")]
+#[schemars(rename = "AccessLog")]
 pub(crate) struct AccessLog {
     /// Whether the access log is written. Default `true` once the block is there.
     pub(crate) enabled: Option<bool>,
@@ -102,11 +109,12 @@ pub(crate) struct AccessLog {
     /// Keep the query string in the logged path. Default `true`.
     pub(crate) query: Option<bool>,
     /// Rotate the file to `PATH.1` when it grows past this size. Default: never.
+    #[schemars(with = "Option<Size>")]
     pub(crate) max_size: Option<Spanned<String>>,
 }
 
 /// `log.access.format:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum AccessFormat {
     /// One JSON object per line.
@@ -116,7 +124,7 @@ pub(crate) enum AccessFormat {
 }
 
 /// `unkeyed_headers:` (top level and per route).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum UnkeyedAction {
     /// Remove the headers before the origin.
@@ -126,8 +134,9 @@ pub(crate) enum UnkeyedAction {
 }
 
 /// `upstream:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "upstream")]
+#[schemars(rename = "Upstream")]
 pub(crate) struct Upstream {
     /// `host:port` of the origin. Required.
     pub(crate) address: Option<Spanned<String>>,
@@ -136,12 +145,16 @@ pub(crate) struct Upstream {
     /// SNI / Host for TLS. Default: the host part of `address`.
     pub(crate) sni: Option<Spanned<String>>,
     /// TCP connect timeout, a duration. Default `2s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) connect_timeout: Option<Spanned<String>>,
     /// Wait for the response header and each body read. Default `30s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) read_timeout: Option<Spanned<String>>,
     /// Each write to the origin. Default `30s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) write_timeout: Option<Spanned<String>>,
     /// How long idle keep-alive connections are kept. Default `60s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) idle_timeout: Option<Spanned<String>>,
     /// Retries of an idempotent request whose reused connection failed
     /// before any byte of the answer: `0` or `1`. Default `1`.
@@ -149,8 +162,9 @@ pub(crate) struct Upstream {
 }
 
 /// `admin:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "admin")]
+#[schemars(rename = "Admin")]
 pub(crate) struct Admin {
     /// Address of the admin listener. Default `"127.0.0.1:9090"`.
     pub(crate) listen: Option<Spanned<String>>,
@@ -158,6 +172,7 @@ pub(crate) struct Admin {
     /// Default: none, which is only allowed on a loopback `listen`.
     pub(crate) token: Option<Spanned<SecretString>>,
     /// Largest admin request body, a size. Default `1MiB`.
+    #[schemars(with = "Option<Size>")]
     pub(crate) max_body: Option<Spanned<String>>,
     /// Secret for HMAC-signed webhooks (`X-Tagcache-Signature`). Default: none.
     pub(crate) webhook_secret: Option<Spanned<SecretString>>,
@@ -168,8 +183,9 @@ pub(crate) struct Admin {
 }
 
 /// `storage:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "storage")]
+#[schemars(rename = "Storage")]
 pub(crate) struct Storage {
     /// The in-process memory tier. At least one tier is required when `storage`
     /// is written; without `storage` the default is `memory: { max_size: 256MiB }`.
@@ -179,8 +195,9 @@ pub(crate) struct Storage {
 }
 
 /// `storage.redis:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "storage.redis")]
+#[schemars(rename = "Redis")]
 pub(crate) struct Redis {
     /// `redis://[user:password@]host:port[/db]`, `rediss://` for TLS or
     /// `unix:///path` for a local socket, usually `"${REDIS_URL}"`. Exactly one of `url` and `cluster` is required.
@@ -190,44 +207,56 @@ pub(crate) struct Redis {
     /// Prefix of every key and of the channel. Default `"tagcache"`.
     pub(crate) prefix: Option<Spanned<String>>,
     /// Timeout of each operation, a duration. Default `25ms`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) timeout: Option<Spanned<String>>,
     /// Timeout of opening a connection. Default `1s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) connect_timeout: Option<Spanned<String>>,
     /// Bodies larger than this are compressed, a size. Default `4KiB`.
+    #[schemars(with = "Option<Size>")]
     pub(crate) compress_above: Option<Spanned<String>>,
     /// Largest body stored. Default: `storage.memory.max_object_size`, else `8MiB`.
+    #[schemars(with = "Option<Size>")]
     pub(crate) max_object_size: Option<Spanned<String>>,
     /// The circuit breaker. Default: opens after 5 failures, probes every 1s.
     pub(crate) breaker: Option<Spanned<RedisBreaker>>,
     /// Heartbeat of the purge subscription and instance registration. Default `1s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) heartbeat: Option<Spanned<String>>,
 }
 
 /// `storage.redis.breaker:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "storage.redis.breaker")]
+#[schemars(rename = "RedisBreaker")]
 pub(crate) struct RedisBreaker {
     /// Consecutive failures that open it, at least 1. Default `5`.
     pub(crate) failures: Option<Spanned<usize>>,
     /// How often an open breaker lets one call through to probe. Default `1s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) probe_interval: Option<Spanned<String>>,
 }
 
 /// `storage.memory:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "storage.memory")]
+#[schemars(rename = "Memory")]
 pub(crate) struct Memory {
     /// Total bytes the tier may hold, a size. Required.
+    #[schemars(with = "Option<Size>")]
     pub(crate) max_size: Option<Spanned<String>>,
     /// Largest single response body stored, a size. Default `8MiB`.
+    #[schemars(with = "Option<Size>")]
     pub(crate) max_object_size: Option<Spanned<String>>,
     /// Most bytes one workspace may hold, a size. Default: no quota.
+    #[schemars(with = "Option<Size>")]
     pub(crate) per_workspace_max: Option<Spanned<String>>,
 }
 
 /// `tenant:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "tenant")]
+#[schemars(rename = "Tenant")]
 pub(crate) struct Tenant {
     /// Where the workspace (tenant) identity comes from. Default: nowhere.
     pub(crate) workspace: Option<Spanned<Identity>>,
@@ -242,8 +271,9 @@ pub(crate) struct Tenant {
 }
 
 /// `tenant.workspace:` or `tenant.user:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "tenant identity")]
+#[schemars(rename = "Identity")]
 pub(crate) struct Identity {
     /// The request header carrying the identity. Required without `tenant.jwt`;
     /// with it, the header that may name the workspace (or user), which must
@@ -254,8 +284,9 @@ pub(crate) struct Identity {
 }
 
 /// `tenant.jwt:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "tenant.jwt")]
+#[schemars(rename = "Jwt")]
 pub(crate) struct Jwt {
     /// Accepted algorithms, one family: `HS256`/`HS384`/`HS512`,
     /// `RS*`/`PS*`, `ES256`/`ES384` or `EdDSA`. Required.
@@ -267,12 +298,14 @@ pub(crate) struct Jwt {
     /// JWKS file (relative to the config file), re-read when it changes.
     pub(crate) jwks_file: Option<Spanned<String>>,
     /// How often `jwks_file` is checked for changes, a duration. Default `60s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) reload_interval: Option<Spanned<String>>,
     /// Accepted `iss` values (one or a list). Default: not checked.
     pub(crate) issuer: Option<Spanned<OneOrMany<Spanned<String>>>>,
     /// Accepted `aud` values (one or a list). Default: not checked.
     pub(crate) audience: Option<Spanned<OneOrMany<Spanned<String>>>>,
     /// Clock skew allowed on `exp` and `nbf`, a duration up to 5m. Default `30s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) leeway: Option<Spanned<String>>,
     /// `reject` (401) or `pass` (forward uncached) a request without a valid
     /// token on a cached route. Default `reject`.
@@ -280,7 +313,7 @@ pub(crate) struct Jwt {
 }
 
 /// `tenant.jwt.on_invalid:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum OnInvalid {
     /// Answer 401.
@@ -290,8 +323,9 @@ pub(crate) enum OnInvalid {
 }
 
 /// One item of `routes:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "route")]
+#[schemars(rename = "Route")]
 pub(crate) struct Route {
     /// Unique route name. Required.
     pub(crate) name: Option<Spanned<String>>,
@@ -299,10 +333,13 @@ pub(crate) struct Route {
     #[serde(rename = "match")]
     pub(crate) match_: Option<Spanned<String>>,
     /// Fresh lifetime, a duration greater than 0. Required.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) ttl: Option<Spanned<String>>,
     /// Serve stale while refreshing, for this long after expiry. Default `0s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) stale_while_revalidate: Option<Spanned<String>>,
     /// Serve stale when the origin fails, for this long after expiry. Default `0s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) stale_if_error: Option<Spanned<String>>,
     /// What goes into the key. Default: no query parameters, not per user.
     pub(crate) key: Option<Spanned<Key>>,
@@ -326,13 +363,15 @@ pub(crate) struct Route {
 }
 
 /// `route.key:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "route key")]
+#[schemars(rename = "Key")]
 pub(crate) struct Key {
     /// Allowlisted query parameters. Default: none.
     pub(crate) query: Option<Spanned<Vec<Spanned<String>>>>,
     /// Query parameter defaults (a number is taken as its text). Default: none.
     #[serde(default)]
+    #[schemars(with = "Entries<String, ScalarText>")]
     pub(crate) defaults: Entries<Spanned<String>, Spanned<String>>,
     /// Key per user when a parameter has one of these values. Default: none.
     pub(crate) per_user_when: Option<Spanned<PerUserWhen>>,
@@ -345,7 +384,7 @@ pub(crate) struct Key {
 pub(crate) type PerUserWhen = Entries<Spanned<String>, OneOrMany<Spanned<String>>>;
 
 /// `route.unknown_query:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum UnknownQuery {
     /// Bypass the cache.
@@ -355,8 +394,9 @@ pub(crate) enum UnknownQuery {
 }
 
 /// One item of `route.bypass_when:`; exactly one condition besides `query`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "bypass_when rule")]
+#[schemars(rename = "BypassRule")]
 pub(crate) struct BypassRule {
     /// The query parameter tested. Required.
     pub(crate) query: Option<Spanned<String>>,
@@ -365,14 +405,16 @@ pub(crate) struct BypassRule {
     /// Bypass when the value is a number less than this (or not a number).
     pub(crate) less_than: Option<Spanned<f64>>,
     /// Bypass when the value is this one, or one of these.
+    #[schemars(with = "Option<OneOrMany<ScalarText>>")]
     pub(crate) equals: Option<Spanned<OneOrMany<Spanned<String>>>>,
     /// `true`: bypass when the parameter is present at all.
     pub(crate) present: Option<Spanned<bool>>,
 }
 
 /// `purge:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "purge")]
+#[schemars(rename = "Purge")]
 pub(crate) struct Purge {
     /// Origin response headers that carry tags. Default: `Surrogate-Key` separated
     /// by `" "` and `Cache-Tag` separated by `","`.
@@ -389,11 +431,12 @@ pub(crate) struct Purge {
     /// instance applied it). Only with `storage.redis`. Default `async`.
     pub(crate) consistency: Option<Spanned<Consistency>>,
     /// How long a sync purge waits for the instances' acks. Default `2s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) sync_timeout: Option<Spanned<String>>,
 }
 
 /// `purge.consistency:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Consistency {
     /// Answer once Redis has the purge.
@@ -403,8 +446,9 @@ pub(crate) enum Consistency {
 }
 
 /// One item of `purge.tag_headers:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "purge.tag_headers item")]
+#[schemars(rename = "TagHeader")]
 pub(crate) struct TagHeader {
     /// Header name. Required.
     pub(crate) header: Option<Spanned<String>>,
@@ -413,14 +457,17 @@ pub(crate) struct TagHeader {
 }
 
 /// `server:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "server")]
+#[schemars(rename = "Server")]
 pub(crate) struct Server {
     /// Worker threads, at least 1. Default: the number of CPUs.
     pub(crate) threads: Option<Spanned<usize>>,
     /// Grace period after SIGTERM, a duration. Default `10s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) grace_period: Option<Spanned<String>>,
     /// Per-connection write buffer, a size. Default `32KiB`.
+    #[schemars(with = "Option<Size>")]
     pub(crate) write_buffer: Option<Spanned<String>>,
     /// The unix socket a new process (`tagcache run --upgrade`) takes the
     /// listening sockets over. Default `/tmp/tagcache-upgrade.sock`.
@@ -428,34 +475,39 @@ pub(crate) struct Server {
 }
 
 /// `coalescing:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "coalescing")]
+#[schemars(rename = "Coalescing")]
 pub(crate) struct Coalescing {
     /// Whether concurrent misses share one origin fetch. Default `true`.
     pub(crate) enabled: Option<bool>,
     /// How long a waiter waits for the fill, a duration greater than 0. Default `10s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) wait_timeout: Option<Spanned<String>>,
     /// With `storage.redis`, also coalesce across instances. Default `true`.
     pub(crate) across_instances: Option<bool>,
     /// How long a cross-instance lock lasts unless its holder renews it (every
     /// third of it, while its fetch runs), a duration greater than 0. Default `1s`.
+    #[schemars(with = "Option<DurationText>")]
     pub(crate) lock_lease: Option<Spanned<String>>,
 }
 
 /// `limits:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename = "limits")]
+#[schemars(rename = "Limits")]
 pub(crate) struct Limits {
     /// Longest request URI, at least 1; longer requests get 414. Default `8192`.
     pub(crate) max_uri_len: Option<Spanned<usize>>,
     /// Most query parameters considered for a key, at least 1. Default `64`.
     pub(crate) max_query_params: Option<Spanned<usize>>,
     /// Largest request line plus headers, a size; larger requests get 431. Default `32KiB`.
+    #[schemars(with = "Option<Size>")]
     pub(crate) max_header_size: Option<Spanned<String>>,
 }
 
 /// A string that must not be shown: its `Debug` prints `***`.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub(crate) struct SecretString(pub(crate) String);
 
