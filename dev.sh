@@ -5,7 +5,10 @@
 #   ./dev.sh run    run the proxy on conf/tagcache.example.yaml (memory store);
 #                   when nothing answers on its upstream address, the demo API
 #                   (examples/demo_api.rs) is started there, and stopped with it
-#   ./dev.sh test   run every test (unit + integration; needs redis-server)
+#   ./dev.sh test   run every test: the Rust unit, integration and fault tests
+#                   (real redis-server processes), the load benchmark report's
+#                   Python tests, the Node client's tests and the dashboard's
+#                   browser test (headless Chromium)
 #   ./dev.sh deps   only install the system packages
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,6 +17,23 @@ deps() {
   local need=()
   command -v cmake >/dev/null 2>&1 || need+=(cmake)            # pingora's zlib-ng build
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # Redis tier tests
+  if [ ${#need[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "installing ${need[*]}" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  fi
+}
+
+# What the tests beyond cargo need: Node and npm (the Node client, the
+# browser test's driver) and Chromium (the dashboard's browser test).
+test_deps() {
+  local need=()
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
   if [ ${#need[@]} -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -45,7 +65,15 @@ case "${1:-}" in
     ;;
   test)
     deps
-    exec cargo test
+    test_deps
+    cargo test
+    echo "==> load benchmark report: python3 -m unittest" >&2
+    python3 -m unittest discover -s bench
+    echo "==> Node client: node --test" >&2
+    (cd examples/express && node --test)
+    echo "==> dashboard in headless Chromium: node --test" >&2
+    cargo build --quiet --bin tagcache
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && node --test)
     ;;
   deps)
     deps
