@@ -295,13 +295,14 @@ async fn handle(
 
 fn listen_addr() -> Result<SocketAddr, String> {
     let mut args = std::env::args().skip(1);
-    let mut listen = DEFAULT_LISTEN.to_string();
+    // DEMO_LISTEN, then --listen, then the default (compose sets DEMO_LISTEN).
+    let mut listen = std::env::var("DEMO_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_string());
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => listen = args.next().ok_or("--listen needs an address")?,
             "-h" | "--help" => {
                 return Err(format!(
-                    "usage: demo_api [--listen ADDR]   (default {DEFAULT_LISTEN})"
+                    "usage: demo_api [--listen ADDR]   (default $DEMO_LISTEN, else {DEFAULT_LISTEN})"
                 ))
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
