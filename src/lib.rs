@@ -19,3 +19,4 @@ pub mod server;
 pub mod shared;
 pub mod storage;
 pub mod tags;
+pub mod workspaces;

@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod client;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -174,8 +175,13 @@ impl ServeHttp for AdminApp {
                 }
             }
             ("POST", "/reload") => self.reload(),
+            ("GET", "/stats/workspaces") => self.workspace_stats(session),
             ("PURGE", _) => self.purge_method(session).await,
-            (_, "/health" | "/stats" | "/metrics" | "/purge" | "/events" | "/reload") => error(
+            (
+                _,
+                "/health" | "/stats" | "/metrics" | "/purge" | "/events" | "/reload"
+                | "/stats/workspaces",
+            ) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "method not allowed on this endpoint",
@@ -389,6 +395,25 @@ impl AdminApp {
                 )
             }
             Err(e) => error(StatusCode::CONFLICT, "no_config_file", &e.to_string(), None),
+        }
+    }
+
+    /// `GET /stats/workspaces?top=N` ([`workspaces`]).
+    fn workspace_stats(&self, session: &ServerSession) -> Response<Vec<u8>> {
+        match workspaces::parse_top(session.req_header().uri.query()) {
+            Ok(top) => json_response(StatusCode::OK, &workspaces::figures(self.cache(), top)),
+            Err(e) => {
+                let field = match &e {
+                    workspaces::TopError::Unknown(name) => name.as_str(),
+                    workspaces::TopError::BadTop { .. } => "top",
+                };
+                error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    &e.to_string(),
+                    Some(field),
+                )
+            }
         }
     }
 

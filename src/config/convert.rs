@@ -14,9 +14,10 @@ use http::HeaderName;
 use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
     AccessFormat, AccessLogConfig, Admin, BypassCondition, BypassRule, Coalescing, Config,
-    Consistency, IdentitySource, Jwt, JwtKey, KeySpec, Limits, Log, MemoryStorage, OnInvalid,
-    PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod, Secret, Segment, Server,
-    Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery, Upstream,
+    Consistency, IdentitySource, Jwt, JwtKey, KeySpec, Limits, Log, MemoryStorage, MetricsConfig,
+    OnInvalid, PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod, Secret, Segment,
+    Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery,
+    Upstream,
 };
 use super::raw::{self, Spanned};
 use super::template;
@@ -99,6 +100,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
     let log = cx.log(raw.log);
     let coalescing = cx.coalescing(raw.coalescing);
     let limits = cx.limits(raw.limits);
+    let metrics = cx.metrics(raw.metrics);
 
     Config {
         listen,
@@ -115,6 +117,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         debug_headers,
         limits,
         unkeyed_headers,
+        metrics,
     }
 }
 
@@ -1766,6 +1769,26 @@ impl Cx<'_> {
                 "coalescing.lock_lease",
             ),
         }
+    }
+
+    fn metrics(&mut self, raw: Option<Spanned<raw::Metrics>>) -> MetricsConfig {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        let workspace_labels = match raw.workspace_labels {
+            Some(field) if field.value > crate::workspaces::MAX_LABELS => {
+                self.error(
+                    field.pos,
+                    format!(
+                        "metrics.workspace_labels is at most {}",
+                        crate::workspaces::MAX_LABELS
+                    ),
+                    Some("each workspace adds seven series to every scrape".to_string()),
+                );
+                0
+            }
+            Some(field) => field.value,
+            None => 0,
+        };
+        MetricsConfig { workspace_labels }
     }
 
     fn limits(&mut self, raw: Option<Spanned<raw::Limits>>) -> Limits {

@@ -63,6 +63,16 @@ pub struct Config {
     pub unkeyed_headers: Vec<HeaderName>,
     /// Logging.
     pub log: Log,
+    /// Metrics settings.
+    pub metrics: MetricsConfig,
+}
+
+/// `metrics:`.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// How many of the busiest workspaces get per-workspace Prometheus
+    /// series (`workspace_labels`, default 0: none).
+    pub workspace_labels: usize,
 }
 
 /// `log:`: the process log's level and the access log.

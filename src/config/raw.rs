@@ -62,6 +62,18 @@ pub(crate) struct Config {
     /// Logging: the process log's level and the access log. Default: level
     /// `info`, no access log.
     pub(crate) log: Option<Spanned<Log>>,
+    /// Metrics settings. Default: see [`Metrics`].
+    pub(crate) metrics: Option<Spanned<Metrics>>,
+}
+
+/// `metrics:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "metrics")]
+pub(crate) struct Metrics {
+    /// Export per-workspace series (`tagcache_workspace_requests_total`,
+    /// `tagcache_workspace_stores_total`) for this many of the busiest
+    /// workspaces, at most 1000. Default `0`: none (label cardinality).
+    pub(crate) workspace_labels: Option<Spanned<usize>>,
 }
 
 /// `log:`.

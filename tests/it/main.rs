@@ -16,3 +16,4 @@ mod retries;
 mod security;
 mod storability;
 mod util;
+mod workspaces;
