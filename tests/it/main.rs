@@ -16,4 +16,5 @@ mod retries;
 mod security;
 mod storability;
 mod util;
+mod warm;
 mod workspaces;
