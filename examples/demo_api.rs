@@ -302,8 +302,8 @@ fn listen_addr() -> Result<SocketAddr, String> {
             "--listen" => listen = args.next().ok_or("--listen needs an address")?,
             "-h" | "--help" => {
                 return Err(format!(
-                    "usage: demo_api [--listen ADDR]   (default $DEMO_LISTEN, else {DEFAULT_LISTEN})"
-                ))
+                "usage: demo_api [--listen ADDR]   (default $DEMO_LISTEN, else {DEFAULT_LISTEN})"
+            ))
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }

@@ -22,3 +22,4 @@ pub mod settings;
 pub mod shared;
 pub mod storage;
 pub mod tags;
+pub mod workspaces;

@@ -1,4 +1,4 @@
-//! The admin listener: health, stats, metrics, purge and events.
+//! The admin listener: health, stats, metrics, purge, events and warming.
 //!
 //! It runs on its own address (loopback by default), separate from proxied
 //! traffic. Everything but `/health` needs `Authorization: Bearer <token>`
@@ -11,6 +11,8 @@ mod auth;
 pub mod client;
 mod settings;
 mod ui;
+pub mod warm;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -32,6 +34,9 @@ use crate::purge::{PurgeReport, Purger, UrlTarget};
 pub struct AdminApp {
     purger: Purger,
     verifier: Option<Verifier>,
+    /// Where `POST /warm` sends its requests: the proxy listener the server
+    /// was started on (a new `listen` needs a restart).
+    warm_target: std::net::SocketAddr,
 }
 
 impl AdminApp {
@@ -44,6 +49,7 @@ impl AdminApp {
             .clone()
             .map(Verifier::new);
         AdminApp {
+            warm_target: warm::target(cache.config().listen),
             purger: Purger::new(cache),
             verifier,
         }
@@ -194,8 +200,19 @@ impl ServeHttp for AdminApp {
                 };
                 settings::handle(self.cache(), &method, &path, &body).await
             }
+            ("POST", "/warm") => {
+                match read_body(session, admin.max_body, self.cache().metrics()).await {
+                    Ok(body) => self.warm(&body).await,
+                    Err(resp) => resp,
+                }
+            }
+            ("GET", "/stats/workspaces") => self.workspace_stats(session),
             ("PURGE", _) => self.purge_method(session).await,
-            (_, "/health" | "/stats" | "/metrics" | "/purge" | "/events" | "/reload") => error(
+            (
+                _,
+                "/health" | "/stats" | "/metrics" | "/purge" | "/events" | "/reload" | "/warm"
+                | "/stats/workspaces",
+            ) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "method not allowed on this endpoint",
@@ -409,6 +426,64 @@ impl AdminApp {
                 )
             }
             Err(e) => error(StatusCode::CONFLICT, "no_config_file", &e.to_string(), None),
+        }
+    }
+
+    /// `POST /warm` ([`warm`]): 200 with each item's outcome, 400 or 422
+    /// for a body that does not validate.
+    async fn warm(&self, body: &[u8]) -> Response<Vec<u8>> {
+        let config = self.cache().config();
+        let plan = match warm::parse(body, &config) {
+            Ok(plan) => plan,
+            Err(e @ warm::WarmError::Malformed(_)) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    &e.to_string(),
+                    None,
+                )
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    &e.to_string(),
+                    e.field(),
+                )
+            }
+        };
+        let timeout = config.upstream.connect_timeout + config.upstream.read_timeout + warm::SLACK;
+        let items = plan.len();
+        let answer = warm::run(plan, self.warm_target, timeout).await;
+        tracing::info!(
+            target: "tagcache::warm",
+            items,
+            stored = answer["stored"].as_u64(),
+            fresh = answer["fresh"].as_u64(),
+            bypassed = answer["bypassed"].as_u64(),
+            not_stored = answer["not_stored"].as_u64(),
+            errors = answer["errors"].as_u64(),
+            "warm"
+        );
+        json_response(StatusCode::OK, &answer)
+    }
+
+    /// `GET /stats/workspaces?top=N` ([`workspaces`]).
+    fn workspace_stats(&self, session: &ServerSession) -> Response<Vec<u8>> {
+        match workspaces::parse_top(session.req_header().uri.query()) {
+            Ok(top) => json_response(StatusCode::OK, &workspaces::figures(self.cache(), top)),
+            Err(e) => {
+                let field = match &e {
+                    workspaces::TopError::Unknown(name) => name.as_str(),
+                    workspaces::TopError::BadTop { .. } => "top",
+                };
+                error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    &e.to_string(),
+                    Some(field),
+                )
+            }
         }
     }
 

@@ -132,6 +132,8 @@ pub struct TagCache {
     /// Set once the background work has stopped on shutdown (the Redis tier
     /// has left the live instance set).
     stopped: AtomicBool,
+    /// Per-workspace figures (`/stats/workspaces`), counted in `logging`.
+    workspaces: Arc<crate::workspaces::WorkspaceStats>,
 }
 
 impl std::fmt::Debug for TagCache {
@@ -192,6 +194,10 @@ impl TagCache {
         let registry = Arc::new(TagRegistry::new(retention(&config)));
         let names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
         let metrics = Metrics::new(&names);
+        let workspaces = Arc::new(crate::workspaces::WorkspaceStats::new());
+        metrics.register(Box::new(crate::workspaces::WorkspaceCollector::new(
+            workspaces.clone(),
+        )));
         TagCache {
             settings: Arc::new(ArcSwap::from_pointee(
                 config
@@ -205,6 +211,7 @@ impl TagCache {
                 None => runtime_settings::SettingsStore::Memory,
             },
             settings_writer: tokio::sync::Mutex::new(()),
+            workspaces,
             in_flight: Box::leak(Box::new(AtomicUsize::new(0))),
             config_file: parking_lot::Mutex::new(None),
             stopped: AtomicBool::new(false),
@@ -282,6 +289,11 @@ impl TagCache {
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The per-workspace figures.
+    pub fn workspaces(&self) -> &crate::workspaces::WorkspaceStats {
+        &self.workspaces
     }
 
     /// The tag generation registry.
@@ -1080,6 +1092,9 @@ impl TagCache {
         }
         if let Some(status) = ctx.status {
             counters.count(status);
+            if let Some(ws) = workspace_of(&active, session.req_header(), ctx) {
+                self.workspaces.record(ws, status, ctx.stored);
+            }
         }
         if let Some(resp) = session.response_written() {
             counters.count_response(resp.status.as_u16());
@@ -1145,6 +1160,8 @@ impl TagCache {
     pub fn refresh_gauges(&self) {
         // Also brings the breaker gauge up to date.
         let _ = self.redis_health();
+        self.workspaces
+            .set_labels(self.config().metrics.workspace_labels);
         if let Some(m) = self.memory {
             let s = m.stats();
             self.metrics.entries.set(s.entries as i64);
@@ -1246,6 +1263,26 @@ fn param<'a>(route: &Route, params: &'a [Cow<'_, str>], name: &str) -> Option<&'
         .zip(params)
         .find(|(s, _)| matches!(s, crate::config::Segment::Param(p) if p == name))
         .map(|(_, v)| v.as_ref())
+}
+
+/// The workspace a request on a route is counted under in the per-workspace
+/// figures: the one its key holds; for a request that bypassed before its key
+/// was built, the verified one (`tenant.jwt`) or the header's. Requests that
+/// match no route are not counted.
+fn workspace_of<'a>(
+    active: &Active,
+    req: &'a RequestHeader,
+    ctx: &'a RequestCtx,
+) -> Option<&'a str> {
+    ctx.route?;
+    if let Some(w) = ctx.workspace.as_deref() {
+        return Some(w);
+    }
+    match (&active.config.tenant.jwt, &active.config.tenant.workspace) {
+        (Some(_), _) => ctx.verified.as_ref()?.workspace.as_deref(),
+        (None, Some(source)) => identity(req, source),
+        (None, None) => None,
+    }
 }
 
 /// Reads one identity from the request; malformed or oversized values count as absent.

@@ -15,9 +15,9 @@ use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
     AccessFormat, AccessLogConfig, Admin, BypassCondition, BypassRule, Coalescing, Config,
     Consistency, IdentitySource, Jwt, JwtKey, KeySpec, LegacyRule, Limits, Log, MemoryStorage,
-    OnInvalid, PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod, Secret, Segment,
-    Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction, UnknownQuery,
-    Upstream,
+    MetricsConfig, OnInvalid, PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod,
+    Secret, Segment, Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction,
+    UnknownQuery, Upstream,
 };
 use super::raw::{self, Spanned};
 use super::template;
@@ -118,6 +118,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         .map(std::path::PathBuf::from);
     let coalescing = cx.coalescing(raw.coalescing);
     let limits = cx.limits(raw.limits);
+    let metrics = cx.metrics(raw.metrics);
 
     Config {
         listen,
@@ -135,6 +136,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         debug_headers,
         limits,
         unkeyed_headers,
+        metrics,
     }
 }
 
@@ -1845,6 +1847,26 @@ impl Cx<'_> {
                 "coalescing.lock_lease",
             ),
         }
+    }
+
+    fn metrics(&mut self, raw: Option<Spanned<raw::Metrics>>) -> MetricsConfig {
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        let workspace_labels = match raw.workspace_labels {
+            Some(field) if field.value > super::model::MAX_WORKSPACE_LABELS => {
+                self.error(
+                    field.pos,
+                    format!(
+                        "metrics.workspace_labels is at most {}",
+                        super::model::MAX_WORKSPACE_LABELS
+                    ),
+                    Some("each workspace adds seven series to every scrape".to_string()),
+                );
+                0
+            }
+            Some(field) => field.value,
+            None => 0,
+        };
+        MetricsConfig { workspace_labels }
     }
 
     fn limits(&mut self, raw: Option<Spanned<raw::Limits>>) -> Limits {

@@ -66,6 +66,19 @@ pub struct Config {
     /// The file run-time settings are kept in without `storage.redis`
     /// (`state.path`); `None`: memory only.
     pub state_path: Option<std::path::PathBuf>,
+    /// Metrics settings.
+    pub metrics: MetricsConfig,
+}
+
+/// Most workspaces `metrics.workspace_labels` may export series for.
+pub const MAX_WORKSPACE_LABELS: usize = 1000;
+
+/// `metrics:`.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// How many of the busiest workspaces get per-workspace Prometheus
+    /// series (`workspace_labels`, default 0: none).
+    pub workspace_labels: usize,
 }
 
 /// `log:`: the process log's level and the access log.

@@ -69,6 +69,19 @@ pub(crate) struct Config {
     /// Where run-time settings are kept without `storage.redis`. Default:
     /// in memory only.
     pub(crate) state: Option<Spanned<State>>,
+    /// Metrics settings. Default: see [`Metrics`].
+    pub(crate) metrics: Option<Spanned<Metrics>>,
+}
+
+/// `metrics:`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename = "metrics")]
+#[schemars(rename = "Metrics")]
+pub(crate) struct Metrics {
+    /// Export per-workspace series (`tagcache_workspace_requests_total`,
+    /// `tagcache_workspace_stores_total`) for this many of the busiest
+    /// workspaces, at most 1000. Default `0`: none (label cardinality).
+    pub(crate) workspace_labels: Option<Spanned<usize>>,
 }
 
 /// `state:`.

@@ -429,6 +429,18 @@ impl MemoryStore {
             .map_or(0, |q| q.usage.lock().get(workspace).map_or(0, |u| u.bytes))
     }
 
+    /// Bytes and entries the entries of `workspace` hold now, when the store
+    /// keeps per-workspace accounting (with a quota); `None` without one.
+    pub fn workspace_usage(&self, workspace: &str) -> Option<(usize, usize)> {
+        let quota = self.quota.as_ref()?;
+        let usage = quota.usage.lock();
+        Some(
+            usage
+                .get(workspace)
+                .map_or((0, 0), |u| (u.bytes, u.entries)),
+        )
+    }
+
     /// Charges (`add`) or refunds a counted entry to its workspace. Called wherever the gauges
     /// change, under the write lock.
     fn charge(&self, key: u128, entry: &Entry, add: bool) {

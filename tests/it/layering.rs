@@ -7,6 +7,7 @@ use std::path::Path;
 
 /// Top to bottom. A module may use any module below it, none above.
 const LAYERS: &[&str] = &[
+    "cli",
     "server",
     "admin",
     "proxy",
@@ -20,6 +21,7 @@ const LAYERS: &[&str] = &[
     "route",
     "tags",
     "settings",
+    "workspaces",
     "access_log",
     "metrics",
     "config",

@@ -25,3 +25,5 @@ mod standard_webhooks;
 mod storability;
 mod ui;
 mod util;
+mod warm;
+mod workspaces;
