@@ -160,9 +160,8 @@ pub fn parse(body: &[u8], config: &Config) -> Result<WarmPlan, WarmError> {
         let path = e.path().to_string();
         WarmError::invalid(field_of(&path, &msg), msg)
     })?;
-    if raw.requests.is_empty() {
-        return Err(WarmError::invalid("requests", "give at least one request"));
-    }
+    // An empty list is nothing to do (the dashboard asks it to learn
+    // whether this instance warms at all): answered with no results.
     if raw.requests.len() > MAX_ITEMS {
         return Err(WarmError::invalid(
             "requests",
@@ -629,7 +628,7 @@ mod tests {
             Ok(()),
         );
         check("{", Err(("", 400)));
-        check(r#"{"requests": []}"#, Err(("requests", 422)));
+        check(r#"{"requests": []}"#, Ok(()));
         check(r#"{}"#, Err(("requests", 422)));
         check(
             &format!(r#"{{"requests": [{ok}], "concurrency": 0}}"#),
