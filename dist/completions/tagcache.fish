@@ -50,7 +50,7 @@ complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -l admin -d 'Ad
 complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -l token -d 'Admin token (prefer the environment variable)' -r
 complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -l connect-timeout -d 'How long to wait for the connection (TCP and TLS): 5s, 500ms, 2.5' -r
 complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -l timeout -d 'How long to wait for the answer once connected' -r
-complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -l all -d 'Purge everything cached'
+complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -l all -d 'Purge everything cached (never soft: the server refuses soft with all)'
 complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -l soft -d 'Mark entries stale (served while refreshed) instead of dropping them'
 complete -c tagcache -n "__fish_tagcache_using_subcommand purge" -s h -l help -d 'Print help'
 complete -c tagcache -n "__fish_tagcache_using_subcommand reload" -l admin -d 'Admin API base URL, http:// or https://' -r

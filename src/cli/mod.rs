@@ -155,8 +155,8 @@ struct PurgeArgs {
     /// A field of the event, KEY=VALUE (repeatable), e.g. --field workspace_id=w1.
     #[arg(long = "field", value_name = "KEY=VALUE", value_parser = parse_field)]
     fields: Vec<(String, String)>,
-    /// Purge everything cached.
-    #[arg(long, conflicts_with_all = ["tags", "urls", "workspaces", "event"])]
+    /// Purge everything cached (never soft: the server refuses soft with all).
+    #[arg(long, conflicts_with_all = ["tags", "urls", "workspaces", "event", "soft"])]
     all: bool,
     /// Mark entries stale (served while refreshed) instead of dropping them.
     #[arg(long)]
