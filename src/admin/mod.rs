@@ -378,15 +378,18 @@ impl AdminApp {
     /// `{"status":"ok"}`, or `degraded` with the Redis state while Redis is
     /// unusable: still 200, since requests are still served (from memory and
     /// the origin).
+    /// With `purge.consistency: sync`, `confirmed: false` (also degraded)
+    /// says the instance bypasses the cache until it is back in the live set.
     fn health(&self) -> Value {
+        let confirmed = self.cache().fanout().is_none_or(|f| f.confirmed());
         match self.cache().redis_health() {
-            Some(h) if !h.ok() => json!({
-                "status": "degraded",
-                "redis": { "breaker": h.breaker.as_str(), "subscribed": h.subscribed },
-            }),
             Some(h) => json!({
-                "status": "ok",
-                "redis": { "breaker": h.breaker.as_str(), "subscribed": h.subscribed },
+                "status": if h.ok() && confirmed { "ok" } else { "degraded" },
+                "redis": {
+                    "breaker": h.breaker.as_str(),
+                    "subscribed": h.subscribed,
+                    "confirmed": confirmed,
+                },
             }),
             None => json!({ "status": "ok" }),
         }

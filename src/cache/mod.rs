@@ -417,6 +417,10 @@ impl TagCache {
             &found.params,
             ctx,
         ) {
+            // Sync purges: serve nothing stored while a complete purge could be newer.
+            Ok(_) if self.fanout().is_some_and(|f| !f.confirmed()) => {
+                ctx.bypass = Some(BypassReason::Unconfirmed);
+            }
             Ok(primary) => ctx.primary = Some(primary),
             Err(reason) => {
                 if matches!(

@@ -57,6 +57,11 @@ pub enum BypassReason {
     /// Caching is switched off for this workspace or route at run time
     /// (the admin API's settings).
     Disabled,
+    /// `purge.consistency: sync`, and this instance is not certainly in the
+    /// live set that sync purges wait for (Redis out of reach, or it has not
+    /// replayed the purges it missed yet): a stored response could be older
+    /// than a purge answered as complete.
+    Unconfirmed,
 }
 
 impl BypassReason {
@@ -78,6 +83,7 @@ impl BypassReason {
             BypassReason::RequestBody => "request-body",
             BypassReason::HopByHop => "connection",
             BypassReason::Disabled => "disabled",
+            BypassReason::Unconfirmed => "unconfirmed",
         }
     }
 }

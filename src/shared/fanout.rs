@@ -58,6 +58,21 @@
 //! answers once every live instance (`{prefix}:instances`, refreshed by each
 //! instance's heartbeat) has acknowledged, or `purge.sync_timeout` passed.
 //!
+//! A complete answer promises that no instance serves anything older, so an
+//! instance the purger did not wait for must not serve stored responses. In
+//! sync mode each instance therefore holds a *lease*: a heartbeat sent at `t`
+//! keeps it registered until at least `t + 3 × heartbeat` in Redis (Redis
+//! counts from when it receives the beat), and the instance serves stored
+//! responses only until `t + 3 × heartbeat` less a margin, by its own clock
+//! ([`Fanout::confirmed`]). A beat that finds the registration broken (first
+//! beat, a lapse, Redis lost the set) starts a new one, and the instance
+//! serves again only after a log replay begun after it joined, which
+//! applies every purge completed while it was not waited for. A broken
+//! connection to Redis (a restart or a failover) may have lost the set, so
+//! it ends the lease at once. Until confirmed, requests on cached routes
+//! bypass the cache (`detail=unconfirmed`): the origin answers, nothing is
+//! stored or served. Async mode keeps the resync window above.
+//!
 //! # Redis down
 //!
 //! A purge that cannot reach Redis is applied locally without moving the
@@ -65,6 +80,7 @@
 //! soon as Redis answers again, and reported as not shared.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -152,6 +168,31 @@ pub struct Fanout {
     started: std::sync::atomic::AtomicBool,
     /// When the instance last had a healthy subscription, for the suspect window.
     suspect_since: Mutex<Option<Instant>>,
+    /// Sync mode: this instance's registration in the live set.
+    lease: Mutex<Lease>,
+    /// Sync mode: until when stored responses may be served, in milliseconds
+    /// after `base` (0: not now). Read on every hit; written with `lease`.
+    confirmed_until: AtomicU64,
+    /// The origin of `confirmed_until`.
+    base: Instant,
+}
+
+/// Sync mode: what this instance knows of its own registration in the live
+/// set (`{prefix}:instances`). A sync purge waits only for registered
+/// instances, so an instance serves stored responses only while it is
+/// certainly registered and has replayed every purge completed before its
+/// registration began.
+#[derive(Debug, Default)]
+struct Lease {
+    /// Until when the last heartbeat's registration certainly holds: sent
+    /// time plus its time to live, less a margin (local clock; Redis counts
+    /// the same duration from a later moment, when it receives the beat).
+    until: Option<Instant>,
+    /// When the current unbroken registration began (the answer to the beat
+    /// that made it). `None` after the registration may have been lost.
+    registered: Option<Instant>,
+    /// A resync that started after `registered` has completed.
+    replayed: bool,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -300,6 +341,9 @@ impl Fanout {
             stop: Notify::new(),
             started: std::sync::atomic::AtomicBool::new(false),
             suspect_since: Mutex::new(Some(Instant::now())),
+            lease: Mutex::new(Lease::default()),
+            confirmed_until: AtomicU64::new(0),
+            base: Instant::now(),
         })
     }
 
@@ -317,15 +361,84 @@ impl Fanout {
             .map(|_| self.shared.settings().heartbeat * 2)
     }
 
-    /// Whether an entry last fetched or revalidated at `updated` may be served:
-    /// always while synchronized; while suspect, only within the window.
+    /// Whether an entry last fetched or revalidated at `updated` may be served.
+    /// Async: always while synchronized; while suspect, only within the
+    /// window. Sync: while [`Self::confirmed`], whatever its age.
     pub fn trusts(&self, updated: SystemTime) -> bool {
+        if self.consistency == Consistency::Sync {
+            return self.confirmed();
+        }
         match self.suspect_window() {
             None => true,
             Some(window) => SystemTime::now()
                 .duration_since(updated)
                 .map_or(true, |age| age <= window),
         }
+    }
+
+    /// Sync mode: whether a sync purge answered as complete cannot be newer
+    /// than what this instance serves. True while this instance is
+    /// certainly in the live set (so every sync purge waits for its
+    /// acknowledgement) and has replayed the purges completed before it
+    /// joined. Until then a request on a cached route bypasses the cache.
+    /// Always true in async mode.
+    pub fn confirmed(&self) -> bool {
+        if self.consistency != Consistency::Sync {
+            return true;
+        }
+        let until = self.confirmed_until.load(Ordering::Acquire);
+        until != 0 && self.millis(Instant::now()) < until
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Publishes `lease` to the hit path.
+    fn publish_lease(&self, lease: &Lease) {
+        let until = match (lease.replayed, lease.until) {
+            (true, Some(until)) => self.millis(until).max(1),
+            _ => 0,
+        };
+        self.confirmed_until.store(until, Ordering::Release);
+    }
+
+    /// A heartbeat sent at `sent` was answered: `was_live` says whether the
+    /// registration it renewed was still unbroken. Returns whether a replay
+    /// must follow before the instance is confirmed again.
+    fn renewed(&self, sent: Instant, ttl: Duration, was_live: bool) -> bool {
+        let margin = (ttl / 6).max(Duration::from_millis(10));
+        let mut lease = self.lease.lock();
+        let lapsed = !was_live
+            || lease.registered.is_none()
+            || lease.until.is_none_or(|until| until <= sent);
+        lease.until = Some(sent + ttl.saturating_sub(margin));
+        if lapsed {
+            lease.registered = Some(Instant::now());
+            lease.replayed = false;
+        }
+        self.publish_lease(&lease);
+        lapsed
+    }
+
+    /// A resync that started at `started` completed: the purges completed
+    /// before the registration are applied if the registration is older.
+    fn replayed(&self, started: Instant) {
+        let mut lease = self.lease.lock();
+        if lease.registered.is_some_and(|r| r <= started) {
+            lease.replayed = true;
+            self.publish_lease(&lease);
+        }
+    }
+
+    /// The registration may be gone (the connection to Redis broke, which
+    /// is what a restart or a failover does): not confirmed until a
+    /// heartbeat registers again and a replay follows.
+    fn registration_lost(&self) {
+        let mut lease = self.lease.lock();
+        lease.registered = None;
+        lease.replayed = false;
+        self.publish_lease(&lease);
     }
 
     fn set_suspect(&self, suspect: bool) {
@@ -879,7 +992,8 @@ impl Fanout {
             tick.tick().await;
             let keys = self.shared.keys().clone();
             let instance = self.shared.instance().to_string();
-            let ttl = (hb * 3).as_millis() as u64;
+            let ttl = hb * 3;
+            let sent = Instant::now();
             // While the breaker is open, this is also its probe.
             let beat = self
                 .shared
@@ -887,11 +1001,25 @@ impl Fanout {
                     let mut inv = scripts::HEARTBEAT.prepare_invoke();
                     inv.key(keys.instances());
                     inv.arg(instance);
-                    inv.arg(ttl);
+                    inv.arg(ttl.as_millis() as u64);
                     async move { inv.invoke_async::<Value>(&mut c).await }
                 })
                 .await;
-            if beat.is_ok() && self.state.lock().known_id.is_some() {
+            let Ok(beat) = beat else {
+                continue;
+            };
+            if self.consistency == Consistency::Sync
+                && self.renewed(sent, ttl, int(&beat) == Some(1))
+            {
+                // Joined (again): the purges completed while this instance
+                // was not registered did not wait for it.
+                let started = Instant::now();
+                match self.resync().await {
+                    Ok(()) => self.replayed(started),
+                    Err(e) => log::debug!("purge replay after joining failed: {e}"),
+                }
+            }
+            if self.state.lock().known_id.is_some() {
                 self.flush_outbox().await;
             }
         }
@@ -929,6 +1057,7 @@ impl Fanout {
                 continue;
             }
             // Messages published from now on are buffered in `stream` while we replay.
+            let started = Instant::now();
             if let Err(e) = self.resync().await {
                 log::debug!("purge resync failed: {e}");
                 tokio::select! {
@@ -937,6 +1066,7 @@ impl Fanout {
                 }
                 continue;
             }
+            self.replayed(started);
             self.set_suspect(false);
             let mut tick = tokio::time::interval(hb);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -946,13 +1076,21 @@ impl Fanout {
                     _ = self.stop.notified() => return,
                     msg = stream.next() => match msg {
                         Some(msg) => self.on_message(msg.get_payload_bytes()),
-                        None => break,
+                        None => {
+                            self.registration_lost();
+                            break;
+                        }
                     },
                     _ = tick.tick() => {
                         // The answer comes after every message published before the ping.
-                        let pong = tokio::time::timeout(hb, sink.ping::<Value>()).await;
-                        if !matches!(pong, Ok(Ok(_))) {
-                            break;
+                        match tokio::time::timeout(hb, sink.ping::<Value>()).await {
+                            Ok(Ok(_)) => {}
+                            // Unanswered: Redis is slow or out of reach; the lease runs out.
+                            Err(_) => break,
+                            Ok(Err(_)) => {
+                                self.registration_lost();
+                                break;
+                            }
                         }
                     }
                 }

@@ -109,14 +109,17 @@ pub(crate) static ACK: Lazy<Script> = Lazy::new(|| {
 
 /// An instance's heartbeat. `KEYS`: instances. `ARGV`: instance, ttl ms.
 /// Drops members whose deadline passed; the set itself expires with its last
-/// member.
+/// member. Returns 1 when the instance's registration was unbroken, 0 when
+/// it joins (first beat, or its deadline passed, or Redis lost the set).
 pub(crate) static HEARTBEAT: Lazy<Script> = Lazy::new(|| {
     Script::new(concat!(
         now_ms!(),
+        "local old = redis.call('ZSCORE', KEYS[1], ARGV[1])\n",
+        "local was_live = (old and tonumber(old) > now) and 1 or 0\n",
         "redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1])\n",
         "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))\n",
         "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n",
-        "return 1\n",
+        "return was_live\n",
     ))
 });
 

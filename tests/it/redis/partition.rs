@@ -1,0 +1,91 @@
+//! `purge.consistency: sync` when one instance loses its path to Redis: a
+//! purge answered as complete must never be older than what that instance
+//! serves. The instance stops serving stored responses once its registration
+//! in the live set may have lapsed (its lease), and serves them again only
+//! after it has registered again and replayed the purges it missed.
+
+use std::time::{Duration, Instant};
+
+use super::link::Link;
+use super::util::{proxy, wait_synced, RedisOpts, RedisServer, HEARTBEAT_MS};
+use crate::util::Origin;
+
+/// Instance B reaches Redis through a link the test freezes; A reaches it
+/// directly. B keeps reaching the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_sync_purge_is_never_older_than_what_a_cut_off_instance_serves() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let link = Link::to(redis.url().trim_start_matches("redis://"));
+    let opts_a = RedisOpts::server(&redis)
+        .strict()
+        .extra("purge: { consistency: sync, sync_timeout: 3s }");
+    let mut opts_b = opts_a.clone();
+    opts_b.target = format!("url: \"{}\"", link.url());
+    let a = proxy(origin.clone(), &opts_a);
+    let b = proxy(origin.clone(), &opts_b);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    let start = Instant::now();
+    while redis.cli(&["ZCARD", "{tc}:instances"]) != "2" {
+        assert!(start.elapsed() < Duration::from_secs(5), "never both live");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    link.freeze();
+    // B's heartbeats go unanswered; it can still fetch from the origin, and
+    // a response fetched now is well within its old resync window.
+    tokio::time::sleep(Duration::from_millis(3 * HEARTBEAT_MS / 2)).await;
+    let path = "/item/cut";
+    let before = b.get(path, Some("w1"), None).await;
+    assert_eq!(before.status, 200);
+    let old = before.json()["version"].as_u64().unwrap();
+
+    // A purges: B's registration lapses in Redis, so the purge completes
+    // without B's acknowledgement.
+    let new = origin.bump();
+    assert!(new > old);
+    let r = a.admin_post("/purge", r#"{"tags":["item:w1:cut"]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["shared"]["complete"], true, "{}", r.text);
+
+    // Whatever B answers now must be at least as new as the purge.
+    for _ in 0..5 {
+        let after = b.get(path, Some("w1"), None).await;
+        assert_eq!(after.status, 200);
+        assert!(
+            after.json()["version"].as_u64().unwrap() >= new,
+            "B served version {} ({} {}) after a complete purge to {new}",
+            after.json()["version"],
+            after.cache(),
+            after.header("cache-status").unwrap_or_default()
+        );
+    }
+    let bypass = b.get(path, Some("w1"), None).await;
+    assert_eq!(bypass.cache(), "BYPASS");
+    assert!(
+        bypass
+            .header("cache-status")
+            .is_some_and(|s| s.contains("detail=unconfirmed")),
+        "{:?}",
+        bypass.header("cache-status")
+    );
+
+    // Back on the link: B registers again, replays, and serves hits again.
+    link.thaw();
+    let start = Instant::now();
+    loop {
+        let r = b.get(path, Some("w1"), None).await;
+        if r.cache() == "HIT" {
+            assert!(r.json()["version"].as_u64().unwrap() >= new);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "B never served a hit again: {} {:?}",
+            r.cache(),
+            r.header("cache-status")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
