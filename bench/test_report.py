@@ -195,8 +195,10 @@ def new_results():
 
 
 def new_run(**over):
-    return run_facts(workloads=["hot", "twocore", "pressure", "latency"], twocore_conns=100, pressure_mib=32,
-                     pressure_factor=10, latency_rates=[50, 90], **over)
+    facts = {"workloads": ["hot", "twocore", "pressure", "latency"], "twocore_conns": 100, "pressure_mib": 32,
+             "pressure_factor": 10, "latency_rates": [50, 90]}
+    facts.update(over)
+    return run_facts(**facts)
 
 
 class NewWorkloads(unittest.TestCase):
@@ -267,6 +269,13 @@ class NewWorkloads(unittest.TestCase):
         self.assertEqual(row(sec, "| hit ratio %, 32 MiB under pressure |")[1:5], ["78.00", "65.00", "70.00", "1.20"])
         self.assertEqual(row(sec, "| p99 ms at 90 % of own peak (fixed rate) |")[1:5], ["0.900", "80.000", "-", "0.01"])
         self.assertNotIn("(b) Zipf 50k, req/s", sec)
+        self.assertIn("2 CPUs, 24 GiB RAM, Linux 6.1.0. Latest run: tagcache 0.1.0 (git abc1234), `bench/run.sh` with "
+                      "WORKLOADS=hot,twocore,pressure,latency, 10 s per run, 3 round(s) of (a) and (b).", sec)
+        over = results({**new_results(), ("pressure", "nginx"): pressure(0.9, 0.9, 15000, tmpfs=100.0)})
+        sec_over = report.processor_section(new_run(workloads=["pressure"]), over)
+        self.assertEqual(row(sec_over, "| hit ratio %, 32 MiB under pressure |")[1:4],
+                         ["78.00", "90.00 (over its memory)", "70.00"])
+        self.assertIn("WORKLOADS=pressure, 10 s per run.", sec_over)
         # A server left out of the run is a "-" column, so tables of runs still merge.
         alone = report.processor_section(new_run(servers=["tagcache"]), results(new_results()))
         self.assertEqual(row(alone, "| (a) hot key, req/s |")[1:5], ["80,000", "-", "-", "-"])

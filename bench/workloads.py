@@ -296,7 +296,9 @@ class TmpfsPeak:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
-        self.peak_kib = max(self.peak_kib, du_kib(self.cache_dir))
+        kib = du_kib(self.cache_dir)  # the end counts too: a short run has one sample before it
+        self.samples.append(kib)
+        self.peak_kib = max(self.peak_kib, kib)
 
 
 def pressure(b, server, proc):
