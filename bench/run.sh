@@ -15,9 +15,9 @@
 #                                     each server's peak: p50/p99/p99.9 without
 #                                     coordinated omission (examples/bench_load.rs)
 #   WORKLOADS=all bench/run.sh   all ten
-#   python3 bench/record.py bench/results/latest.json docs/benchmarks.md
-#                           puts this run's summary into the doc's table for
-#                           its processor (one table per processor seen)
+#   python3 bench/record.py  after a run: merges its table (bench/results/
+#                           latest.section.md) into docs/benchmarks.md's table
+#                           for its processor (one table per processor seen)
 #   bench/run.sh --smoke    tagcache alone, 5 s of workload (a); exit 0 if it served a HIT
 #   SMOKE=1 bench/run.sh    same as --smoke
 #
@@ -35,7 +35,7 @@ smoke=0
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=1 ;;
-    -h|--help) sed -n '2,28p' "$here/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$here/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
