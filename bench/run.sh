@@ -35,7 +35,7 @@ smoke=0
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=1 ;;
-    -h|--help) sed -n '2,27p' "$here/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$here/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
