@@ -6,7 +6,7 @@
 #                           a subset: workloads hot,zipf,herd,purge,full,ceiling,l2;
 #                           servers tagcache,nginx,varnish
 #   WORKLOADS=twocore,pressure,latency bench/run.sh
-#                           the workloads run only when named (about 7 minutes):
+#                           the workloads run only when named (5-7 minutes):
 #                           twocore   every server on both cores (2 workers) with
 #                                     wrk on the same two cores: a shared-core figure
 #                           pressure  the same seeded trace over 10x the store's bytes
