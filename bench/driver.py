@@ -13,14 +13,18 @@ This file runs the workloads in order and writes the report. The parts:
   loadgen.py    load: wrk and its Lua scripts, fills, the herd, single requests
   measure.py    CPU accounting of measured runs (the machine's noise)
   workloads.py  what each workload sends and records
+  tracegen.py   the seeded trace of workload pressure (a pure function)
   report.py     markdown and JSON from the results (a pure function; tested
                 by test_report.py: python3 -m unittest discover -s bench)
+  record.py     puts a run's table into docs/benchmarks.md, one per processor
 
 Environment:
   DURATION        seconds per measured run (default 10; smoke: 5)
   CONNECTIONS     wrk connections (default 50)
   SERVERS         comma list among tagcache,nginx,varnish (default all three)
-  WORKLOADS       comma list among hot,zipf,herd,purge,full,ceiling,l2 (default all)
+  WORKLOADS       comma list among hot,zipf,herd,purge,full,ceiling,l2 (default:
+                  these seven) and twocore,pressure,latency (run only when named;
+                  WORKLOADS=all runs all ten)
   ORIGIN_DELAY_MS origin delay for misses (default 50)
   HERD_N          concurrent requests in the cold herd (default 1000)
   HERD_DELAY_MS   origin delay while the herd runs (default 500)
@@ -30,6 +34,16 @@ Environment:
                   workload full (default 20000, ~400 MB: more than 256 MiB)
   FULL_FILL_LIMIT time limit in s of each of the two fills of workload full
                   (default 120)
+  TWOCORE_CONNECTIONS  wrk connections of workload twocore (default 100)
+  PRESSURE_MIB    cache memory of every server in workload pressure (default 32)
+  PRESSURE_FACTOR distinct bytes of its trace, in times PRESSURE_MIB (default 10)
+  PRESSURE_REQUESTS  requests in its trace, a quarter of them warm-up (default 400000)
+  PRESSURE_SEED   seed of its trace (default 1)
+  PRESSURE_CONNECTIONS  connections replaying it (default 8)
+  LATENCY_RATES   fixed rates of workload latency, in % of each server's peak
+                  (default 50,90)
+  LOAD_BIN        the fixed-rate load generator (default
+                  target/release/examples/bench_load)
   TAGCACHE_BIN    tagcache binary (default target/release/tagcache)
   ORIGIN_BIN      origin binary (default target/release/examples/bench_origin)
   QUIET_WAIT      before each measured run, wait up to N s for other processes
@@ -138,6 +152,8 @@ class Bench:
             needed.append("nginx")
         if "varnish" in cfg.servers:
             needed.append("varnishd")
+        if "latency" in cfg.workloads and not os.access(cfg.load_bin, os.X_OK):
+            missing.append(cfg.load_bin)
         missing += [t for t in needed if not shutil.which(t)]
         if missing:
             raise SystemExit("missing: " + ", ".join(missing))
@@ -148,7 +164,7 @@ class Bench:
             return
         log(f"== {w}: {server}")
         try:
-            proc = self.servers.start(server)
+            proc = self.servers.start(server, **workloads.start_options(w, self.cfg))
         except Exception as e:  # noqa: BLE001 - report and go on with the next one
             self.results[(w, server)] = {"failed": str(e)[:1500]}
             log(f"{server} failed to start: {e}")
@@ -197,6 +213,11 @@ class Bench:
                         self.results[(w, server)] = median_round(rs)
             if w == "hot" and "ceiling" in cfg.workloads:
                 workloads.ceiling(self)
+        # The workloads beyond the one-core record, each server in turn.
+        for w in ["twocore", "pressure", "latency"]:
+            if w in cfg.workloads:
+                for server in cfg.servers:
+                    self.run_workload(w, server)
         if "l2" in cfg.workloads and "tagcache" in cfg.servers:
             for placement in workloads.L2_KEYS:
                 try:
@@ -212,6 +233,9 @@ class Bench:
             f.write(md)
         with open(os.path.splitext(out)[0] + ".json", "w") as f:
             json.dump(report.render_json(run, self.results), f, indent=1, sort_keys=True)
+        # This processor's table for docs/benchmarks.md (bench/record.py puts it there).
+        with open(os.path.splitext(out)[0] + ".section.md", "w") as f:
+            f.write(report.processor_section(run, self.results))
         print(md)
         log(f"wrote {out}")
         return 0
@@ -228,6 +252,8 @@ class Bench:
             "probe_seconds": max(1, min(PROBE_SECONDS, cfg.duration)),
             "origin_delay_ms": cfg.origin_delay_ms, "herd_n": cfg.herd_n, "herd_delay_ms": cfg.herd_delay_ms,
             "zipf_s": cfg.zipf_s, "purge_sizes": cfg.purge_sizes, "full_contacts": cfg.full_contacts,
+            "twocore_conns": cfg.twocore_conns, "pressure_mib": cfg.pressure_mib,
+            "pressure_factor": cfg.pressure_factor, "latency_rates": cfg.latency_rates,
             "notes": self.notes,
         }
 

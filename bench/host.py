@@ -83,6 +83,11 @@ class Pinning:
     def on_server_core(self, argv):
         return (["taskset", "-c", self.server_cpu] + argv) if self.pinned else argv
 
+    def on_all_cores(self, argv):
+        """Every core (this driver is pinned to the load core, and children
+        inherit that): for the servers and load of workload twocore."""
+        return (["taskset", "-c", f"{self.server_cpu},{self.load_cpu}"] + argv) if self.pinned else argv
+
     def on_load_core(self, argv):
         return (["taskset", "-c", str(self.load_cpu)] + argv) if self.pinned else argv
 

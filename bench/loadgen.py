@@ -1,6 +1,7 @@
 """Load generation, on the load core: wrk with the Lua scripts of bench/lua,
-the fills that request each key of a set once, the cold herd (herd.py), and
-single requests that read X-Cache-Status."""
+the fills that request each key of a set once, the replay of a trace file,
+the fixed-rate open-loop load (examples/bench_load.rs), the cold herd
+(herd.py), and single requests that read X-Cache-Status."""
 
 import http.client
 import json
@@ -24,10 +25,11 @@ def cache_status(port, path, ws):
     return (h.get("x-cache-status", "-").upper() if st == 200 else f"status:{st}"), h, len(body)
 
 
-def run_wrk(port, script, path, duration, conns, script_args=(), timeout_s=5):
-    """Runs wrk on the proxy port; returns the parsed BENCHJSON of report.lua."""
+def run_wrk(port, script, path, duration, conns, script_args=(), timeout_s=5, threads=1, prefix=()):
+    """Runs wrk on the proxy port; returns the parsed BENCHJSON of report.lua.
+    prefix goes before wrk's argv (taskset, to place it on other cores)."""
     argv = [
-        "wrk", "-t", "1", "-c", str(conns), "-d", f"{duration}s", "--timeout", f"{timeout_s}s",
+        *prefix, "wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--timeout", f"{timeout_s}s",
         "-s", os.path.join(LUA, script), f"http://{HOST}:{port}{path}",
     ]
     if script_args:
@@ -57,6 +59,38 @@ def run_fill(port, mode_args, conns=100, limit_s=300):
             d = json.loads(line[len("FILLJSON "):])
             return secs, d["received"], d["non200"]
     raise RuntimeError(f"fill did not finish (rc={r.returncode}): {r.stdout[-500:]} {r.stderr[-500:]}")
+
+
+def run_replay(port, trace_file, conns, limit_s):
+    """Sends each line of a trace file once, in order (replay.lua); returns
+    (seconds, the REPLAYJSON fields: received, non200, bytes, hits)."""
+    argv = [
+        "wrk", "-t", "1", "-c", str(conns), "-d", f"{limit_s}s", "--timeout", "10s",
+        "-s", os.path.join(LUA, "replay.lua"), f"http://{HOST}:{port}/", "--", trace_file,
+    ]
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=limit_s + 30)
+    secs = time.perf_counter() - t0
+    time.sleep(0.3)  # let the last fills settle before anyone reads the origin's counters
+    for line in r.stdout.splitlines():
+        if line.startswith("REPLAYJSON "):
+            return secs, json.loads(line[len("REPLAYJSON "):])
+    raise RuntimeError(f"replay did not finish in {limit_s} s (rc={r.returncode}; a request failed or the "
+                       f"server was too slow): {r.stdout[-500:]} {r.stderr[-500:]}")
+
+
+def run_rate(load_bin, port, path, ws, rate, duration, conns, warmup=1):
+    """Fixed-rate open-loop load (examples/bench_load.rs): `rate` requests per
+    second over `conns` connections, latency measured from when each request
+    was due. Returns its RATEJSON fields (latencies in microseconds)."""
+    argv = [load_bin, "--port", str(port), "--path", path, "--header", f"X-Workspace-ID: {ws}",
+            "--rate", f"{rate:.0f}", "--duration", str(duration), "--warmup", str(warmup),
+            "--connections", str(conns)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 60)
+    for line in r.stdout.splitlines():
+        if line.startswith("RATEJSON "):
+            return json.loads(line[len("RATEJSON "):])
+    raise RuntimeError(f"bench_load produced no result (rc={r.returncode}): {r.stdout[-500:]} {r.stderr[-500:]}")
 
 
 def python_hot_loop(port, path, ws, duration):

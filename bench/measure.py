@@ -127,6 +127,27 @@ class Meter:
             self.last_foreign = self.last_foreign_load = self.last_load_cpu = None
         return res, 100.0 * (c1 - c0) / hz / wall
 
+    def measured_machine(self, proc, fn):
+        """For a server on every core (workload twocore): runs fn() and returns
+        (result, fields) with the server's CPU (cpu_pct, in % of one core: up
+        to 200 on two cores), the benchmark's own (load_cpu_pct: the load
+        generator, the origin, this driver) and everything else's
+        (foreign_cpu_pct) over the run, from the machine's total in /proc/stat."""
+        self.wait_quiet()
+        hz = os.sysconf("SC_CLK_TCK")
+
+        def busy():
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+        m0, o0, c0, t0 = busy(), self.own_core1_ticks(), proc.cpu_ticks(), time.perf_counter()
+        res = fn()
+        m1, o1, c1, t1 = busy(), self.own_core1_ticks(), proc.cpu_ticks(), time.perf_counter()
+        wall = max(t1 - t0, 1e-9)
+        pct = lambda ticks: 100.0 * ticks / hz / wall  # noqa: E731
+        return res, {"cpu_pct": pct(c1 - c0), "load_cpu_pct": pct(o1 - o0),
+                     "foreign_cpu_pct": max(0.0, pct((m1 - m0) - (c1 - c0) - (o1 - o0)))}
+
     def take_foreign(self):
         """What others used during the last measured run, once: the fields
         foreign_cpu_pct, foreign_load_cpu_pct and load_cpu_pct, or {}."""

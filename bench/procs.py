@@ -240,7 +240,12 @@ class Origin:
         """Origin requests since the last reset."""
         return int(request("GET", self.port, "/__count")[2].decode().strip())
 
+    def bytes(self):
+        """Body bytes the origin sent since the last reset."""
+        return int(request("GET", self.port, "/__bytes")[2].decode().strip())
+
     def reset(self):
+        """Sets the request and byte counts to 0."""
         request("POST", self.port, "/__reset")
 
     def delay(self, ms):
@@ -285,6 +290,13 @@ def du_kib(path):
                 pass
     return total // 1024
 
+
+# With a cache size other than the usual 256 MiB (workload pressure), nginx's
+# cache manager checks the size every 10 ms and removes up to 1,000 files per
+# pass, instead of 100 every 50 ms: with its defaults, a cache filling at a few
+# thousand misses per second outgrows max_size several times over before the
+# manager catches up, and nginx would be compared with more memory than the others.
+NGINX_TIGHT_MANAGER = " manager_files=1000 manager_sleep=10ms manager_threshold=200ms"
 
 # L2 storage blocks, tried in order with `tagcache check`.
 L2_VARIANTS = ["redis-url", "redis-address"]
@@ -335,15 +347,18 @@ class Servers:
             raise SystemExit(f"origin did not start:\n{p.tail()}")
         return Origin(p, port)
 
-    def tagcache_config(self, storage_yaml=None):
-        """bench/tagcache.yaml on this run's ports, with storage_yaml in place
-        of its `storage:` block when given."""
+    def tagcache_config(self, storage_yaml=None, threads=1, memory_mib=256):
+        """bench/tagcache.yaml on this run's ports, with `threads` worker
+        threads and `memory_mib` of memory tier, and storage_yaml in place of
+        its `storage:` block when given."""
         with open(os.path.join(HERE, "tagcache.yaml")) as f:
             text = f.read()
         dflt = Ports.DEFAULTS
         text = (text.replace(f'"{HOST}:{dflt["proxy"]}"', f'"{HOST}:{self.ports.proxy}"')
                 .replace(f'"{HOST}:{dflt["origin"]}"', f'"{HOST}:{self.ports.origin}"')
-                .replace(f'"{HOST}:{dflt["admin"]}"', f'"{HOST}:{self.ports.admin}"'))
+                .replace(f'"{HOST}:{dflt["admin"]}"', f'"{HOST}:{self.ports.admin}"')
+                .replace("\n  threads: 1\n", f"\n  threads: {threads}\n")
+                .replace("max_size: 256MiB", f"max_size: {memory_mib}MiB"))
         if storage_yaml is not None:
             lines = text.splitlines()
             out, skip = [], False
@@ -359,18 +374,20 @@ class Servers:
             text = "\n".join(out) + "\n"
         return text
 
-    def start(self, server, variant=None):
-        """Starts a server on the proxy port (pinned to the server's core) and
-        waits until it listens."""
+    def start(self, server, variant=None, threads=1, memory_mib=256):
+        """Starts a server on the proxy port and waits until it listens. With
+        threads=1 it is pinned to the server's core; with more, it runs on all
+        cores with that many worker threads or processes (Varnish: its
+        default thread pools). memory_mib is its cache memory."""
         port = self.ports.proxy
         if not wait_port_free(port, 10):
             raise RuntimeError(f"port {port} still in use")
         d = self.workdir(f"{server}{'-' + variant.split(':')[0] if variant else ''}")
-        pin = self.pinning.on_server_core
+        pin = self.pinning.on_server_core if threads == 1 else self.pinning.on_all_cores
         if server == "tagcache":
             cfg = os.path.join(d, "tagcache.yaml")
             with open(cfg, "w") as f:
-                f.write(self.tagcache_config(variant_storage(variant, self.ports.redis)))
+                f.write(self.tagcache_config(variant_storage(variant, self.ports.redis), threads, memory_mib))
             if not wait_port_free(self.ports.admin, 10):
                 raise RuntimeError(f"admin port {self.ports.admin} still in use")
             p = Proc(
@@ -382,10 +399,11 @@ class Servers:
             )
             ok = wait_port(port, p) and wait_port(self.ports.admin, p)
         elif server in ("nginx", "nginx-static"):
-            p = self.start_nginx(d, static=(server == "nginx-static"))
+            p = self.start_nginx(d, static=(server == "nginx-static"), pin=pin, workers=threads,
+                                 memory_mib=memory_mib)
             ok = wait_port(port, p)
         elif server == "varnish":
-            p = self.start_varnish(d)
+            p = self.start_varnish(d, pin=pin, one_pool=(threads == 1), memory_mib=memory_mib)
             ok = wait_port(port, p, timeout=30)
         elif server == "static":
             p = Proc(
@@ -402,7 +420,11 @@ class Servers:
             raise RuntimeError(f"{server} did not start; log tail:\n{tail}")
         return p
 
-    def start_nginx(self, d, static=False):
+    def start_nginx(self, d, static=False, pin=None, workers=1, memory_mib=256):
+        """nginx with `workers` worker processes and a cache of memory_mib
+        (max_size) and a keys zone of an eighth of that (32 MiB for 256: at
+        about 8,000 keys per MiB, room for 8 keys per 4 KiB block of
+        max_size, so the zone is never the limit)."""
         cache_root = "/dev/shm" if os.path.isdir("/dev/shm") else self.tmp
         cache_dir = tempfile.mkdtemp(prefix="tagcache-bench-nginx-cache-", dir=cache_root)
         tmp_file = os.path.join(self.tmp, "pgids-cachedirs")
@@ -423,17 +445,24 @@ class Servers:
             .replace("@PORT@", str(self.ports.proxy))
             .replace("@ORIGIN_PORT@", str(self.ports.origin))
             .replace("@STATIC_BODY@", static_body())
+            .replace("@WORKERS@", str(workers))
+            .replace("@MAX_SIZE@", f"{memory_mib}m")
+            .replace("@KEYS_ZONE@", f"{max(1, memory_mib // 8)}m")
+            .replace("@MANAGER@", "" if memory_mib == 256 else NGINX_TIGHT_MANAGER)
         )
         path = os.path.join(d, "nginx.conf")
         with open(path, "w") as f:
             f.write(conf)
-        p = Proc("nginx", self.pinning.on_server_core(["nginx", "-p", d + "/", "-e", os.path.join(d, "error.log"), "-c", path]),
+        pin = pin or self.pinning.on_server_core
+        p = Proc("nginx", pin(["nginx", "-p", d + "/", "-e", os.path.join(d, "error.log"), "-c", path]),
                  d, stop_signal=signal.SIGTERM)
         p.cache_dir = cache_dir
         p.remove_dirs = [cache_dir]
         return p
 
-    def start_varnish(self, d):
+    def start_varnish(self, d, pin=None, one_pool=True, memory_mib=256):
+        """varnishd with `-s malloc,memory_mib`; one thread pool, or its
+        defaults (two pools) when one_pool is false."""
         with open(os.path.join(HERE, "conf", "varnish.vcl.in")) as f:
             vcl = f.read().replace("@ORIGIN_PORT@", str(self.ports.origin))
         path = os.path.join(d, "bench.vcl")
@@ -442,11 +471,14 @@ class Servers:
         os.chmod(path, 0o644)
         argv = [
             "varnishd", "-F", "-n", os.path.join(d, "varnish"), "-a", f"{HOST}:{self.ports.proxy}",
-            "-T", f"{HOST}:0", "-f", path, "-s", "malloc,256m", "-p", "thread_pools=1",
+            "-T", f"{HOST}:0", "-f", path, "-s", f"malloc,{memory_mib}m",
         ]
+        if one_pool:
+            argv += ["-p", "thread_pools=1"]
         if not self.root:
             argv += ["-j", "none"]
-        return Proc("varnish", self.pinning.on_server_core(argv), d, stop_signal=signal.SIGTERM)
+        pin = pin or self.pinning.on_server_core
+        return Proc("varnish", pin(argv), d, stop_signal=signal.SIGTERM)
 
     def l2_variant(self):
         """The first Redis-only storage block this build's `tagcache check`

@@ -2,6 +2,7 @@
 pure function of the run's facts and its results (no clock, no /proc, no
 subprocess), so that it can be tested on results made up for the purpose."""
 
+import re
 import types
 
 from measure import is_noisy
@@ -11,6 +12,11 @@ STORE_MIB = 256
 GOAL_RSS_MIB = 320
 # tagcache's goal for a hit served from L2 (Redis), measured unsaturated.
 GOAL_L2_P99_MS = 1.0
+# tagcache's goal on two cores: req/s against nginx with 2 workers.
+GOAL_TWOCORE_RATIO = 1.2
+# A fixed-rate run that sent less than this share of its target rate did not
+# hold the rate: its latencies are those of an overloaded server or generator.
+RATE_HELD = 0.97
 
 # The facts of a run that render_markdown reads.
 RUN_FIELDS = (
@@ -23,6 +29,8 @@ RUN_FIELDS = (
     "origin_delay_ms", "herd_n", "herd_delay_ms", "zipf_s", "purge_sizes", "full_contacts",
     "notes",                    # list of strings noted while running
 )
+# Facts read only when their workload ran: twocore_conns, pressure_mib,
+# pressure_factor, latency_rates.
 
 
 def machine_line(machine):
@@ -66,7 +74,13 @@ def render_markdown(run, results):
              f"Zipf s={run.zipf_s} over 50,000 keys; tagcache hits also with 1 connection for "
              f"{run.probe_seconds} s; (a) and (b) in {run.rounds} round(s), "
              f"the servers taking turns, each server's median round reported")
-    L.append("- Every server: 256 MiB of cache memory, TTL 300 s, 1 worker thread/process, restarted empty before each workload.")
+    exceptions = []
+    if "twocore" in run.workloads:
+        exceptions.append("2 workers on both cores in twocore")
+    if "pressure" in run.workloads:
+        exceptions.append(f"{getattr(run, 'pressure_mib', '?')} MiB in pressure")
+    L.append("- Every server: 256 MiB of cache memory, TTL 300 s, 1 worker thread/process, restarted empty before each "
+             f"workload{' (except: ' + '; '.join(exceptions) + ')' if exceptions else ''}.")
     L.append("")
 
     def r(w, s):
@@ -204,6 +218,13 @@ def render_markdown(run, results):
     if "full" in run.workloads:
         L.extend(_markdown_full(run, results, cols))
 
+    if "twocore" in run.workloads:
+        L.extend(markdown_twocore(run, results, cols))
+    if "pressure" in run.workloads:
+        L.extend(markdown_pressure(run, results, cols))
+    if "latency" in run.workloads:
+        L.extend(markdown_latency(run, results, cols))
+
     if "l2" in run.workloads and has_tc:
         L.append("## (e) tagcache L2 (Redis) hits, memory tier off")
         L.append("")
@@ -296,6 +317,19 @@ def render_markdown(run, results):
                      f"p90 {d['lat1_p90'] / 1e3:.3f} ms, max {d['lat1_max'] / 1e3:.3f} ms; server CPU {d['lat1_cpu_pct']:.0f} %, "
                      f"others' CPU {d.get('lat1_foreign_cpu_pct', 0):.0f} % / {d.get('lat1_foreign_load_cpu_pct', 0):.0f} % "
                      "on the server / load core")
+        if w == "twocore" and "hot" in d:
+            parts = "; ".join(f"{p} {d[p].get('requests', 0):,} requests, {d[p].get('errors', 0)} socket errors, "
+                              f"{d[p].get('err_status', 0)} HTTP errors" for p in ("hot", "zipf") if p in d)
+            L.append(f"- twocore/{s}: first request `{d.get('first', '-')}`, second `{d.get('second', '-')}`; {parts}; "
+                     f"Zipf fill {d.get('zipf', {}).get('fill_s', 0):.1f} s")
+        if w == "pressure" and "hit_ratio" in d:
+            L.append(f"- pressure/{s}: warm-up {d['warm_requests']:,} requests in {d['warm_s']:.1f} s "
+                     f"({d['warm_origin']:,} origin requests); measured {d['requests']:,} requests in "
+                     f"{d['replay_s']:.1f} s, {d['hits_said']:,} answered `X-Cache-Status: HIT`, {d['non200']} non-200")
+        if w == "latency" and "rates" in d:
+            L.append(f"- latency/{s}: first request `{d.get('first', '-')}`, second `{d.get('second', '-')}`; peak "
+                     f"{d['peak_rps']:,.0f} req/s (closed loop: p50 {d['peak_p50'] / 1e3:.2f} ms, p99 "
+                     f"{d['peak_p99'] / 1e3:.2f} ms) at {d.get('cpu_pct', 0):.0f} % of its core")
         if "tmpfs_mib" in d:
             L.append(f"- {w}/{s}: nginx cache files on tmpfs {d['tmpfs_mib']:.1f} MiB (not in its RSS)")
     for n in run.notes + auto_notes(results):
@@ -360,6 +394,242 @@ def _markdown_full(run, results, cols):
         L.append("")
     return L
 
+def _num(v, scale=1.0, digits=0):
+    """A number as the tables write it, or "-" when missing."""
+    if not isinstance(v, (int, float)):
+        return "-"
+    return f"{v * scale:,.{digits}f}"
+
+
+def _div(a, b):
+    """a / b with two decimals, or "-" when either is missing or b is 0."""
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not b:
+        return "-"
+    return f"{a / b:.2f}"
+
+
+def markdown_twocore(run, results, cols):
+    """The section of workload twocore: every server on both cores, with wrk
+    on the same two cores."""
+    peers = [s for s in cols if s != "tagcache"]
+    has_tc = "tagcache" in cols
+    conns = getattr(run, "twocore_conns", "?")
+    L = ["## Two cores, shared with the load generator", ""]
+    L.append(f"Each server on both cores: tagcache `server.threads: 2`, nginx `worker_processes 2`, Varnish "
+             f"with its defaults (2 thread pools); wrk with 2 threads and {conns} connections on the same two "
+             f"cores, {run.duration} s per run. **A shared-core figure**: the load generator takes its share of "
+             "the CPU the server could otherwise use (see \"wrk+origin CPU\"), so this is not what the server "
+             "does with two cores of its own. CPU is in % of one core (200 = both).")
+    L.append("")
+    ratio_cols = [f"tagcache ÷ {p}" for p in peers] if has_tc else []
+    L.append("| workload | metric | " + " | ".join(cols + ratio_cols) + " |")
+    L.append("|---|---|" + "---:|" * (len(cols) + len(ratio_cols)))
+
+    def part(s, w):
+        d = results.get(("twocore", s), {})
+        if "failed" in d:
+            return None
+        return d.get(w, {})
+    for w, wname in (("hot", "(a) hot key, 2 cores"), ("zipf", "(b) Zipf 50k, 2 cores")):
+        for metric, field, scale, digits, want in (
+                ("req/s", "rps", 1, 0, True), ("p50 ms", "p50", 1e-3, 2, True), ("p99 ms", "p99", 1e-3, 2, True),
+                ("p99.9 ms", "p999", 1e-3, 2, True), ("origin requests", "origin", 1, 0, False),
+                ("server CPU %", "cpu_pct", 1, 0, False), ("wrk+origin CPU %", "load_cpu_pct", 1, 0, False),
+                ("others' CPU %", "foreign_cpu_pct", 1, 0, False)):
+            vals = []
+            for s in cols:
+                d = part(s, w)
+                vals.append("failed" if d is None else _num(d.get(field), scale, digits))
+            rats = []
+            if has_tc:
+                tc = part("tagcache", w) or {}
+                rats = [_div(tc.get(field), (part(p, w) or {}).get(field)) if want else "" for p in peers]
+            L.append(f"| {wname} | {metric} | " + " | ".join(vals + rats) + " |")
+    L.append("")
+    if has_tc and "nginx" in cols:
+        for w, wname in (("hot", "(a)"), ("zipf", "(b)")):
+            a, b = (part("tagcache", w) or {}).get("rps"), (part("nginx", w) or {}).get("rps")
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+                verdict = "met" if a / b >= GOAL_TWOCORE_RATIO else "not met"
+                L.append(f"- Goal \"two cores: ≥ {GOAL_TWOCORE_RATIO:g} × nginx with 2 workers\", {wname}: "
+                         f"{a:,.0f} vs {b:,.0f} req/s = {a / b:.2f} ×: **{verdict}** (shared cores).")
+        L.append("")
+    return L
+
+
+def markdown_pressure(run, results, cols):
+    """The section of workload pressure: hit ratio and byte hit ratio of each
+    server replaying one trace over more bytes than its memory."""
+    mib = getattr(run, "pressure_mib", "?")
+    factor = getattr(run, "pressure_factor", "?")
+    L = [f"## Efficiency under memory pressure: {mib} MiB each, a trace over {factor} × that", ""]
+    trace = next((d["trace"] for (w, _), d in sorted(results.items()) if w == "pressure" and "trace" in d), None)
+    desc = (f"Every server, restarted empty with {mib} MiB of cache memory (tagcache `storage.memory.max_size`, "
+            f"nginx `max_size` with a keys zone of an eighth of it, Varnish `-s malloc`), replays the same seeded "
+            "trace in the same order with origin delay 0: contact lists (~2 KB) and contact details (~20 KB), "
+            "workspaces drawn with a Zipf law, objects requested with a Zipf law (s = 1.0). The first quarter "
+            "warms the cache; the rest is measured. Hit ratio = 1 − origin requests ÷ requests; byte hit ratio "
+            "= 1 − origin body bytes ÷ body bytes received, both counted by the origin.")
+    if trace:
+        desc += (f" The trace: {trace['objects']:,} objects, {trace['object_bytes'] / 2**20:,.0f} MiB in all "
+                 f"({trace['distinct_requested']:,} of them requested), {trace['requests']:,} requests "
+                 f"({trace['warm_requests']:,} warm-up) for {trace['requested_bytes'] / 2**20:,.0f} MiB; "
+                 f"{100 * trace['large_share']:.0f} % of requests for ~20 KB objects; the busiest workspace "
+                 f"makes {100 * trace['top_workspace_share']:.0f} % of requests.")
+    L += [desc, ""]
+    L.append("| server | hit ratio % | byte hit ratio % | requests measured | origin requests | origin requests "
+             "saved | origin MiB / saved MiB | store at end | replay s | peak RSS MiB |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    for s in cols:
+        d = results.get(("pressure", s), {})
+        if not d:
+            continue
+        if "failed" in d or "hit_ratio" not in d:
+            L.append(f"| {s} | failed |" + " |" * 8)
+            continue
+        st = d.get("store_end") or {}
+        store = f"{_num(st.get('entries'))} entries, {_num(st.get('bytes'), 1 / 2**20, 1)} MiB"
+        if d.get("tmpfs_peak_mib") is not None:
+            store += (f" (files on tmpfs during the run: mean {_num(d.get('tmpfs_mean_mib'), 1, 1)}, "
+                      f"peak {d['tmpfs_peak_mib']:.1f} MiB)")
+        if st.get("evictions") is not None:
+            store += f", {st['evictions']:,} evicted"
+        L.append(f"| {s} | {100 * d['hit_ratio']:.2f} | {100 * d['byte_hit_ratio']:.2f} | {d['requests']:,} | "
+                 f"{d['origin']:,} | {d['saved']:,} | {d['origin_bytes'] / 2**20:,.1f} / {d['saved_bytes'] / 2**20:,.1f} | "
+                 f"{store} | {d['replay_s']:.1f} | {_num(d.get('rss_mib'), 1, 1)} |")
+    L.append("")
+    tc = results.get(("pressure", "tagcache"), {})
+    others, over = {}, []
+    for s in cols:
+        d = results.get(("pressure", s), {})
+        if s == "tagcache" or not isinstance(d.get("hit_ratio"), (int, float)):
+            continue
+        if over_budget(d):
+            over.append(f"{s} ({100 * d['hit_ratio']:.2f} % with {d['tmpfs_mean_mib']:.0f} MiB on average)")
+        else:
+            others[s] = d["hit_ratio"]
+    if "hit_ratio" in tc and others:
+        best = max(others, key=others.get)
+        verdict = "met" if all(tc["hit_ratio"] > v for v in others.values()) else "not met"
+        line = (f"- Goal \"a higher hit ratio than nginx and Varnish with the same memory\": tagcache "
+                f"{100 * tc['hit_ratio']:.2f} %, best peer held to the same memory {best} "
+                f"{100 * others[best]:.2f} %: **{verdict}**")
+        if over:
+            line += f"; left out as over its memory: {', '.join(over)}"
+        L.append(line + ".")
+        L.append("")
+    elif "hit_ratio" in tc and over:
+        L.append(f"- Goal \"a higher hit ratio than nginx and Varnish with the same memory\": no peer stayed within "
+                 f"the same memory ({', '.join(over)}): **not measured**.")
+        L.append("")
+    return L
+
+
+def over_budget(d):
+    """Whether a pressure result's server held clearly more than its memory
+    on average (nginx, whose cache manager trims only every 10 s or so)."""
+    return (d.get("tmpfs_mean_mib") or 0) > 1.1 * d.get("memory_mib", 0)
+
+
+def markdown_latency(run, results, cols):
+    """The section of workload latency: fixed-rate open-loop load at shares
+    of each server's own peak."""
+    rates = getattr(run, "latency_rates", [])
+    L = ["## Latency at fixed rates, without coordinated omission", ""]
+    L.append(f"Each server on its core, as in (a). First its peak on the hot key (wrk, closed loop, {run.conns} "
+             f"connections, {run.duration} s), then `examples/bench_load.rs` at "
+             f"{' and '.join(f'{r} %' for r in rates)} of that peak, {run.conns} connections, {run.duration} s "
+             "after 1 s of warm-up: each connection sends on a fixed schedule, and each request's latency is "
+             "measured from when it was due, so a stall is charged to every request it delayed (what wrk2 "
+             "does). \"Send lag\" is how late requests left (a busy connection or a late generator); a run that "
+             f"sent under {100 * RATE_HELD:.0f} % of its target did not hold the rate.")
+    L.append("")
+    L.append("| server | peak req/s | rate | target req/s | sent req/s | p50 ms | p99 ms | p99.9 ms | max ms | "
+             "send lag p99 ms | errors / non-2xx | server CPU % |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in cols:
+        d = results.get(("latency", s), {})
+        if not d:
+            continue
+        if "failed" in d or "rates" not in d:
+            L.append(f"| {s} | failed |" + " |" * 10)
+            continue
+        for pct in rates:
+            r = d["rates"].get(str(pct))
+            if r is None:
+                continue
+            held = "" if r["rps"] >= RATE_HELD * r["target_rps"] else " (not held)"
+            L.append(f"| {s} | {d['peak_rps']:,.0f} | {pct} % | {r['target_rps']:,.0f} | {r['rps']:,.0f}{held} | "
+                     f"{r['p50'] / 1e3:.3f} | {r['p99'] / 1e3:.3f} | {r['p999'] / 1e3:.3f} | {r['max'] / 1e3:.2f} | "
+                     f"{r['lag_p99'] / 1e3:.3f} | {r['errors']} / {r['non2xx']} | {r.get('cpu_pct', 0):.0f} |")
+    L.append("")
+    return L
+
+
+# The rows of a processor's summary table: (workload, label, field getter,
+# scale, digits, "higher is better").
+def _summary_rows(run):
+    rows = []
+    if "hot" in run.workloads:
+        rows += [("hot", "(a) hot key, req/s", lambda d: d.get("rps"), 1, 0),
+                 ("hot", "(a) hot key, p99 ms", lambda d: d.get("p99"), 1e-3, 2)]
+    if "zipf" in run.workloads:
+        rows += [("zipf", "(b) Zipf 50k, req/s", lambda d: d.get("rps"), 1, 0),
+                 ("zipf", "(b) Zipf 50k, p99 ms", lambda d: d.get("p99"), 1e-3, 2)]
+    if "twocore" in run.workloads:
+        rows += [("twocore", "(a) hot key on 2 shared cores, req/s", lambda d: d.get("hot", {}).get("rps"), 1, 0),
+                 ("twocore", "(a) on 2 shared cores, p99 ms", lambda d: d.get("hot", {}).get("p99"), 1e-3, 2),
+                 ("twocore", "(b) Zipf on 2 shared cores, req/s", lambda d: d.get("zipf", {}).get("rps"), 1, 0),
+                 ("twocore", "(b) on 2 shared cores, p99 ms", lambda d: d.get("zipf", {}).get("p99"), 1e-3, 2)]
+    if "pressure" in run.workloads:
+        mib = getattr(run, "pressure_mib", "?")
+        rows += [("pressure", f"hit ratio %, {mib} MiB under pressure", lambda d: d.get("hit_ratio"), 100, 2),
+                 ("pressure", f"byte hit ratio %, {mib} MiB under pressure", lambda d: d.get("byte_hit_ratio"), 100, 2)]
+    if "latency" in run.workloads:
+        for pct in getattr(run, "latency_rates", []):
+            rows.append(("latency", f"p99 ms at {pct} % of own peak (fixed rate)",
+                         lambda d, k=str(pct): d.get("rates", {}).get(k, {}).get("p99"), 1e-3, 3))
+    return rows
+
+
+# The columns of every processor table, so that tables of runs with other
+# SERVERS still merge row by row (bench/record.py).
+SECTION_SERVERS = ("tagcache", "nginx", "varnish")
+
+
+def processor_section(run, results):
+    """This run's headline figures as the section of docs/benchmarks.md that
+    holds its processor's table (see bench/record.py): a heading with the
+    processor model and the date, one row per figure with tagcache ÷ nginx
+    and the run it comes from (date and git revision), so that rows of
+    later runs with other workloads can replace some rows and keep others."""
+    run = types.SimpleNamespace(**run)
+    model = run.machine.get("cpu_model") or "?"
+    rev = re.search(r"\(git ([^),]+)", run.versions or "")
+    source = f"{run.started:%Y-%m-%d}" + (f", git {rev.group(1)}" if rev else "")
+    L = [f"### {model}, {run.started:%Y-%m-%d}", ""]
+    rounds = f", {run.rounds} round(s) of (a) and (b)" if {"hot", "zipf"} & set(run.workloads) else ""
+    L.append(f"{machine_line(run.machine)}. Latest run: {run.versions.split(';')[0]}, `bench/run.sh` with "
+             f"WORKLOADS={','.join(run.workloads)}, {run.duration} s per run{rounds}.")
+    L.append("")
+    L.append("| figure | " + " | ".join(SECTION_SERVERS) + " | tagcache ÷ nginx | run |")
+    L.append("|---|" + "---:|" * (len(SECTION_SERVERS) + 1) + "---|")
+    for w, label, get, scale, digits in _summary_rows(run):
+        vals = {}
+        for s in SECTION_SERVERS:
+            d = results.get((w, s), {}) if s in run.servers else {}
+            vals[s] = None if "failed" in d or "skipped" in d else get(d)
+        cells = [_num(vals[s], scale, digits) for s in SECTION_SERVERS]
+        if w == "pressure":
+            # nginx over its memory (its cache manager's 10 s passes): said in the cell.
+            cells = [c + (" (over its memory)" if over_budget(results.get((w, s), {})) else "")
+                     for c, s in zip(cells, SECTION_SERVERS)]
+        cells.append(_div(vals["tagcache"], vals["nginx"]))
+        L.append(f"| {label} | " + " | ".join(cells) + f" | {source} |")
+    L.append("")
+    return "\n".join(L)
+
+
 def auto_notes(results):
     """Warnings drawn from the results: anything that makes a number suspect."""
     notes = []
@@ -392,6 +662,33 @@ def auto_notes(results):
                          "its tail latencies are not comparable.**")
         if w in ("hot", "zipf", "full") and (d.get("errors", 0) or d.get("err_status", 0)):
             notes.append(f"**{w}/{s}: {d['errors']} socket errors and {d['err_status']} HTTP errors under load.**")
+        if w == "twocore" and d.get("second") and d["second"] != "HIT":
+            notes.append(f"**twocore/{s}: the second request for the hot key was `{d['second']}`, not HIT.**")
+        if w == "twocore":
+            for part in ("hot", "zipf"):
+                p = d.get(part, {})
+                if p.get("errors") or p.get("err_status"):
+                    notes.append(f"**twocore/{s} {part}: {p['errors']} socket errors and {p['err_status']} "
+                                 "HTTP errors under load.**")
+                if (p.get("foreign_cpu_pct") or 0) > 20:
+                    notes.append(f"**twocore/{s} {part}: other processes used {p['foreign_cpu_pct']:.0f} % of a core "
+                                 "during the run: the machine was not quiet, this number is not comparable.**")
+        if w == "pressure" and over_budget(d):
+            notes.append(f"**pressure/{s}: its cache files took {d['tmpfs_mean_mib']:.1f} MiB on average during the "
+                         f"measured replay (peak {d['tmpfs_peak_mib']:.1f} MiB) for a max_size of {d['memory_mib']} MiB: "
+                         "nginx's cache manager trims only every 10 s or so, so nginx had more memory than the others "
+                         "here and its hit ratio is not one of the same memory.**")
+        if w == "pressure" and d.get("non200"):
+            notes.append(f"**pressure/{s}: {d['non200']} non-200 answers during the replay.**")
+        if w == "latency" and d.get("second") and d["second"] != "HIT":
+            notes.append(f"**latency/{s}: the second request for the hot key was `{d['second']}`, not HIT.**")
+        if w == "latency":
+            for pct, r in sorted(d.get("rates", {}).items(), key=lambda kv: int(kv[0])):
+                if r.get("rps", 0) < RATE_HELD * r.get("target_rps", 0):
+                    notes.append(f"**latency/{s} at {pct} %: sent {r['rps']:,.0f} of {r['target_rps']:,.0f} req/s: "
+                                 "the rate was not held (server or generator saturated).**")
+                if r.get("errors") or r.get("non2xx"):
+                    notes.append(f"**latency/{s} at {pct} %: {r['errors']} errors and {r['non2xx']} non-2xx answers.**")
         if w == "herd" and d.get("origin", 0) > 1:
             notes.append(f"**herd/{s}: {d['origin']} origin requests for one key (coalescing let them through).**")
         if w == "herd" and d.get("non200", 0):

@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
 # Load benchmark: tagcache against nginx proxy_cache and Varnish, on loopback.
 #
-#   bench/run.sh            full run (about 7 minutes), writes bench/results/latest.md
+#   bench/run.sh            full run (about 8 minutes), writes bench/results/latest.md
 #   WORKLOADS=hot,full SERVERS=tagcache,nginx bench/run.sh
 #                           a subset: workloads hot,zipf,herd,purge,full,ceiling,l2;
 #                           servers tagcache,nginx,varnish
+#   WORKLOADS=twocore,pressure,latency bench/run.sh
+#                           the workloads run only when named (5-7 minutes):
+#                           twocore   every server on both cores (2 workers) with
+#                                     wrk on the same two cores: a shared-core figure
+#                           pressure  the same seeded trace over 10x the store's bytes
+#                                     against 32 MiB each: hit ratio, byte hit ratio
+#                           latency   fixed-rate open-loop load at 50 % and 90 % of
+#                                     each server's peak: p50/p99/p99.9 without
+#                                     coordinated omission (examples/bench_load.rs)
+#   WORKLOADS=all bench/run.sh   all ten
+#   python3 bench/record.py  after a run: merges its table (bench/results/
+#                           latest.section.md) into docs/benchmarks.md's table
+#                           for its processor (one table per processor seen)
 #   bench/run.sh --smoke    tagcache alone, 5 s of workload (a); exit 0 if it served a HIT
 #   SMOKE=1 bench/run.sh    same as --smoke
 #
 # Environment: see the header of bench/driver.py (DURATION, SERVERS, WORKLOADS,
-# TAGCACHE_BIN, ORIGIN_BIN, ...). Method and numbers: docs/benchmarks.md.
+# TAGCACHE_BIN, ORIGIN_BIN, LOAD_BIN, PRESSURE_*, LATENCY_RATES, ...). Method and
+# numbers: docs/benchmarks.md.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +35,7 @@ smoke=0
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=1 ;;
-    -h|--help) sed -n '2,12p' "$here/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$here/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -31,7 +45,8 @@ done
 abspath() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$caller_pwd/$1" ;; esac; }
 TAGCACHE_BIN="$(abspath "${TAGCACHE_BIN:-$root/target/release/tagcache}")"
 ORIGIN_BIN="$(abspath "${ORIGIN_BIN:-$root/target/release/examples/bench_origin}")"
-export TAGCACHE_BIN ORIGIN_BIN
+LOAD_BIN="$(abspath "${LOAD_BIN:-$root/target/release/examples/bench_load}")"
+export TAGCACHE_BIN ORIGIN_BIN LOAD_BIN
 need_tagcache=1
 if [[ $smoke == 0 && -n "${SERVERS:-}" && ",${SERVERS}," != *,tagcache,* ]]; then need_tagcache=0; fi
 if [[ $need_tagcache == 1 && ! -x "$TAGCACHE_BIN" ]]; then
@@ -41,6 +56,11 @@ fi
 if [[ ! -x "$ORIGIN_BIN" ]]; then
   echo "[bench] building $ORIGIN_BIN (cargo build --release --example bench_origin)" >&2
   cargo build --release --example bench_origin >&2
+fi
+
+if [[ $smoke == 0 && ( ",${WORKLOADS:-}," == *,latency,* || ",${WORKLOADS:-}," == *,all,* ) && ! -x "$LOAD_BIN" ]]; then
+  echo "[bench] building $LOAD_BIN (cargo build --release --example bench_load)" >&2
+  cargo build --release --example bench_load >&2
 fi
 
 command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }

@@ -7,6 +7,9 @@ import time
 
 ALL_SERVERS = ["tagcache", "nginx", "varnish"]
 ALL_WORKLOADS = ["hot", "zipf", "herd", "purge", "full", "ceiling", "l2"]
+# Run only when named (WORKLOADS=twocore,pressure,latency, or WORKLOADS=all):
+# they answer other questions than the one-core record above.
+EXTRA_WORKLOADS = ["twocore", "pressure", "latency"]
 
 
 def env_int(name, default):
@@ -33,6 +36,20 @@ class Settings:
         self.conns = env_int("CONNECTIONS", 50)
         self.servers = ["tagcache"] if smoke else [s for s in env_list("SERVERS", ALL_SERVERS) if s in ALL_SERVERS]
         self.workloads = ["hot"] if smoke else env_list("WORKLOADS", ALL_WORKLOADS)
+        if self.workloads == ["all"]:
+            self.workloads = ALL_WORKLOADS + EXTRA_WORKLOADS
+        # twocore: every server on both cores, and wrk with 2 threads beside it.
+        self.twocore_conns = env_int("TWOCORE_CONNECTIONS", 100)
+        # pressure: a trace over PRESSURE_FACTOR x the store's bytes, replayed once.
+        self.pressure_mib = env_int("PRESSURE_MIB", 32)
+        self.pressure_factor = env_int("PRESSURE_FACTOR", 10)
+        self.pressure_requests = env_int("PRESSURE_REQUESTS", 400000)
+        self.pressure_seed = env_int("PRESSURE_SEED", 1)
+        self.pressure_conns = env_int("PRESSURE_CONNECTIONS", 8)
+        # latency: fixed rates, in % of each server's measured peak.
+        self.latency_rates = [int(x) for x in env_list("LATENCY_RATES", ["50", "90"])]
+        self.load_bin = os.path.abspath(
+            os.environ.get("LOAD_BIN") or os.path.join(root_dir, "target/release/examples/bench_load"))
         self.origin_delay_ms = env_int("ORIGIN_DELAY_MS", 50)
         self.herd_n = env_int("HERD_N", 1000)
         self.herd_delay_ms = env_int("HERD_DELAY_MS", 500)

@@ -145,6 +145,142 @@ class Markdown(unittest.TestCase):
         self.assertEqual((run, res), (run_copy, res_copy))
 
 
+def wrk_part(rps, p99, cpu=150.0):
+    return {"rps": rps, "p50": 900, "p99": p99, "p999": 5000, "origin": 0, "cpu_pct": cpu, "load_cpu_pct": 45.0,
+            "foreign_cpu_pct": 2.0, "errors": 0, "err_status": 0}
+
+
+def twocore(hot_rps, zipf_rps, second="HIT"):
+    return {"first": "MISS", "second": second, "conns": 100, "hot": wrk_part(hot_rps, 2100),
+            "zipf": dict(wrk_part(zipf_rps, 2500), fill_s=4.0, fill_non200=0)}
+
+
+def pressure(hit, byte_hit, origin, tmpfs=None):
+    d = {"memory_mib": 32, "warm_s": 3.0, "warm_requests": 50000, "warm_origin": 20000, "requests": 150000, "bytes": 800 * 2**20, "non200": 0, "hits_said": 150000 - origin,
+         "origin": origin, "origin_bytes": (1 - byte_hit) * 800 * 2**20, "hit_ratio": hit, "byte_hit_ratio": byte_hit,
+         "saved": 150000 - origin, "saved_bytes": byte_hit * 800 * 2**20, "replay_s": 12.5, "rss_mib": 60.0,
+         "store_end": {"entries": 9000, "bytes": 31 * 2**20, "evictions": 40000},
+         "trace": {"objects": 57260, "object_bytes": 337080800, "requests": 200000, "requested_bytes": 1070380100,
+                   "distinct_requested": 30499, "large_share": 0.17, "top_workspace_share": 0.21,
+                   "warm_requests": 50000}}
+    if tmpfs is not None:
+        d["tmpfs_peak_mib"] = tmpfs
+        d["tmpfs_mean_mib"] = tmpfs - 10
+        del d["store_end"]["evictions"]
+    return d
+
+
+def rate(target, sent, p99, errors=0):
+    return {"requests": int(sent * 10), "target_rps": target, "rps": sent, "p50": 80.0, "p90": 120.0, "p99": p99,
+            "p999": 2 * p99, "max": 9000.0, "lag_p50": 3.0, "lag_p99": 40.0, "lag_p999": 300.0, "errors": errors,
+            "non2xx": 0, "cpu_pct": 60.0}
+
+
+def latency(peak, r50, r90):
+    return {"first": "MISS", "second": "HIT", "peak_rps": peak, "peak_p50": 600, "peak_p99": 1300,
+            "peak_p999": 3000, "cpu_pct": 99.0, "rates": {"50": r50, "90": r90}, "origin": 1}
+
+
+def new_results():
+    return {
+        ("twocore", "tagcache"): twocore(100000.0, 80000.0),
+        ("twocore", "nginx"): twocore(80000.0, 80000.0),
+        ("twocore", "varnish"): {"failed": "RuntimeError: varnish did not start"},
+        ("pressure", "tagcache"): pressure(0.78, 0.70, 33000),
+        ("pressure", "nginx"): pressure(0.65, 0.55, 52500, tmpfs=40.5),
+        ("pressure", "varnish"): pressure(0.70, 0.62, 45000),
+        ("latency", "tagcache"): latency(70000.0, rate(35000.0, 35000.0, 150.0), rate(63000.0, 62900.0, 900.0)),
+        ("latency", "nginx"): latency(60000.0, rate(30000.0, 30000.0, 200.0), rate(54000.0, 40000.0, 80000.0, 3)),
+    }
+
+
+def new_run(**over):
+    facts = {"workloads": ["hot", "twocore", "pressure", "latency"], "twocore_conns": 100, "pressure_mib": 32,
+             "pressure_factor": 10, "latency_rates": [50, 90]}
+    facts.update(over)
+    return run_facts(**facts)
+
+
+class NewWorkloads(unittest.TestCase):
+    def test_twocore(self):
+        md = report.render_markdown(new_run(), results(new_results()))
+        self.assertIn("## Two cores, shared with the load generator", md)
+        self.assertIn("restarted empty before each workload (except: 2 workers on both cores in twocore; 32 MiB in "
+                      "pressure).", md)
+        self.assertIn("**A shared-core figure**", md)
+        self.assertEqual(row(md, "| (a) hot key, 2 cores | req/s |"),
+                         ["(a) hot key, 2 cores", "req/s", "100,000", "80,000", "failed", "1.25", "-"])
+        self.assertEqual(row(md, "| (b) Zipf 50k, 2 cores | p99 ms |")[2:4], ["2.50", "2.50"])
+        self.assertEqual(row(md, "| (a) hot key, 2 cores | server CPU % |")[2:], ["150", "150", "failed", "", ""])
+        self.assertIn("(a): 100,000 vs 80,000 req/s = 1.25 ×: **met** (shared cores).", md)
+        self.assertIn("- twocore/tagcache: first request `MISS`, second `HIT`; hot 0 requests, 0 socket errors", md)
+        self.assertIn("(b): 80,000 vs 80,000 req/s = 1.00 ×: **not met** (shared cores).", md)
+        bad = results({**new_results(), ("twocore", "nginx"): twocore(1.0, 1.0, second="MISS")})
+        self.assertIn("**twocore/nginx: the second request for the hot key was `MISS`, not HIT.**",
+                      report.render_markdown(new_run(), bad))
+
+    def test_pressure(self):
+        md = report.render_markdown(new_run(), results(new_results()))
+        self.assertIn("## Efficiency under memory pressure: 32 MiB each, a trace over 10 × that", md)
+        self.assertIn("The trace: 57,260 objects, 321 MiB in all (30,499 of them requested), 200,000 requests "
+                      "(50,000 warm-up)", md)
+        tc = row(md, "| tagcache | 78.00 |")
+        self.assertEqual(tc[1:7], ["78.00", "70.00", "150,000", "33,000", "117,000", "240.0 / 560.0"])
+        self.assertEqual(tc[7], "9,000 entries, 31.0 MiB, 40,000 evicted")
+        self.assertIn("(files on tmpfs during the run: mean 30.5, peak 40.5 MiB)", row(md, "| nginx | 65.00 |")[7])
+        self.assertNotIn("pressure/nginx: its cache files took", md)
+        over = results({**new_results(), ("pressure", "nginx"): pressure(0.9, 0.9, 15000, tmpfs=100.0)})
+        md_over = report.render_markdown(new_run(), over)
+        self.assertIn("**pressure/nginx: its cache files took 90.0 MiB on average during the measured replay "
+                      "(peak 100.0 MiB) for a max_size of 32 MiB", md_over)
+        self.assertIn("best peer held to the same memory varnish 70.00 %: **met**; left out as over its memory: "
+                      "nginx (90.00 % with 90 MiB on average).", md_over)
+        self.assertIn("tagcache 78.00 %, best peer held to the same memory varnish 70.00 %: **met**.", md)
+        worse = results({**new_results(), ("pressure", "tagcache"): pressure(0.68, 0.6, 48000)})
+        self.assertIn("tagcache 68.00 %, best peer held to the same memory varnish 70.00 %: **not met**.",
+                      report.render_markdown(new_run(), worse))
+
+    def test_latency(self):
+        md = report.render_markdown(new_run(), results(new_results()))
+        self.assertIn("## Latency at fixed rates, without coordinated omission", md)
+        self.assertIn("at 50 % and 90 % of that peak", md)
+        self.assertEqual(row(md, "| tagcache | 70,000 | 90 % |")[3:9],
+                         ["63,000", "62,900", "0.080", "0.900", "1.800", "9.00"])
+        self.assertEqual(row(md, "| nginx | 60,000 | 90 % |")[4], "40,000 (not held)")
+        self.assertIn("**latency/nginx at 90 %: sent 40,000 of 54,000 req/s: the rate was not held", md)
+        self.assertIn("**latency/nginx at 90 %: 3 errors and 0 non-2xx answers.**", md)
+        self.assertNotIn("latency/tagcache at", md)
+        self.assertIn("- latency/tagcache: first request `MISS`, second `HIT`; peak 70,000 req/s (closed loop: "
+                      "p50 0.60 ms, p99 1.30 ms) at 99 % of its core", md)
+
+    def test_absent_without_the_workloads(self):
+        md = report.render_markdown(run_facts(), results())
+        for title in ("## Two cores", "## Efficiency under memory pressure", "## Latency at fixed rates"):
+            self.assertNotIn(title, md)
+
+    def test_processor_section(self):
+        sec = report.processor_section(new_run(), results(new_results()))
+        self.assertTrue(sec.startswith("### AMD EPYC 7B13, 2026-11-22\n"))
+        self.assertIn("| figure | tagcache | nginx | varnish | tagcache ÷ nginx | run |", sec)
+        run = "2026-11-22, git abc1234"
+        self.assertEqual(row(sec, "| (a) hot key, req/s |"), ["(a) hot key, req/s", "80,000", "40,000", "-", "2.00", run])
+        self.assertEqual(row(sec, "| (a) hot key on 2 shared cores, req/s |")[1:],
+                         ["100,000", "80,000", "-", "1.25", run])
+        self.assertEqual(row(sec, "| hit ratio %, 32 MiB under pressure |")[1:5], ["78.00", "65.00", "70.00", "1.20"])
+        self.assertEqual(row(sec, "| p99 ms at 90 % of own peak (fixed rate) |")[1:5], ["0.900", "80.000", "-", "0.01"])
+        self.assertNotIn("(b) Zipf 50k, req/s", sec)
+        self.assertIn("2 CPUs, 24 GiB RAM, Linux 6.1.0. Latest run: tagcache 0.1.0 (git abc1234), `bench/run.sh` with "
+                      "WORKLOADS=hot,twocore,pressure,latency, 10 s per run, 3 round(s) of (a) and (b).", sec)
+        over = results({**new_results(), ("pressure", "nginx"): pressure(0.9, 0.9, 15000, tmpfs=100.0)})
+        sec_over = report.processor_section(new_run(workloads=["pressure"]), over)
+        self.assertEqual(row(sec_over, "| hit ratio %, 32 MiB under pressure |")[1:4],
+                         ["78.00", "90.00 (over its memory)", "70.00"])
+        self.assertIn("WORKLOADS=pressure, 10 s per run.", sec_over)
+        # A server left out of the run is a "-" column, so tables of runs still merge.
+        alone = report.processor_section(new_run(servers=["tagcache"]), results(new_results()))
+        self.assertEqual(row(alone, "| (a) hot key, req/s |")[1:5], ["80,000", "-", "-", "-"])
+
+
 class Json(unittest.TestCase):
     def test_results_and_machine(self):
         out = report.render_json(run_facts(), results())

@@ -6,9 +6,11 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
-from loadgen import cache_status, python_hot_loop, run_fill, run_herd, run_wrk
+import tracegen
+from loadgen import cache_status, python_hot_loop, run_fill, run_herd, run_rate, run_replay, run_wrk
 from procs import du_kib, request, wait_port
 from settings import log
 
@@ -211,8 +213,178 @@ def purge(b, server, proc):
     return out
 
 
+def twocore(b, server, proc):
+    """Two cores: the server on both cores with 2 worker threads or processes
+    (Varnish: its default 2 thread pools), and wrk with 2 threads and
+    TWOCORE_CONNECTIONS connections on the same two cores. (a) the hot key,
+    then (b) the Zipf mix after a fill. Server and load share the cores, so
+    these are shared-core figures: the load generator takes its part of the
+    CPU the server could otherwise use."""
+    cfg, port = b.cfg, b.ports.proxy
+    on_both = b.pinning.on_all_cores([])
+    conns = cfg.twocore_conns
+    b.origin.delay(cfg.origin_delay_ms)
+    b.origin.reset()
+    first = cache_status(port, HOT_PATH, HOT_WS)[0]
+    second = cache_status(port, HOT_PATH, HOT_WS)[0]
+    hot_res, cpu = b.meter.measured_machine(
+        proc, lambda: run_wrk(port, "hot.lua", HOT_PATH, cfg.duration, conns, threads=2, prefix=on_both))
+    hot_res = dict(hot_res, **cpu, origin=b.origin.count())
+    b.origin.delay(0)
+    b.origin.reset()
+    fill_s, _, fill_bad = run_fill(port, ["zipf"])
+    b.origin.delay(cfg.origin_delay_ms)
+    run_wrk(port, "zipf.lua", "/", max(2, cfg.duration // 3), conns, [cfg.zipf_s, "7"], threads=2, prefix=on_both)
+    b.origin.reset()
+    zipf_res, cpu = b.meter.measured_machine(
+        proc, lambda: run_wrk(port, "zipf.lua", "/", cfg.duration, conns, [cfg.zipf_s, "42"], threads=2,
+                              prefix=on_both))
+    zipf_res = dict(zipf_res, **cpu, origin=b.origin.count(), fill_s=fill_s, fill_non200=fill_bad)
+    return {"first": first, "second": second, "conns": conns, "hot": hot_res, "zipf": zipf_res}
+
+
+def pressure_trace(b):
+    """The trace of workload pressure, made once per run and written to two
+    replay files (warm-up, measured) in the scratch directory."""
+    if getattr(b, "pressure_files", None):
+        return b.pressure_files
+    cfg = b.cfg
+    objects, drawn = tracegen.make_trace(cfg.pressure_mib * 2**20, cfg.pressure_factor, cfg.pressure_requests,
+                                      cfg.pressure_seed)
+    lines = tracegen.trace_lines(objects, drawn)
+    warm = len(lines) // 4
+    files = {}
+    for name, part in (("warm", lines[:warm]), ("measured", lines[warm:])):
+        path = os.path.join(b.tmp, f"pressure-{name}.trace")
+        with open(path, "w") as f:
+            f.write("\n".join(part) + "\n")
+        files[name] = path
+    files["summary"] = tracegen.summary(objects, drawn)
+    files["summary"]["warm_requests"] = warm
+    log(f"pressure trace: {files['summary']}")
+    b.pressure_files = files
+    return files
+
+
+class TmpfsPeak:
+    """Samples the size of nginx's cache directory every second in a thread:
+    nginx's cache manager checks max_size only every 10 s or so (it sleeps
+    until the next entry could expire, at most 10 s), so the directory holds
+    more than max_size in between. Keeps the peak and the mean."""
+
+    def __init__(self, cache_dir):
+        self.cache_dir = cache_dir
+        self.peak_kib = 0
+        self.samples = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.is_set():
+            kib = du_kib(self.cache_dir)
+            self.samples.append(kib)
+            self.peak_kib = max(self.peak_kib, kib)
+            self.stop.wait(1.0)
+
+    def mean_kib(self):
+        return sum(self.samples) / len(self.samples) if self.samples else float(self.peak_kib)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        kib = du_kib(self.cache_dir)  # the end counts too: a short run has one sample before it
+        self.samples.append(kib)
+        self.peak_kib = max(self.peak_kib, kib)
+
+
+def pressure(b, server, proc):
+    """Efficiency under memory pressure: every server with PRESSURE_MIB of
+    cache memory is sent the same deterministic trace over PRESSURE_FACTOR x
+    that many distinct bytes (2 KB lists and 20 KB details, workspaces
+    skewed), origin delay 0: a quarter of it to warm up, then the rest,
+    measured. Hit ratio and byte hit ratio come from the origin's own counts
+    (requests and body bytes it served) against what the client received."""
+    cfg, port = b.cfg, b.ports.proxy
+    files = pressure_trace(b)
+    limit = max(60, cfg.pressure_requests // 1000)
+    b.origin.delay(0)
+    b.origin.reset()
+    warm_s, warm = run_replay(port, files["warm"], cfg.pressure_conns, limit)
+    warm_origin = b.origin.count()
+    b.origin.reset()
+    cache_dir = getattr(proc, "cache_dir", None)
+    if cache_dir:
+        with TmpfsPeak(cache_dir) as tp:
+            secs, got = run_replay(port, files["measured"], cfg.pressure_conns, limit)
+        tmpfs_peak, tmpfs_mean = tp.peak_kib / 1024.0, tp.mean_kib() / 1024.0
+    else:
+        secs, got = run_replay(port, files["measured"], cfg.pressure_conns, limit)
+        tmpfs_peak = tmpfs_mean = None
+    origin, origin_bytes = b.origin.count(), b.origin.bytes()
+    b.origin.delay(cfg.origin_delay_ms)
+    n, nbytes = got["received"], got["bytes"]
+    res = {
+        "memory_mib": cfg.pressure_mib, "trace": files["summary"],
+        "warm_s": warm_s, "warm_requests": warm["received"], "warm_origin": warm_origin,
+        "replay_s": secs, "requests": n, "bytes": nbytes, "non200": got["non200"] + warm["non200"],
+        "hits_said": got["hits"], "origin": origin, "origin_bytes": origin_bytes,
+        "hit_ratio": 1.0 - origin / n if n else 0.0,
+        "byte_hit_ratio": 1.0 - origin_bytes / nbytes if nbytes else 0.0,
+        "saved": n - origin, "saved_bytes": nbytes - origin_bytes,
+        "store_end": store_stats(b, server, proc), "rss_now_mib": proc.rss_kib() / 1024.0,
+    }
+    if tmpfs_peak is not None:
+        res["tmpfs_peak_mib"] = tmpfs_peak
+        res["tmpfs_mean_mib"] = tmpfs_mean
+    log(f"pressure/{server}: hit ratio {100 * res['hit_ratio']:.1f} %, byte hit ratio "
+        f"{100 * res['byte_hit_ratio']:.1f} %, origin {origin:,} of {n:,} requests, replay {secs:.1f} s")
+    return res
+
+
+def latency(b, server, proc):
+    """Latency without coordinated omission: the server's peak on the hot key
+    (wrk, closed loop, as in (a)), then fixed-rate open-loop load
+    (examples/bench_load.rs) at LATENCY_RATES % of that peak, latency measured
+    from when each request was due."""
+    cfg, port = b.cfg, b.ports.proxy
+    b.origin.delay(cfg.origin_delay_ms)
+    b.origin.reset()
+    first = cache_status(port, HOT_PATH, HOT_WS)[0]
+    second = cache_status(port, HOT_PATH, HOT_WS)[0]
+    peak, cpu = b.meter.measured(proc, lambda: run_wrk(port, "hot.lua", HOT_PATH, cfg.duration, cfg.conns))
+    res = {"first": first, "second": second, "peak_rps": peak["rps"], "peak_p50": peak["p50"],
+           "peak_p99": peak["p99"], "peak_p999": peak["p999"], "cpu_pct": cpu, "rates": {}}
+    res.update(b.meter.take_foreign())
+    hz = os.sysconf("SC_CLK_TCK")
+    for pct in cfg.latency_rates:
+        target = peak["rps"] * pct / 100.0
+        b.meter.wait_quiet()
+        c0, t0 = proc.cpu_ticks(), time.perf_counter()
+        r = run_rate(cfg.load_bin, port, HOT_PATH, HOT_WS, target, cfg.duration, cfg.conns)
+        r["cpu_pct"] = 100.0 * (proc.cpu_ticks() - c0) / hz / (time.perf_counter() - t0)
+        res["rates"][str(pct)] = r
+        log(f"latency/{server} {pct} % = {target:,.0f} req/s: sent {r['rps']:,.0f}/s, p50 {r['p50']:.0f} us, "
+            f"p99 {r['p99']:.0f} us, p99.9 {r['p999']:.0f} us, errors {r['errors']}, non-2xx {r['non2xx']}")
+    res["origin"] = b.origin.count()
+    return res
+
+
+def start_options(w, cfg):
+    """How the server of workload w is started (procs.Servers.start)."""
+    if w == "twocore":
+        return {"threads": 2}
+    if w == "pressure":
+        return {"memory_mib": cfg.pressure_mib}
+    return {}
+
+
 # The workloads run once per server by driver.Bench.run_workload.
-PER_SERVER = {"hot": hot, "zipf": zipf, "herd": herd, "purge": purge, "full": full}
+PER_SERVER = {"hot": hot, "zipf": zipf, "herd": herd, "purge": purge, "full": full,
+              "twocore": twocore, "pressure": pressure, "latency": latency}
 
 
 def l2(b, placement="core"):

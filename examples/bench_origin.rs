@@ -18,7 +18,9 @@
 //!
 //! Control endpoints (not counted, never delayed):
 //! - `GET /__count`: the number of `/api/` requests served since start or reset.
-//! - `POST /__reset`: sets the count to 0.
+//! - `GET /__bytes`: the body bytes of the `/api/` answers since start or reset
+//!   (what the origin sent: the cost a cache's misses put on it).
+//! - `POST /__reset`: sets both to 0.
 //! - `POST /__delay?ms=N`: changes the delay (used to fill caches quickly).
 //!
 //! `--static` answers every request at once with a fixed 2000-byte body: the
@@ -33,6 +35,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -105,6 +108,7 @@ fn parse_args() -> Args {
 
 struct State {
     count: AtomicU64,
+    bytes: AtomicU64,
     delay_ms: AtomicU64,
     static_body: Bytes,
     static_mode: bool,
@@ -230,8 +234,17 @@ async fn handle(
                 "text/plain",
             ));
         }
+        (&Method::GET, "/__bytes") => {
+            let n = state.bytes.load(Ordering::SeqCst);
+            return Ok(respond(
+                StatusCode::OK,
+                Bytes::from(format!("{n}\n")),
+                "text/plain",
+            ));
+        }
         (&Method::POST, "/__reset") => {
             state.count.store(0, Ordering::SeqCst);
+            state.bytes.store(0, Ordering::SeqCst);
             return Ok(respond(
                 StatusCode::OK,
                 Bytes::from_static(b"0\n"),
@@ -296,6 +309,10 @@ async fn handle(
             "text/plain",
         ),
     };
+    state.bytes.fetch_add(
+        resp.body().size_hint().exact().unwrap_or(0),
+        Ordering::SeqCst,
+    );
     Ok(resp)
 }
 
@@ -303,6 +320,7 @@ fn main() {
     let args = parse_args();
     let state = Arc::new(State {
         count: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
         delay_ms: AtomicU64::new(args.delay_ms),
         static_body: Bytes::from({
             let mut s = String::from("{\"static\":true,\"pad\":\"");
