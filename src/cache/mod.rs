@@ -21,6 +21,7 @@
 //! ```
 
 mod active;
+mod cluster;
 mod ctx;
 mod directives;
 mod headers;
@@ -28,7 +29,6 @@ mod refuse;
 mod reload;
 mod request_id;
 mod runtime_settings;
-mod shared;
 mod storability;
 
 use std::borrow::Cow;
@@ -118,7 +118,7 @@ pub struct TagCache {
     /// The memory store's limit counters as last carried into the metrics.
     limits_seen: parking_lot::Mutex<[u64; 3]>,
     /// The Redis tier and purge fan-out, with `storage.redis`.
-    redis: Option<shared::RedisParts>,
+    redis: Option<cluster::RedisParts>,
     /// Run-time settings, read by every request without a lock.
     settings: Arc<ArcSwap<crate::settings::Settings>>,
     /// Where settings changes are kept.
