@@ -21,22 +21,24 @@
 //! ```
 
 mod active;
+mod classify;
+mod cluster;
 mod ctx;
 mod directives;
+mod entry_tags;
+mod fast_path;
 mod headers;
 mod refuse;
 mod reload;
 mod request_id;
 mod runtime_settings;
-mod shared;
 mod storability;
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::{header, HeaderValue};
+use http::header;
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_cache::storage::Storage;
@@ -53,19 +55,20 @@ pub use reload::{ReloadError, ReloadReport};
 pub use runtime_settings::{Change, SettingsWriteError};
 pub use storability::NotStored;
 
-use storability::{client_wants_fresh, shareable, storable};
+use storability::{shareable, storable};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, IdentitySource, OnInvalid, Route, UnkeyedAction};
+use crate::config::{Config, IdentitySource};
 use crate::generations::{TagRegistry, Verdict};
-use crate::identity::{self, Outcome, Verified};
-use crate::key::{self, BypassReason, Identity};
+use crate::identity::{self, Verified};
+use crate::key::BypassReason;
 use crate::metrics::{CacheStatus, Metrics, OriginError};
-use crate::route::RouteMatch;
 use crate::storage::{EntryInfo, MemoryStore};
 use crate::tags;
 use active::Active;
+use classify::{literal_target, workspace_of};
+use entry_tags::entry_tags;
 
 /// The checks every hit passes, from [`TagCache::hit_check`].
 struct HitCheck {
@@ -81,27 +84,12 @@ struct HitCheck {
     capped_at: Option<SystemTime>,
 }
 
-/// A stored answer the proxy writes itself (see [`TagCache::write_hit`]).
-struct FreshAnswer<'a> {
-    header: &'a ResponseHeader,
-    body: bytes::Bytes,
-    age: Duration,
-    fresh_until: SystemTime,
-    /// `X-Cache-Layer`.
-    layer: &'static str,
-    /// When the lookup started, for the lookup latency metric.
-    started: Option<std::time::Instant>,
-}
-
 impl HitCheck {
     /// Nothing keeps the entry from being served as it is.
     fn clean(&self) -> bool {
         self.tags == Verdict::Valid && !self.unsynced && !self.refused && self.capped_at.is_none()
     }
 }
-
-/// Longest workspace or user id accepted from a request.
-const MAX_IDENTITY_LEN: usize = 256;
 
 /// The cache layer. Cheap to share: wrap it in an `Arc`.
 pub struct TagCache {
@@ -118,7 +106,7 @@ pub struct TagCache {
     /// The memory store's limit counters as last carried into the metrics.
     limits_seen: parking_lot::Mutex<[u64; 3]>,
     /// The Redis tier and purge fan-out, with `storage.redis`.
-    redis: Option<shared::RedisParts>,
+    redis: Option<cluster::RedisParts>,
     /// Run-time settings, read by every request without a lock.
     settings: Arc<ArcSwap<crate::settings::Settings>>,
     /// Where settings changes are kept.
@@ -333,258 +321,6 @@ impl TagCache {
         answered
     }
 
-    async fn check_request(
-        &self,
-        active: &Active,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora_error::Result<bool> {
-        let req = session.req_header();
-        ctx.request_id = Some(request_id::of(req));
-        if let Some(limit) = refuse::over_limit(req, &active.config.limits) {
-            self.metrics
-                .limits
-                .with_label_values(&[limit.label()])
-                .inc();
-            refuse::limit(session, limit).await?;
-            return Ok(true);
-        }
-        // Not UTF-8, or absolute-form: the path we would key is not the
-        // target the origin receives, so no route matches.
-        let found = if literal_target(req) {
-            active.router.find(req.uri.path())
-        } else {
-            None
-        };
-        if let (Some(jwt), Some(found)) = (&active.config.tenant.jwt, &found) {
-            if matches!(req.method, http::Method::GET | http::Method::HEAD) {
-                let route = &active.config.routes[found.index];
-                let path_workspace = param(route, &found.params, &jwt.workspace_param);
-                let outcome = match &active.auth {
-                    Some(auth) => auth.authenticate(req, path_workspace),
-                    None => Outcome::Invalid(identity::IdentityError::UnknownKey),
-                };
-                match outcome {
-                    Outcome::Verified(v) => {
-                        self.metrics.auth.with_label_values(&["ok"]).inc();
-                        ctx.verified = Some(v);
-                    }
-                    Outcome::Invalid(e) => {
-                        self.metrics.auth.with_label_values(&["invalid"]).inc();
-                        match jwt.on_invalid {
-                            OnInvalid::Reject => {
-                                refuse::unauthorized(session, e).await?;
-                                return Ok(true);
-                            }
-                            OnInvalid::Pass => {
-                                ctx.identity_bypass = Some(BypassReason::Unauthenticated);
-                            }
-                        }
-                    }
-                    Outcome::Forbidden(f) => {
-                        self.metrics.auth.with_label_values(&["forbidden"]).inc();
-                        refuse::forbidden(session, f).await?;
-                        return Ok(true);
-                    }
-                }
-            }
-        }
-        self.classify_request(active, session.req_header(), found, ctx);
-        Ok(false)
-    }
-
-    /// Matches the route and builds the key, or records why the cache is
-    /// bypassed. Runs once per request.
-    fn classify_request(
-        &self,
-        active: &Active,
-        req: &RequestHeader,
-        found: Option<RouteMatch<'_>>,
-        ctx: &mut RequestCtx,
-    ) {
-        ctx.classified = true;
-        let Some(found) = found else {
-            return;
-        };
-        ctx.route = Some(found.index);
-        let route = &active.config.routes[found.index];
-        let settings = self.settings.load();
-        match self.classify(
-            &active.config,
-            Some(&settings),
-            req,
-            route,
-            &found.params,
-            ctx,
-        ) {
-            // Sync purges: serve nothing stored while a complete purge could be newer.
-            Ok(_) if self.fanout().is_some_and(|f| !f.confirmed()) => {
-                ctx.bypass = Some(BypassReason::Unconfirmed);
-            }
-            Ok(primary) => ctx.primary = Some(primary),
-            Err(reason) => {
-                if matches!(
-                    reason,
-                    BypassReason::UriTooLong
-                        | BypassReason::TooManyParams
-                        | BypassReason::UnkeyedHeader
-                ) {
-                    self.metrics
-                        .limits
-                        .with_label_values(&[reason.as_str()])
-                        .inc();
-                }
-                ctx.bypass = Some(reason);
-            }
-        }
-    }
-
-    /// Answers a request from a fresh stored entry without going through
-    /// pingora-cache: one store read (memory, then Redis when there is a
-    /// Redis tier), the tag and trust checks [`Self::cache_hit_filter`]
-    /// makes, and the header and body written together. A Redis hit is
-    /// copied into memory as pingora-cache's path would. Anything else (a
-    /// miss, a stale or purged entry, a Vary route, a range or conditional
-    /// request, client `no-cache`) returns `false` and takes the full path,
-    /// which answers it the same way it always did. After a Redis miss here,
-    /// the key carries [`crate::storage::RedisAsked`], so pingora-cache's
-    /// first lookup does not ask Redis again.
-    /// Call from `ProxyHttp::request_filter`, after [`Self::request_filter`];
-    /// the proxy stops when it returns `true`.
-    ///
-    /// A hit served here does not reach the proxy's `response_filter`:
-    /// embedders that change every response there should not call it.
-    ///
-    /// # Errors
-    /// When the response cannot be written to the client.
-    pub async fn serve_fresh_hit(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora_error::Result<bool> {
-        if ctx.primary.is_none() || (self.fast.is_none() && self.redis.is_none()) {
-            return Ok(false);
-        }
-        let active = self.take_active(ctx);
-        let served = self.serve_fresh(&active, session, ctx).await;
-        ctx.active = Some(active);
-        served
-    }
-
-    async fn serve_fresh(
-        &self,
-        active: &Active,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora_error::Result<bool> {
-        let (Some(primary), Some(route)) = (&ctx.primary, ctx.route) else {
-            return Ok(false);
-        };
-        if !self.answers_as_stored(active, session.req_header(), route, ctx) {
-            return Ok(false);
-        }
-        let started = std::time::Instant::now();
-        let hash = pingora_cache::key::hash_key(primary);
-        ctx.hash = Some(hash);
-        let now = SystemTime::now();
-        if let Some(hit) = self.fast.and_then(|memory| memory.fresh(&hash, now)) {
-            if !self
-                .hit_check(active, hit.info(), hit.created(), hit.header(), ctx)
-                .clean()
-            {
-                return Ok(false);
-            }
-            let answer = FreshAnswer {
-                header: hit.header(),
-                body: hit.body(),
-                age: hit.age(now),
-                fresh_until: hit.fresh_until(),
-                layer: "MEMORY",
-                started: Some(started),
-            };
-            self.write_hit(session, ctx, answer).await?;
-            return Ok(true);
-        }
-        match &self.redis {
-            Some(parts) => {
-                self.serve_fresh_l2_hit(active, session, ctx, parts.store, hash, started)
-                    .await
-            }
-            None => Ok(false),
-        }
-    }
-
-    /// The request side of "may a stored response be written to this
-    /// request as it is": not when the client asked for a fresh copy, when
-    /// the route varies, or when the request is ranged or conditional (those
-    /// need pingora-cache's handling: 206, 304, variance). Asked by every path
-    /// that writes a hit itself: the memory and Redis fast path and a fill
-    /// served to a request that waited on another instance.
-    fn answers_as_stored(
-        &self,
-        active: &Active,
-        req: &RequestHeader,
-        route: usize,
-        ctx: &RequestCtx,
-    ) -> bool {
-        !ctx.client_no_cache
-            && active.config.routes[route].vary.is_empty()
-            && !req.headers.keys().any(|h| {
-                h == header::RANGE
-                    || h == header::IF_NONE_MATCH
-                    || h == header::IF_MODIFIED_SINCE
-                    || h == header::IF_MATCH
-                    || h == header::IF_UNMODIFIED_SINCE
-                    || h == header::IF_RANGE
-            })
-    }
-
-    /// Writes a stored answer: what pingora-cache does to a stored header
-    /// on a hit (RFC 9111 §4 `Age`, HTTP/1.1, chunked framing when no length
-    /// was stored), the cache status headers, then header and body together
-    /// (the header alone for `HEAD`).
-    async fn write_hit(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        hit: FreshAnswer<'_>,
-    ) -> pingora_error::Result<()> {
-        // Built as bare parts: pingora's `insert_header` parses each name
-        // again, which cost a tenth of a hit's user-space instructions.
-        // Headers this cache stores keep no case map; one read from an old
-        // Redis value loses its case (names are case-insensitive).
-        let status = hit.header.status;
-        let mut h = hit.header.headers.clone();
-        h.insert(header::AGE, HeaderValue::from(hit.age.as_secs()));
-        if !matches!(status.as_u16(), 204 | 304) && !h.contains_key(header::CONTENT_LENGTH) {
-            h.insert(
-                header::TRANSFER_ENCODING,
-                HeaderValue::from_static("chunked"),
-            );
-        }
-        headers::decorate_hit(&mut h, status, ctx, hit.fresh_until, hit.layer);
-        let reason = hit.header.get_reason_phrase();
-        let resp = crate::storage::bare_header(status, http::Version::HTTP_11, h, reason)
-            .map_err(|e| e.into_down())?;
-        if let Some(started) = hit.started {
-            self.metrics
-                .lookup_latency
-                .observe(started.elapsed().as_secs_f64());
-        }
-        let head_only = session.req_header().method == http::Method::HEAD;
-        session
-            .write_response_header(Box::new(resp), head_only)
-            .await
-            .map_err(|e| e.into_down())?;
-        if !head_only {
-            session
-                .write_response_body(Some(hit.body), true)
-                .await
-                .map_err(|e| e.into_down())?;
-        }
-        Ok(())
-    }
-
     /// Enables the cache for a request [`Self::request_filter`] found
     /// cacheable (classifying it here when `request_filter` was not called).
     /// Call from `ProxyHttp::request_cache_filter`.
@@ -611,105 +347,6 @@ impl TagCache {
         session
             .cache
             .enable(self.storage, None, None, self.lock, Some(overrides));
-    }
-
-    /// Decides whether the request can use the cache and builds its key.
-    fn classify(
-        &self,
-        config: &Config,
-        settings: Option<&crate::settings::Settings>,
-        req: &RequestHeader,
-        route: &Route,
-        params: &[Cow<'_, str>],
-        ctx: &mut RequestCtx,
-    ) -> Result<Vec<u8>, BypassReason> {
-        if req.method != http::Method::GET {
-            return Err(BypassReason::Method);
-        }
-        // A body can change the origin's answer (Express parses GET bodies)
-        // and is not in the key.
-        if storability::has_body(req) {
-            return Err(BypassReason::RequestBody);
-        }
-        // Pingora drops the fields a `Connection` header nominates before the
-        // origin sees them: a keyed identity or `Vary` header could vanish
-        // between the key and the origin, or an unkeyed one slip past its rule.
-        if storability::nominates_fields(req) {
-            return Err(BypassReason::HopByHop);
-        }
-        // `request_filter` answers 414 first; this keeps embedders that do
-        // not call it safe.
-        let uri_len = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
-        if uri_len > config.limits.max_uri_len {
-            return Err(BypassReason::UriTooLong);
-        }
-        if let Some(reason) = ctx.identity_bypass {
-            return Err(reason);
-        }
-        // A request carries a handful of headers: comparing names is cheaper
-        // than hashing each of the (ten or so) unkeyed names for a lookup.
-        let unkeyed = req
-            .headers
-            .keys()
-            .any(|h| config.unkeyed_headers.contains(h));
-        if unkeyed && route.unkeyed_headers == UnkeyedAction::Bypass {
-            return Err(BypassReason::UnkeyedHeader);
-        }
-        let tenant = &config.tenant;
-        let jwt = tenant.jwt.is_some();
-        // With `tenant.jwt`, identities come only from the verified token; a
-        // request `request_filter` did not verify has none.
-        let verified = ctx.verified.as_ref();
-        let workspace = match &tenant.workspace {
-            Some(_) if jwt => Some(
-                verified
-                    .and_then(|v| v.workspace.as_deref())
-                    .ok_or(BypassReason::NoWorkspace)?,
-            ),
-            Some(source) => Some(identity(req, source).ok_or(BypassReason::NoWorkspace)?),
-            None => None,
-        };
-        let values = key::query_values(route, req.uri.query(), config.limits.max_query_params)?;
-        if key::bypassed(route, &values) {
-            return Err(BypassReason::Rule);
-        }
-        // Run-time switches and TTLs (URL purges pass no settings: they
-        // address the entry whatever the switches say).
-        if let Some(settings) = settings {
-            match settings.decide(workspace, &route.name) {
-                crate::settings::Decision::Disabled => return Err(BypassReason::Disabled),
-                crate::settings::Decision::Cache { ttl } => ctx.ttl_override = ttl,
-            }
-        }
-        let user = if key::is_per_user(route, &values) {
-            let source = tenant.user.as_ref().ok_or(BypassReason::NoUser)?;
-            if jwt {
-                Some(
-                    verified
-                        .and_then(|v| v.user.as_deref())
-                        .ok_or(BypassReason::NoUser)?,
-                )
-            } else {
-                Some(identity(req, source).ok_or(BypassReason::NoUser)?)
-            }
-        } else {
-            None
-        };
-        // RFC 9111 §3.5: a response to a request with Authorization is only
-        // shared when the key holds the requester's identity, or when the
-        // origin marked it shareable (checked on hit and on store).
-        ctx.auth_unscoped = workspace.is_none() && req.headers.contains_key(header::AUTHORIZATION);
-        ctx.strip_unkeyed = unkeyed && route.unkeyed_headers == UnkeyedAction::Strip;
-        if route.honor_client_no_cache && client_wants_fresh(req) {
-            ctx.client_no_cache = true;
-        }
-        let primary = key::primary(route, Identity { workspace, user }, params, &values);
-        if config.debug_headers {
-            ctx.key_debug = Some(key::describe(&primary));
-        }
-        ctx.workspace = workspace.map(Arc::from);
-        ctx.user = user.map(Arc::from);
-        Ok(primary)
     }
 
     /// The key a request would be stored under, as `request_cache_filter`
@@ -1199,48 +836,6 @@ impl TagCache {
     }
 }
 
-/// Every tag of a new entry, hashed.
-fn entry_tags(
-    active: &Active,
-    req: &RequestHeader,
-    route: &Route,
-    index: usize,
-    primary_hash: HashBinary,
-    ctx: &RequestCtx,
-) -> Vec<u64> {
-    let mut out = Vec::with_capacity(route.tags.len() + ctx.origin_tags.len() + 3);
-    out.push(active.route_tags[index]);
-    out.push(tags::hash(&tags::key_tag(&primary_hash)));
-    if let Some(w) = ctx.workspace.as_deref() {
-        out.push(tags::hash(&tags::workspace_tag(w)));
-    }
-    if !route.tags.is_empty() {
-        // Only misses get here: re-deriving params and query is cheaper
-        // than carrying owned copies through every request.
-        let params = active
-            .router
-            .find(req.uri.path())
-            .map(|m| m.params)
-            .unwrap_or_default();
-        let values = key::query_values(route, req.uri.query(), usize::MAX).unwrap_or_default();
-        let vars = RouteVars {
-            route,
-            params: &params,
-            values: &values,
-            ctx,
-        };
-        for t in &route.tags {
-            if let Ok(tag) = tags::render(t, &vars) {
-                out.push(tags::hash(&tag));
-            }
-        }
-    }
-    out.extend(ctx.origin_tags.iter().map(|t| tags::hash(t)));
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
 /// The largest response the first tier stores.
 fn max_object_size(config: &Config) -> usize {
     let storage = &config.storage;
@@ -1248,63 +843,6 @@ fn max_object_size(config: &Config) -> usize {
         (Some(m), _) => m.max_object_size,
         (None, Some(r)) => r.max_object_size,
         (None, None) => 8 << 20,
-    }
-}
-
-/// Whether the request target is exactly the path and query we route and key:
-/// not the lossy rendering of non-UTF-8 bytes, not an absolute-form URL.
-fn literal_target(req: &RequestHeader) -> bool {
-    req.raw_path_is_utf8()
-        && req.uri.path_and_query().map(|pq| pq.as_str().as_bytes()) == Some(req.raw_path())
-}
-
-/// The value of the route's path parameter `name`, if it has one.
-fn param<'a>(route: &Route, params: &'a [Cow<'_, str>], name: &str) -> Option<&'a str> {
-    route
-        .segments
-        .iter()
-        .filter(|s| matches!(s, crate::config::Segment::Param(_)))
-        .zip(params)
-        .find(|(s, _)| matches!(s, crate::config::Segment::Param(p) if p == name))
-        .map(|(_, v)| v.as_ref())
-}
-
-/// The workspace a request on a route is counted under in the per-workspace
-/// figures: the one its key holds; for a request that bypassed before its key
-/// was built, the verified one (`tenant.jwt`) or the header's. Requests that
-/// match no route are not counted.
-fn workspace_of<'a>(
-    active: &Active,
-    req: &'a RequestHeader,
-    ctx: &'a RequestCtx,
-) -> Option<&'a str> {
-    ctx.route?;
-    if let Some(w) = ctx.workspace.as_deref() {
-        return Some(w);
-    }
-    match (&active.config.tenant.jwt, &active.config.tenant.workspace) {
-        (Some(_), _) => ctx.verified.as_ref()?.workspace.as_deref(),
-        (None, Some(source)) => identity(req, source),
-        (None, None) => None,
-    }
-}
-
-/// Reads one identity from the request; malformed or oversized values count as absent.
-fn identity<'r>(req: &'r RequestHeader, source: &IdentitySource) -> Option<&'r str> {
-    match source {
-        IdentitySource::Header(name) => {
-            let mut values = req.headers.get_all(name).iter();
-            let v = values.next()?;
-            if values.next().is_some() {
-                // Two values for one identity is an attack or a bug: refuse to guess.
-                return None;
-            }
-            let v = v.to_str().ok()?.trim();
-            (!v.is_empty()
-                && v.len() <= MAX_IDENTITY_LEN
-                && v.bytes().all(|b| b.is_ascii_graphic()))
-            .then_some(v)
-        }
     }
 }
 
@@ -1401,37 +939,6 @@ fn retention(config: &Config) -> Duration {
         + config.upstream.connect_timeout
         + config.coalescing.wait_timeout
         + Duration::from_secs(60)
-}
-
-struct RouteVars<'a> {
-    route: &'a Route,
-    params: &'a [Cow<'a, str>],
-    values: &'a key::QueryValues<'a>,
-    ctx: &'a RequestCtx,
-}
-
-impl tags::Vars for RouteVars<'_> {
-    fn workspace(&self) -> Option<&str> {
-        self.ctx.workspace.as_deref()
-    }
-    fn user(&self) -> Option<&str> {
-        self.ctx.user.as_deref()
-    }
-    fn var(&self, name: &str) -> Option<&str> {
-        let mut i = 0;
-        for seg in &self.route.segments {
-            if let crate::config::Segment::Param(p) = seg {
-                if p == name {
-                    return self.params.get(i).map(|c| c.as_ref());
-                }
-                i += 1;
-            }
-        }
-        None
-    }
-    fn query(&self, name: &str) -> Option<&str> {
-        key::value_of(self.route, self.values, name)
-    }
 }
 
 impl CacheStatus {

@@ -8,7 +8,7 @@
 //!    `raw.rs` structs. It records problems instead of stopping (unknown keys with
 //!    the nearest valid one, wrong types, missing `${VAR}`s) and hands on neutral
 //!    values.
-//! 2. `convert.rs`: turns the raw structs into the [`model`] types, checking every
+//! 2. `convert/`: turns the raw structs into the [`model`] types, checking every
 //!    rule (required keys, durations and sizes through `units.rs`, route matches,
 //!    tag templates through `template.rs`, cross-references) and reporting each
 //!    problem at the position kept by the first layer.

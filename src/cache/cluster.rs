@@ -25,7 +25,9 @@ use pingora_cache::storage::Storage;
 use pingora_cache::CachePhase;
 use pingora_proxy::Session;
 
-use super::{cache_key, retention, runtime_settings, Active, FreshAnswer, RequestCtx, TagCache};
+use super::{
+    cache_key, fast_path::FreshAnswer, retention, runtime_settings, Active, RequestCtx, TagCache,
+};
 use crate::config::{Config, RedisStorage};
 use crate::generations::TagRegistry;
 use crate::shared::fanout::Fanout;

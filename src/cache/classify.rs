@@ -1,0 +1,285 @@
+//! Request classification: what a request is (refused, bypassed, or a
+//! cacheable request on a route with its key), read once per request.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use http::header;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+
+use super::active::Active;
+use super::storability::client_wants_fresh;
+use crate::config::{Config, IdentitySource, OnInvalid, Route, UnkeyedAction};
+use crate::identity::{self, Outcome};
+use crate::key::{self, BypassReason, Identity};
+use crate::route::RouteMatch;
+
+use super::*;
+
+/// Longest workspace or user id accepted from a request.
+pub(super) const MAX_IDENTITY_LEN: usize = 256;
+
+impl TagCache {
+    pub(super) async fn check_request(
+        &self,
+        active: &Active,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora_error::Result<bool> {
+        let req = session.req_header();
+        ctx.request_id = Some(request_id::of(req));
+        if let Some(limit) = refuse::over_limit(req, &active.config.limits) {
+            self.metrics
+                .limits
+                .with_label_values(&[limit.label()])
+                .inc();
+            refuse::limit(session, limit).await?;
+            return Ok(true);
+        }
+        // Not UTF-8, or absolute-form: the path we would key is not the
+        // target the origin receives, so no route matches.
+        let found = if literal_target(req) {
+            active.router.find(req.uri.path())
+        } else {
+            None
+        };
+        if let (Some(jwt), Some(found)) = (&active.config.tenant.jwt, &found) {
+            if matches!(req.method, http::Method::GET | http::Method::HEAD) {
+                let route = &active.config.routes[found.index];
+                let path_workspace = param(route, &found.params, &jwt.workspace_param);
+                let outcome = match &active.auth {
+                    Some(auth) => auth.authenticate(req, path_workspace),
+                    None => Outcome::Invalid(identity::IdentityError::UnknownKey),
+                };
+                match outcome {
+                    Outcome::Verified(v) => {
+                        self.metrics.auth.with_label_values(&["ok"]).inc();
+                        ctx.verified = Some(v);
+                    }
+                    Outcome::Invalid(e) => {
+                        self.metrics.auth.with_label_values(&["invalid"]).inc();
+                        match jwt.on_invalid {
+                            OnInvalid::Reject => {
+                                refuse::unauthorized(session, e).await?;
+                                return Ok(true);
+                            }
+                            OnInvalid::Pass => {
+                                ctx.identity_bypass = Some(BypassReason::Unauthenticated);
+                            }
+                        }
+                    }
+                    Outcome::Forbidden(f) => {
+                        self.metrics.auth.with_label_values(&["forbidden"]).inc();
+                        refuse::forbidden(session, f).await?;
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        self.classify_request(active, session.req_header(), found, ctx);
+        Ok(false)
+    }
+
+    /// Matches the route and builds the key, or records why the cache is
+    /// bypassed. Runs once per request.
+    pub(super) fn classify_request(
+        &self,
+        active: &Active,
+        req: &RequestHeader,
+        found: Option<RouteMatch<'_>>,
+        ctx: &mut RequestCtx,
+    ) {
+        ctx.classified = true;
+        let Some(found) = found else {
+            return;
+        };
+        ctx.route = Some(found.index);
+        let route = &active.config.routes[found.index];
+        let settings = self.settings.load();
+        match self.classify(
+            &active.config,
+            Some(&settings),
+            req,
+            route,
+            &found.params,
+            ctx,
+        ) {
+            // Sync purges: serve nothing stored while a complete purge could be newer.
+            Ok(_) if self.fanout().is_some_and(|f| !f.confirmed()) => {
+                ctx.bypass = Some(BypassReason::Unconfirmed);
+            }
+            Ok(primary) => ctx.primary = Some(primary),
+            Err(reason) => {
+                if matches!(
+                    reason,
+                    BypassReason::UriTooLong
+                        | BypassReason::TooManyParams
+                        | BypassReason::UnkeyedHeader
+                ) {
+                    self.metrics
+                        .limits
+                        .with_label_values(&[reason.as_str()])
+                        .inc();
+                }
+                ctx.bypass = Some(reason);
+            }
+        }
+    }
+
+    /// Decides whether the request can use the cache and builds its key.
+    pub(super) fn classify(
+        &self,
+        config: &Config,
+        settings: Option<&crate::settings::Settings>,
+        req: &RequestHeader,
+        route: &Route,
+        params: &[Cow<'_, str>],
+        ctx: &mut RequestCtx,
+    ) -> Result<Vec<u8>, BypassReason> {
+        if req.method != http::Method::GET {
+            return Err(BypassReason::Method);
+        }
+        // A body can change the origin's answer (Express parses GET bodies)
+        // and is not in the key.
+        if storability::has_body(req) {
+            return Err(BypassReason::RequestBody);
+        }
+        // Pingora drops the fields a `Connection` header nominates before the
+        // origin sees them: a keyed identity or `Vary` header could vanish
+        // between the key and the origin, or an unkeyed one slip past its rule.
+        if storability::nominates_fields(req) {
+            return Err(BypassReason::HopByHop);
+        }
+        // `request_filter` answers 414 first; this keeps embedders that do
+        // not call it safe.
+        let uri_len = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        if uri_len > config.limits.max_uri_len {
+            return Err(BypassReason::UriTooLong);
+        }
+        if let Some(reason) = ctx.identity_bypass {
+            return Err(reason);
+        }
+        // A request carries a handful of headers: comparing names is cheaper
+        // than hashing each of the (ten or so) unkeyed names for a lookup.
+        let unkeyed = req
+            .headers
+            .keys()
+            .any(|h| config.unkeyed_headers.contains(h));
+        if unkeyed && route.unkeyed_headers == UnkeyedAction::Bypass {
+            return Err(BypassReason::UnkeyedHeader);
+        }
+        let tenant = &config.tenant;
+        let jwt = tenant.jwt.is_some();
+        // With `tenant.jwt`, identities come only from the verified token; a
+        // request `request_filter` did not verify has none.
+        let verified = ctx.verified.as_ref();
+        let workspace = match &tenant.workspace {
+            Some(_) if jwt => Some(
+                verified
+                    .and_then(|v| v.workspace.as_deref())
+                    .ok_or(BypassReason::NoWorkspace)?,
+            ),
+            Some(source) => Some(identity(req, source).ok_or(BypassReason::NoWorkspace)?),
+            None => None,
+        };
+        let values = key::query_values(route, req.uri.query(), config.limits.max_query_params)?;
+        if key::bypassed(route, &values) {
+            return Err(BypassReason::Rule);
+        }
+        // Run-time switches and TTLs (URL purges pass no settings: they
+        // address the entry whatever the switches say).
+        if let Some(settings) = settings {
+            match settings.decide(workspace, &route.name) {
+                crate::settings::Decision::Disabled => return Err(BypassReason::Disabled),
+                crate::settings::Decision::Cache { ttl } => ctx.ttl_override = ttl,
+            }
+        }
+        let user = if key::is_per_user(route, &values) {
+            let source = tenant.user.as_ref().ok_or(BypassReason::NoUser)?;
+            if jwt {
+                Some(
+                    verified
+                        .and_then(|v| v.user.as_deref())
+                        .ok_or(BypassReason::NoUser)?,
+                )
+            } else {
+                Some(identity(req, source).ok_or(BypassReason::NoUser)?)
+            }
+        } else {
+            None
+        };
+        // RFC 9111 §3.5: a response to a request with Authorization is only
+        // shared when the key holds the requester's identity, or when the
+        // origin marked it shareable (checked on hit and on store).
+        ctx.auth_unscoped = workspace.is_none() && req.headers.contains_key(header::AUTHORIZATION);
+        ctx.strip_unkeyed = unkeyed && route.unkeyed_headers == UnkeyedAction::Strip;
+        if route.honor_client_no_cache && client_wants_fresh(req) {
+            ctx.client_no_cache = true;
+        }
+        let primary = key::primary(route, Identity { workspace, user }, params, &values);
+        if config.debug_headers {
+            ctx.key_debug = Some(key::describe(&primary));
+        }
+        ctx.workspace = workspace.map(Arc::from);
+        ctx.user = user.map(Arc::from);
+        Ok(primary)
+    }
+}
+
+/// Whether the request target is exactly the path and query we route and key:
+/// not the lossy rendering of non-UTF-8 bytes, not an absolute-form URL.
+pub(super) fn literal_target(req: &RequestHeader) -> bool {
+    req.raw_path_is_utf8()
+        && req.uri.path_and_query().map(|pq| pq.as_str().as_bytes()) == Some(req.raw_path())
+}
+
+/// The value of the route's path parameter `name`, if it has one.
+pub(super) fn param<'a>(route: &Route, params: &'a [Cow<'_, str>], name: &str) -> Option<&'a str> {
+    route
+        .segments
+        .iter()
+        .filter(|s| matches!(s, crate::config::Segment::Param(_)))
+        .zip(params)
+        .find(|(s, _)| matches!(s, crate::config::Segment::Param(p) if p == name))
+        .map(|(_, v)| v.as_ref())
+}
+
+/// The workspace a request on a route is counted under in the per-workspace
+/// figures: the one its key holds; for a request that bypassed before its key
+/// was built, the verified one (`tenant.jwt`) or the header's. Requests that
+/// match no route are not counted.
+pub(super) fn workspace_of<'a>(
+    active: &Active,
+    req: &'a RequestHeader,
+    ctx: &'a RequestCtx,
+) -> Option<&'a str> {
+    ctx.route?;
+    if let Some(w) = ctx.workspace.as_deref() {
+        return Some(w);
+    }
+    match (&active.config.tenant.jwt, &active.config.tenant.workspace) {
+        (Some(_), _) => ctx.verified.as_ref()?.workspace.as_deref(),
+        (None, Some(source)) => identity(req, source),
+        (None, None) => None,
+    }
+}
+
+/// Reads one identity from the request; malformed or oversized values count as absent.
+pub(super) fn identity<'r>(req: &'r RequestHeader, source: &IdentitySource) -> Option<&'r str> {
+    match source {
+        IdentitySource::Header(name) => {
+            let mut values = req.headers.get_all(name).iter();
+            let v = values.next()?;
+            if values.next().is_some() {
+                // Two values for one identity is an attack or a bug: refuse to guess.
+                return None;
+            }
+            let v = v.to_str().ok()?.trim();
+            (!v.is_empty()
+                && v.len() <= MAX_IDENTITY_LEN
+                && v.bytes().all(|b| b.is_ascii_graphic()))
+            .then_some(v)
+        }
+    }
+}
