@@ -60,6 +60,7 @@ fn contact_list() -> Route {
                 values: vec!["assigned_to_me".into()],
             }],
             per_user: false,
+            query_all: false,
         },
         unknown_query: UnknownQuery::Bypass,
         bypass_when: vec![BypassRule {

@@ -11,6 +11,10 @@
 //! (path parameters, stripped by some servers), a `%` left after decoding
 //! (decoded twice by some), control characters, and bytes that are not UTF-8
 //! (overlong encodings such as `%C0%AE` included).
+//!
+//! A pattern may end in `{*rest}`, which matches one or more segments (a
+//! subtree): each of them is held to the same rules, so a subtree route
+//! matches exactly the paths that a route spelling the segments out would.
 
 use std::borrow::Cow;
 
@@ -36,64 +40,136 @@ pub struct Router {
 #[derive(Debug, Clone)]
 struct CompiledRoute {
     segments: Vec<Segment>,
+    /// The pattern ends in `{*rest}`: it matches one or more segments more
+    /// than the ones before it.
+    rest: bool,
+}
+
+impl CompiledRoute {
+    fn new(segments: &[Segment]) -> Self {
+        CompiledRoute {
+            rest: matches!(segments.last(), Some(Segment::Rest(_))),
+            segments: segments.to_vec(),
+        }
+    }
+
+    /// The parameters of `decoded` if this pattern matches it.
+    fn params<'a>(&self, decoded: &[Cow<'a, str>]) -> Option<Vec<Cow<'a, str>>> {
+        let fixed = if self.rest {
+            // `{*rest}` takes at least one segment.
+            if decoded.len() < self.segments.len() {
+                return None;
+            }
+            self.segments.len() - 1
+        } else {
+            if decoded.len() != self.segments.len() {
+                return None;
+            }
+            self.segments.len()
+        };
+        for (pat, seg) in self.segments[..fixed].iter().zip(decoded) {
+            if let Segment::Literal(lit) = pat {
+                if lit != seg {
+                    return None;
+                }
+            }
+        }
+        let mut params: Vec<Cow<'a, str>> = self.segments[..fixed]
+            .iter()
+            .zip(decoded)
+            .filter(|(pat, _)| matches!(pat, Segment::Param(_)))
+            .map(|(_, seg)| seg.clone())
+            .collect();
+        if self.rest {
+            // Every segment passed the checks above and none holds a `/`,
+            // so joining them is unambiguous.
+            params.push(Cow::Owned(decoded[fixed..].join("/")));
+        }
+        Some(params)
+    }
 }
 
 impl Router {
     /// Compiles the route table from the validated routes.
     pub fn new(routes: &[Route]) -> Self {
+        Self::from_patterns(routes.iter().map(|r| r.segments.as_slice()))
+    }
+
+    /// Compiles a table from path patterns, matched in order.
+    pub fn from_patterns<'s>(patterns: impl IntoIterator<Item = &'s [Segment]>) -> Self {
         Router {
-            routes: routes
-                .iter()
-                .map(|r| CompiledRoute {
-                    segments: r.segments.clone(),
-                })
-                .collect(),
+            routes: patterns.into_iter().map(CompiledRoute::new).collect(),
         }
     }
 
     /// Finds the first route whose pattern matches `path` (the raw, still
     /// percent-encoded request path, without the query).
     pub fn find<'a>(&self, path: &'a str) -> Option<RouteMatch<'a>> {
-        let rest = path.strip_prefix('/')?;
-        // A trailing slash is a different resource to most origins: no match.
-        let mut decoded: Vec<Cow<'a, str>> = Vec::with_capacity(8);
-        for raw in rest.split('/') {
-            if raw.is_empty() || raw == "." || raw == ".." {
-                return None;
-            }
-            let seg = if raw.contains('%') {
-                percent_decode_str(raw).decode_utf8().ok()?
-            } else {
-                // Nothing to decode, and a `&str` is valid UTF-8 already.
-                Cow::Borrowed(raw)
-            };
-            if seg == "." || seg == ".." || seg.is_empty() || seg.chars().any(ambiguous) {
-                return None;
-            }
-            decoded.push(seg);
-        }
-        'routes: for (index, route) in self.routes.iter().enumerate() {
-            if route.segments.len() != decoded.len() {
-                continue;
-            }
-            for (pat, seg) in route.segments.iter().zip(&decoded) {
-                if let Segment::Literal(lit) = pat {
-                    if lit != seg {
-                        continue 'routes;
-                    }
-                }
-            }
-            let params = route
-                .segments
-                .iter()
-                .zip(&decoded)
-                .filter(|(pat, _)| matches!(pat, Segment::Param(_)))
-                .map(|(_, seg)| seg.clone())
-                .collect();
-            return Some(RouteMatch { index, params });
-        }
-        None
+        let decoded = decode(path)?;
+        self.routes.iter().enumerate().find_map(|(index, route)| {
+            route
+                .params(&decoded)
+                .map(|params| RouteMatch { index, params })
+        })
     }
+
+    /// Every route whose pattern matches `path`, in order.
+    pub fn find_all<'a>(&self, path: &'a str) -> Vec<RouteMatch<'a>> {
+        let Some(decoded) = decode(path) else {
+            return Vec::new();
+        };
+        self.routes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, route)| {
+                route
+                    .params(&decoded)
+                    .map(|params| RouteMatch { index, params })
+            })
+            .collect()
+    }
+
+    /// The first pattern that matches `path` among those `accept` takes.
+    pub fn find_where<'a>(
+        &self,
+        path: &'a str,
+        accept: impl Fn(usize) -> bool,
+    ) -> Option<RouteMatch<'a>> {
+        let decoded = decode(path)?;
+        self.routes
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| accept(*index))
+            .find_map(|(index, route)| {
+                route
+                    .params(&decoded)
+                    .map(|params| RouteMatch { index, params })
+            })
+    }
+}
+
+/// The decoded segments of `path`, or `None` when it is ambiguous (see the
+/// module docs).
+fn decode(path: &str) -> Option<Vec<Cow<'_, str>>> {
+    let rest = path.strip_prefix('/')?;
+    // A trailing slash is a different resource to most origins: no match.
+    let mut decoded: Vec<Cow<'_, str>> = Vec::with_capacity(8);
+    for raw in rest.split('/') {
+        if raw.is_empty() || raw == "." || raw == ".." {
+            return None;
+        }
+        let seg = if raw.contains('%') {
+            percent_decode_str(raw).decode_utf8().ok()?
+        } else {
+            // Nothing to decode, and a `&str` is valid UTF-8 already.
+            Cow::Borrowed(raw)
+        };
+        if seg == "." || seg == ".." || seg.is_empty() || seg.chars().any(ambiguous) {
+            return None;
+        }
+        decoded.push(seg);
+    }
+    Some(decoded)
 }
 
 /// Characters that make a decoded segment ambiguous (see the module docs).
@@ -110,28 +186,35 @@ mod tests {
             .split('/')
             .map(
                 |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => Segment::Param(name.to_string()),
+                    Some(name) => match name.strip_prefix('*') {
+                        Some(rest) => Segment::Rest(rest.to_string()),
+                        None => Segment::Param(name.to_string()),
+                    },
                     None => Segment::Literal(s.to_string()),
                 },
             )
             .collect()
     }
 
+    fn router_of(patterns: &[&str]) -> Router {
+        let segments: Vec<Vec<Segment>> = patterns.iter().map(|p| seg(p)).collect();
+        Router::from_patterns(segments.iter().map(Vec::as_slice))
+    }
+
     fn router() -> Router {
-        Router {
-            routes: [
-                "/api/boards/{board_id}/contacts",
-                "/api/contacts/{id}",
-                "/api/boards/special/contacts",
-            ]
-            .iter()
-            .map(|p| CompiledRoute { segments: seg(p) })
-            .collect(),
-        }
+        router_of(&[
+            "/api/boards/{board_id}/contacts",
+            "/api/contacts/{id}",
+            "/api/boards/special/contacts",
+        ])
     }
 
     fn check(path: &str, expected: Option<(usize, &[&str])>) {
-        let got = router().find(path);
+        check_in(&router(), path, expected);
+    }
+
+    fn check_in(router: &Router, path: &str, expected: Option<(usize, &[&str])>) {
+        let got = router.find(path);
         let got = got.as_ref().map(|m| {
             (
                 m.index,
@@ -190,5 +273,46 @@ mod tests {
         // Plain percent-encoding of ordinary characters still matches.
         check("/api/boards/b%31/contacts", Some((0, &["b1"])));
         check("/api/boards/%C3%A9/contacts", Some((0, &["\u{e9}"])));
+    }
+
+    #[test]
+    fn subtree_routes() {
+        let r = router_of(&["/static/{*rest}", "/sites/{site}/{*path}", "/{*all}"]);
+        check_in(&r, "/static/app.js", Some((0, &["app.js"])));
+        check_in(&r, "/static/v1/css/a.css", Some((0, &["v1/css/a.css"])));
+        check_in(&r, "/static/v%31/a%20b.css", Some((0, &["v1/a b.css"])));
+        check_in(&r, "/sites/s1/index.html", Some((1, &["s1", "index.html"])));
+        check_in(&r, "/sites/s1/a/b", Some((1, &["s1", "a/b"])));
+        // The rest takes at least one segment: `/static` alone is the catch-all's.
+        check_in(&r, "/static", Some((2, &["static"])));
+        check_in(&r, "/x", Some((2, &["x"])));
+        check_in(&r, "/", None);
+        // Every segment of the rest obeys the rules of any segment.
+        for path in [
+            "/static/",
+            "/static/v1/",
+            "/static//a.js",
+            "/static/v1/../secret",
+            "/static/./a.js",
+            "/static/%2e%2e/a.js",
+            "/static/a%2Fb.js",
+            "/static/a%5Cb.js",
+            "/static/a;b/c.js",
+            "/static/v1/%C0%AE%C0%AE/a.js",
+            "/static/a%00.js",
+            "/static/a%252e.js",
+            "/sites/s1/a/../b",
+        ] {
+            check_in(&r, path, None);
+        }
+    }
+
+    #[test]
+    fn every_match_in_order() {
+        let r = router_of(&["/a/{x}", "/a/b", "/{*rest}"]);
+        let all: Vec<usize> = r.find_all("/a/b").iter().map(|m| m.index).collect();
+        assert_eq!(all, [0, 1, 2]);
+        assert!(r.find_all("/a/../b").is_empty());
+        assert_eq!(r.find_where("/a/b", |i| i > 0).map(|m| m.index), Some(1));
     }
 }

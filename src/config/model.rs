@@ -268,6 +268,10 @@ pub enum Segment {
     Literal(String),
     /// `{name}`: one non-empty segment captured as a path parameter.
     Param(String),
+    /// `{*name}`, last in a pattern only: the rest of the path, one or more
+    /// segments, each held to the same rules as any other segment, captured
+    /// as one parameter (the decoded segments joined by `/`).
+    Rest(String),
 }
 
 /// A cached route.
@@ -331,9 +335,13 @@ impl Route {
                     put(b"p");
                     put(p.as_bytes());
                 }
+                Segment::Rest(p) => {
+                    put(b"r");
+                    put(p.as_bytes());
+                }
             }
         }
-        put(b"q");
+        put(if self.key.query_all { b"Q" } else { b"q" });
         for q in &self.key.query {
             put(q.as_bytes());
         }
@@ -380,6 +388,9 @@ pub enum UnkeyedAction {
 pub struct KeySpec {
     /// Allowlisted query parameters, sorted and deduplicated.
     pub query: Vec<String>,
+    /// `query: all`: every query parameter is in the key, sorted by name
+    /// (`query` is then empty).
+    pub query_all: bool,
     /// Defaults applied before keying (a param equal to its default is the same key as absent).
     pub defaults: BTreeMap<String, String>,
     /// The user id is added to the key when any of these params has one of the values.

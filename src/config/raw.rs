@@ -342,7 +342,8 @@ pub(crate) enum OnInvalid {
 pub(crate) struct Route {
     /// Unique route name. Required.
     pub(crate) name: Option<Spanned<String>>,
-    /// `"GET /path/{param}"`. Required; only GET is accepted.
+    /// `"GET /path/{param}"`, or `"GET /static/{*rest}"` for a whole subtree
+    /// (`{*name}` last, one or more segments). Required; only GET is accepted.
     #[serde(rename = "match")]
     pub(crate) match_: Option<Spanned<String>>,
     /// Fresh lifetime, a duration greater than 0. Required.
@@ -380,8 +381,9 @@ pub(crate) struct Route {
 #[serde(deny_unknown_fields, rename = "route key")]
 #[schemars(rename = "Key")]
 pub(crate) struct Key {
-    /// Allowlisted query parameters. Default: none.
-    pub(crate) query: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Allowlisted query parameters, or `all`: every parameter, sorted by
+    /// name. Default: none.
+    pub(crate) query: Option<Spanned<QueryKeys>>,
     /// Query parameter defaults (a number is taken as its text). Default: none.
     #[serde(default)]
     #[schemars(with = "Entries<String, ScalarText>")]
@@ -390,6 +392,116 @@ pub(crate) struct Key {
     pub(crate) per_user_when: Option<Spanned<PerUserWhen>>,
     /// Always key per user. Default `false`.
     pub(crate) per_user: Option<Spanned<bool>>,
+}
+
+/// `key.query:`: a list of parameter names, or a word (only `all` is valid,
+/// which `convert` checks so that a typo is reported with its position).
+#[derive(Debug)]
+pub(crate) enum QueryKeys {
+    /// `[page, pageSize]`.
+    Names(Vec<Spanned<String>>),
+    /// `all` (or a mistake).
+    Word(String),
+}
+
+impl Default for QueryKeys {
+    fn default() -> Self {
+        QueryKeys::Names(Vec::new())
+    }
+}
+
+impl<'de> Deserialize<'de> for QueryKeys {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct QueryKeysVisitor;
+
+        impl<'de> Visitor<'de> for QueryKeysVisitor {
+            type Value = QueryKeys;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of query parameter names, or all")
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<QueryKeys, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element()? {
+                    names.push(name);
+                }
+                Ok(QueryKeys::Names(names))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<QueryKeys, E> {
+                Ok(QueryKeys::Word(v.to_string()))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<QueryKeys, E> {
+                Ok(QueryKeys::Word(v))
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<QueryKeys, E> {
+                Ok(QueryKeys::Word(v.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<QueryKeys, E> {
+                Ok(QueryKeys::Word(v.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<QueryKeys, E> {
+                Ok(QueryKeys::Word(v.to_string()))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<QueryKeys, E> {
+                Ok(QueryKeys::Word(v.to_string()))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<QueryKeys, E> {
+                Ok(QueryKeys::Word(String::new()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<QueryKeys, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(QueryKeys::Word(String::new()))
+            }
+        }
+
+        deserializer.deserialize_any(QueryKeysVisitor)
+    }
+}
+
+/// What the schema says `key.query` is.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum QueryKeysSchema {
+    /// Allowlisted parameter names.
+    Names(Vec<String>),
+    /// Every parameter.
+    All(AllWord),
+}
+
+/// The word `all`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum AllWord {
+    /// Every query parameter is in the key, sorted by name.
+    All,
+}
+
+impl JsonSchema for QueryKeys {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "QueryKeys".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        QueryKeysSchema::json_schema(generator)
+    }
 }
 
 /// `key.per_user_when:`: query parameter to the values (one or a list) that make

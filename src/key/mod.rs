@@ -2,11 +2,12 @@
 //!
 //! A key is made of length-framed parts — a format version, the route name,
 //! the workspace, the user (only where the route keys per user), the path
-//! parameters, then the allowlisted query parameters sorted by name with
-//! defaults applied — so that no two different requests can produce the same
-//! bytes by concatenation. Anything that could change the origin's response
-//! but cannot be put in the key (an unknown or repeated query parameter, a
-//! value that does not decode) makes the request bypass the cache instead.
+//! parameters, then the allowlisted query parameters (or, with `query: all`,
+//! every parameter) sorted by name with defaults applied — so that no two
+//! different requests can produce the same bytes by concatenation. Anything
+//! that could change the origin's response but cannot be put in the key (an
+//! unknown or repeated query parameter, a value that does not decode) makes
+//! the request bypass the cache instead.
 
 use std::borrow::Cow;
 
@@ -88,11 +89,20 @@ impl BypassReason {
     }
 }
 
-/// The effective value of each allowlisted query parameter, in allowlist
-/// (sorted) order, after decoding, dropping empty values and applying defaults.
-pub type QueryValues<'a> = Vec<Option<Cow<'a, str>>>;
+/// The query parameters a key holds, after decoding, dropping empty values
+/// and applying defaults: for an allowlist, the value of each allowlisted
+/// parameter in allowlist (sorted) order; with `query: all`, every
+/// parameter, sorted by name.
+#[derive(Debug, Clone, Default)]
+pub struct QueryValues<'a> {
+    /// By allowlist index (allowlist routes).
+    listed: Vec<Option<Cow<'a, str>>>,
+    /// Name and value of every parameter, sorted by name (`query: all`).
+    all: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
 
-/// Parses `query` against `route`'s allowlist.
+/// Parses `query` against `route`'s allowlist, or takes every parameter when
+/// the route keys `query: all`.
 ///
 /// # Errors
 /// Returns the [`BypassReason`] when the query cannot be keyed safely.
@@ -101,8 +111,11 @@ pub fn query_values<'a>(
     query: Option<&'a str>,
     max_params: usize,
 ) -> Result<QueryValues<'a>, BypassReason> {
+    if route.key.query_all {
+        return all_values(route, query, max_params);
+    }
     let allow = &route.key.query;
-    let mut values: QueryValues<'a> = vec![None; allow.len()];
+    let mut values: Vec<Option<Cow<'a, str>>> = vec![None; allow.len()];
     let mut seen = 0usize;
     for pair in query.unwrap_or("").split('&') {
         if pair.is_empty() {
@@ -140,7 +153,53 @@ pub fn query_values<'a>(
             }
         }
     }
-    Ok(values)
+    Ok(QueryValues {
+        listed: values,
+        all: Vec::new(),
+    })
+}
+
+/// `query: all`: every parameter, by the same rules as an allowlist (decoded,
+/// empty values dropped, defaults applied, a repeated name refused), sorted
+/// by name.
+fn all_values<'a>(
+    route: &'a Route,
+    query: Option<&'a str>,
+    max_params: usize,
+) -> Result<QueryValues<'a>, BypassReason> {
+    let mut all: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
+    let mut seen = 0usize;
+    for pair in query.unwrap_or("").split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        seen += 1;
+        if seen > max_params {
+            return Err(BypassReason::TooManyParams);
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        all.push((decode(name)?, decode(value)?));
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    if all.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(BypassReason::RepeatedQuery);
+    }
+    all.retain(|(_, v)| !v.is_empty());
+    for (name, default) in &route.key.defaults {
+        if let Err(at) = all.binary_search_by(|(n, _)| n.as_ref().cmp(name.as_str())) {
+            all.insert(
+                at,
+                (
+                    Cow::Borrowed(name.as_str()),
+                    Cow::Borrowed(default.as_str()),
+                ),
+            );
+        }
+    }
+    Ok(QueryValues {
+        listed: Vec::new(),
+        all,
+    })
 }
 
 /// Percent-decodes a query component, `+` meaning space (form encoding, as
@@ -162,12 +221,19 @@ fn decode(raw: &str) -> Result<Cow<'_, str>, BypassReason> {
 
 /// Value of an allowlisted parameter by name.
 pub fn value_of<'v>(route: &Route, values: &'v QueryValues<'_>, name: &str) -> Option<&'v str> {
+    if route.key.query_all {
+        let i = values
+            .all
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .ok()?;
+        return values.all.get(i).map(|(_, v)| v.as_ref());
+    }
     let i = route
         .key
         .query
         .binary_search_by(|a| a.as_str().cmp(name))
         .ok()?;
-    values[i].as_deref()
+    values.listed.get(i)?.as_deref()
 }
 
 /// Whether a `bypass_when` rule of the route matches.
@@ -218,9 +284,15 @@ pub fn primary(
     len += identity.workspace.map_or(0, str::len) + identity.user.map_or(0, str::len);
     len += params.iter().map(|p| p.len() + 4).sum::<usize>();
     len += values
+        .listed
         .iter()
         .zip(&route.key.query)
         .map(|(v, n)| v.as_ref().map_or(0, |v| v.len() + n.len() + 8))
+        .sum::<usize>();
+    len += values
+        .all
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 8)
         .sum::<usize>();
     let mut out = Vec::with_capacity(len);
     frame(&mut out, KEY_VERSION);
@@ -244,11 +316,17 @@ pub fn primary(
     for p in params {
         frame(&mut out, p.as_bytes());
     }
-    for (v, name) in values.iter().zip(&route.key.query) {
+    for (v, name) in values.listed.iter().zip(&route.key.query) {
         if let Some(v) = v {
             frame(&mut out, name.as_bytes());
             frame(&mut out, v.as_bytes());
         }
+    }
+    // `query: all` (the allowlist is empty then): the same framing, so a key
+    // holds name and value of each parameter, sorted by name.
+    for (name, v) in &values.all {
+        frame(&mut out, name.as_bytes());
+        frame(&mut out, v.as_bytes());
     }
     out
 }
@@ -327,6 +405,7 @@ mod tests {
                     values: vec!["assigned_to_me".into()],
                 }],
                 per_user: false,
+                query_all: false,
             },
             unknown_query: unknown,
             bypass_when: vec![BypassRule {
@@ -481,6 +560,41 @@ mod tests {
             .join("&");
         assert_eq!(
             query_values(&r, Some(&q), 5).err(),
+            Some(BypassReason::TooManyParams)
+        );
+    }
+
+    /// `query: all`: every parameter in the key, sorted by name, by the
+    /// allowlist's rules (decoding, empty values, defaults, repeats).
+    #[test]
+    fn query_all() {
+        let mut r = route(UnknownQuery::Bypass);
+        r.key.query = Vec::new();
+        r.key.query_all = true;
+        r.key.defaults = [("lang".to_string(), "en".to_string())].into();
+        r.key.per_user_when.clear();
+        r.bypass_when.clear();
+        let k = |q: &str| key(&r, q, "w1", "u1");
+        assert_eq!(
+            k("v=2&a=1").as_deref(),
+            Ok("contact_list|w|w1|-|b1|a|1|lang|en|v|2")
+        );
+        assert_eq!(k("a=1&v=2"), k("v=2&a=1"));
+        assert_eq!(k("a=%31&v=2&empty="), k("v=2&a=1"));
+        assert_eq!(k("lang=en"), k(""));
+        assert_ne!(k("lang=fr"), k(""));
+        assert_eq!(k("a=1&a=2"), Err(BypassReason::RepeatedQuery));
+        assert_eq!(k("a=%FF"), Err(BypassReason::BadEncoding));
+        let v = query_values(&r, Some("z=9&b=x"), 64).unwrap();
+        assert_eq!(value_of(&r, &v, "b"), Some("x"));
+        assert_eq!(value_of(&r, &v, "lang"), Some("en"));
+        assert_eq!(value_of(&r, &v, "nope"), None);
+        let many = (0..10)
+            .map(|i| format!("x{i}=1"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(
+            query_values(&r, Some(&many), 5).err(),
             Some(BypassReason::TooManyParams)
         );
     }

@@ -23,6 +23,7 @@ mod security;
 mod settings;
 mod standard_webhooks;
 mod storability;
+mod subtree_routes;
 mod ui;
 mod util;
 mod warm;

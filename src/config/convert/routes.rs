@@ -65,11 +65,12 @@ impl Cx<'_> {
             },
             None => (RouteMethod::Get, Vec::new()),
         };
+        // `{*rest}` is keyed, but is no template variable.
         let params: Vec<String> = segments
             .iter()
             .filter_map(|s| match s {
                 Segment::Param(p) => Some(p.clone()),
-                Segment::Literal(_) => None,
+                Segment::Literal(_) | Segment::Rest(_) => None,
             })
             .collect();
 
@@ -86,26 +87,33 @@ impl Cx<'_> {
             Some(q) => !self.report.is_poisoned(q.pos),
             None => key_pos.is_none_or(|pos| !self.report.is_misspelled(pos, "query")),
         };
-        let mut query: Vec<String> = key
-            .query
-            .as_ref()
-            .map(|q| {
-                q.value
-                    .iter()
-                    .map(|name| name.value.trim().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(q) = &key.query {
-            for name in &q.value {
-                if name.value.trim().is_empty() {
-                    self.error(
-                        name.pos,
-                        format!("empty query parameter name in key.query of {label}"),
-                        None,
-                    );
+        let mut query_all = false;
+        let mut query: Vec<String> = Vec::new();
+        match key.query.as_ref().map(|q| (&q.value, q.pos)) {
+            Some((raw::QueryKeys::Names(names), _)) => {
+                for name in names {
+                    if name.value.trim().is_empty() {
+                        self.error(
+                            name.pos,
+                            format!("empty query parameter name in key.query of {label}"),
+                            None,
+                        );
+                    }
+                    query.push(name.value.trim().to_string());
                 }
             }
+            Some((raw::QueryKeys::Word(word), _)) if word.trim() == "all" => query_all = true,
+            Some((raw::QueryKeys::Word(word), pos)) => self.error(
+                pos,
+                format!(
+                    "key.query of {label} is {word:?}: expected a list of parameter names, or all"
+                ),
+                Some(
+                    "e.g. query: [page, pageSize], or query: all to key every parameter"
+                        .to_string(),
+                ),
+            ),
+            None => {}
         }
         query.retain(|q| !q.is_empty());
         query.sort();
@@ -114,6 +122,7 @@ impl Cx<'_> {
             label: &label,
             params: &params,
             query: &query,
+            query_all,
             query_usable,
             tenant,
         };
@@ -177,6 +186,7 @@ impl Cx<'_> {
             stale_if_error,
             key: KeySpec {
                 query,
+                query_all,
                 defaults,
                 per_user_when,
                 per_user,
@@ -270,7 +280,7 @@ impl Cx<'_> {
         param: &Spanned<String>,
         what: &str,
     ) -> bool {
-        if scope.query.contains(&param.value) {
+        if scope.query_all || scope.query.contains(&param.value) {
             return true;
         }
         if scope.query_usable {
@@ -441,6 +451,8 @@ struct RouteScope<'a> {
     params: &'a [String],
     /// `key.query`, sorted.
     query: &'a [String],
+    /// `key.query: all`: any parameter name is in the key.
+    query_all: bool,
     /// False when `key.query` itself was reported as unusable.
     query_usable: bool,
     tenant: &'a Tenant,
@@ -493,7 +505,11 @@ impl RouteScope<'_> {
                 format!("unknown template variable {written:?} in {}", self.label),
                 self.variable_hint(name),
             )),
-            TemplatePart::Query(name) if self.query.contains(name) || !self.query_usable => None,
+            TemplatePart::Query(name)
+                if self.query_all || self.query.contains(name) || !self.query_usable =>
+            {
+                None
+            }
             TemplatePart::Query(name) => Some((
                 format!("{written:?} in {} names a parameter that is not in key.query", self.label),
                 match nearest(name, self.query.iter().map(String::as_str)) {
@@ -563,6 +579,12 @@ fn parse_match(text: &str) -> Result<(RouteMethod, Vec<Segment>), (String, Optio
         };
         return Err((message, Some(hint)));
     }
+    Ok((RouteMethod::Get, parse_path(path)?))
+}
+
+/// Parses a path pattern, `/api/boards/{board_id}/contacts` or
+/// `/static/{*rest}`, into its segments.
+fn parse_path(path: &str) -> Result<Vec<Segment>, (String, Option<String>)> {
     if !path.starts_with('/') {
         return Err((
             format!("path {path:?} must start with \"/\""),
@@ -575,9 +597,9 @@ fn parse_match(text: &str) -> Result<(RouteMethod, Vec<Segment>), (String, Optio
             Some("list the query parameters that matter in key.query".to_string()),
         ));
     }
-    let mut segments = Vec::new();
+    let mut segments: Vec<Segment> = Vec::new();
     if path == "/" {
-        return Ok((RouteMethod::Get, segments));
+        return Ok(segments);
     }
     for segment in path[1..].split('/') {
         if segment.is_empty() {
@@ -586,18 +608,31 @@ fn parse_match(text: &str) -> Result<(RouteMethod, Vec<Segment>), (String, Optio
                 Some("remove the doubled or trailing \"/\"".to_string()),
             ));
         }
+        if matches!(segments.last(), Some(Segment::Rest(_))) {
+            return Err((
+                format!("\"{{*...}}\" must be the last segment of {path:?}"),
+                Some(
+                    "a subtree parameter takes the rest of the path, e.g. \"/static/{*rest}\""
+                        .to_string(),
+                ),
+            ));
+        }
         if !segment.contains(['{', '}']) {
             segments.push(Segment::Literal(segment.to_string()));
             continue;
         }
-        let name = segment
-            .strip_prefix('{')
-            .and_then(|s| s.strip_suffix('}'))
+        let inner = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+        let (rest, inner) = match inner.map(|i| (i.strip_prefix('*'), i)) {
+            Some((Some(name), _)) => (true, Some(name)),
+            Some((None, i)) => (false, Some(i)),
+            None => (false, None),
+        };
+        let name = inner
             .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         let Some(name) = name else {
             return Err((
                 format!("invalid path segment {segment:?} in {path:?}"),
-                Some("a parameter is a whole segment named with letters, digits and \"_\", e.g. \"{board_id}\"".to_string()),
+                Some("a parameter is a whole segment named with letters, digits and \"_\", e.g. \"{board_id}\", or \"{*rest}\" for the rest of the path".to_string()),
             ));
         };
         if name == "workspace" || name == "user" || name == "query" {
@@ -606,15 +641,22 @@ fn parse_match(text: &str) -> Result<(RouteMethod, Vec<Segment>), (String, Optio
                 Some(format!("rename it, e.g. \"{{{name}_id}}\"")),
             ));
         }
-        if segments.contains(&Segment::Param(name.to_string())) {
+        let taken = segments
+            .iter()
+            .any(|s| matches!(s, Segment::Param(p) | Segment::Rest(p) if p == name));
+        if taken {
             return Err((
                 format!("path parameter \"{{{name}}}\" is used twice in {path:?}"),
                 Some("give each parameter its own name".to_string()),
             ));
         }
-        segments.push(Segment::Param(name.to_string()));
+        segments.push(if rest {
+            Segment::Rest(name.to_string())
+        } else {
+            Segment::Param(name.to_string())
+        });
     }
-    Ok((RouteMethod::Get, segments))
+    Ok(segments)
 }
 
 #[cfg(test)]
@@ -675,5 +717,15 @@ mod tests {
         check_match("GET /api/{a-b}", Err("invalid path segment"));
         check_match("GET /a/{id}/b/{id}", Err("\"{id}\" is used twice"));
         check_match("GET /w/{workspace}", Err("would hide the built-in"));
+        check_match(
+            "GET /static/{*rest}",
+            Ok(vec![lit("static"), Segment::Rest("rest".into())]),
+        );
+        check_match("GET /{*all}", Ok(vec![Segment::Rest("all".into())]));
+        check_match("GET /static/{*rest}/x", Err("must be the last segment"));
+        check_match("GET /a/{*}", Err("invalid path segment"));
+        check_match("GET /a/{*a-b}", Err("invalid path segment"));
+        check_match("GET /a/{id}/{*id}", Err("\"{id}\" is used twice"));
+        check_match("GET /a/{*workspace}", Err("would hide the built-in"));
     }
 }
