@@ -21,6 +21,9 @@
 //! - `GET /api/webhook-calls?limit&offset` and `GET /api/intent-analysis`:
 //!   the user's call log and analysis, 150 ms and 300 ms.
 //! - `GET /api/contacts/{contact_id}`: one contact, 80 ms.
+//! - `PATCH /api/contacts/{contact_id}` with `{"name": "..."}`: renames the
+//!   contact (kept in memory, per workspace), 50 ms. The example config's
+//!   `invalidate:` rule purges its cached copy when this answers 200.
 //! - `GET /health`: `{"status":"ok"}` at once.
 //!
 //! Every `/api/` request needs `X-Workspace-ID` (400 without it), as the real
@@ -33,11 +36,11 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -122,8 +125,77 @@ fn contact(workspace: &str, board: &str, i: u64, filter: &str, user: Option<&str
     })
 }
 
+/// What the demo keeps between requests.
+#[derive(Default)]
+struct State {
+    /// Requests answered, for the `request` field.
+    count: AtomicU64,
+    /// Contacts renamed by `PATCH`, by workspace and id.
+    names: Mutex<HashMap<(String, String), String>>,
+}
+
+/// One contact's details: its made-up data, and the name a `PATCH` gave it.
+fn contact_details(state: &State, ws: &str, id: &str) -> Value {
+    let h = seed(&[ws, id]);
+    let renamed = state
+        .names
+        .lock()
+        .ok()
+        .and_then(|names| names.get(&(ws.to_string(), id.to_string())).cloned());
+    json!({
+        "id": id, "workspaceId": ws,
+        "name": renamed.unwrap_or_else(|| format!("{} {}", pick(&NAMES, h), pick(&NAMES, h >> 16))),
+        "email": format!("contact{}@example.com", h % 10_000),
+        "status": pick(&STATUSES, h >> 8),
+    })
+}
+
+/// `PATCH /api/contacts/{id}`: renames the contact.
+fn patch_contact(
+    state: &State,
+    path: &str,
+    workspace: Option<&str>,
+    body: &[u8],
+) -> (StatusCode, Value, Duration) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["api", "contacts", id] = segments.as_slice() else {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({ "error": "the demo API only writes PATCH /api/contacts/{id}" }),
+            Duration::ZERO,
+        );
+    };
+    let Some(ws) = workspace else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "missing X-Workspace-ID" }),
+            Duration::ZERO,
+        );
+    };
+    let name = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
+        .filter(|n| !n.trim().is_empty());
+    let Some(name) = name else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "error": "send {\"name\": \"...\"}" }),
+            Duration::ZERO,
+        );
+    };
+    if let Ok(mut names) = state.names.lock() {
+        names.insert((ws.to_string(), id.to_string()), name);
+    }
+    (
+        StatusCode::OK,
+        contact_details(state, ws, id),
+        Duration::from_millis(50),
+    )
+}
+
 /// What one request gets: a status, a body and how long the backend "works".
 fn answer(
+    state: &State,
     req: &Request<Incoming>,
     workspace: Option<&str>,
     user: Option<&str>,
@@ -144,7 +216,7 @@ fn answer(
     if req.method() != Method::GET {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
-            json!({ "error": "the demo API only reads" }),
+            json!({ "error": "the demo API only reads, and renames contacts with PATCH" }),
             Duration::ZERO,
         );
     }
@@ -243,16 +315,11 @@ fn answer(
             });
             (StatusCode::OK, body, Duration::from_millis(300))
         }
-        ["api", "contacts", id] => {
-            let h = seed(&[ws, id]);
-            let body = json!({
-                "id": id, "workspaceId": ws,
-                "name": format!("{} {}", pick(&NAMES, h), pick(&NAMES, h >> 16)),
-                "email": format!("contact{}@example.com", h % 10_000),
-                "status": pick(&STATUSES, h >> 8),
-            });
-            (StatusCode::OK, body, Duration::from_millis(80))
-        }
+        ["api", "contacts", id] => (
+            StatusCode::OK,
+            contact_details(state, ws, id),
+            Duration::from_millis(80),
+        ),
         _ => (
             StatusCode::NOT_FOUND,
             json!({ "error": "not found" }),
@@ -262,16 +329,28 @@ fn answer(
 }
 
 async fn handle(
-    count: Arc<AtomicU64>,
+    state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let start = Instant::now();
     let workspace = header(&req, "x-workspace-id");
     let user = header(&req, "x-user-id");
-    let (status, mut body, delay) = answer(&req, workspace.as_deref(), user.as_deref());
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let (status, mut body, delay) = if method == Method::PATCH {
+        let path = uri.path().to_string();
+        let bytes = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        patch_contact(&state, &path, workspace.as_deref(), &bytes)
+    } else {
+        answer(&state, &req, workspace.as_deref(), user.as_deref())
+    };
     tokio::time::sleep(delay).await;
-    let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-    if status.is_success() && req.uri().path() != "/health" {
+    let n = state.count.fetch_add(1, Ordering::Relaxed) + 1;
+    if status.is_success() && uri.path() != "/health" {
         body["request"] = json!(n);
         body["servedAt"] = json!(SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -279,8 +358,8 @@ async fn handle(
     }
     eprintln!(
         "demo_api: {} {} workspace={} user={} -> {} in {} ms",
-        req.method(),
-        req.uri(),
+        method,
+        uri,
         workspace.as_deref().unwrap_or("-"),
         user.as_deref().unwrap_or("-"),
         status.as_u16(),
@@ -330,14 +409,14 @@ async fn main() -> std::process::ExitCode {
         }
     };
     eprintln!("demo_api: listening on http://{addr}");
-    let count = Arc::new(AtomicU64::new(0));
+    let state = Arc::new(State::default());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let count = count.clone();
+        let state = state.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(count.clone(), req));
+            let svc = service_fn(move |req| handle(state.clone(), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

@@ -102,11 +102,15 @@ impl ProxyHttp for MyProxy {
     }
     async fn upstream_response_filter(
         &self,
-        _s: &mut Session,
+        s: &mut Session,
         resp: &mut ResponseHeader,
         c: &mut MyCtx,
     ) -> Result<()> {
         self.cache.upstream_response_filter(resp, &mut c.cache);
+        // Writes that pass through invalidate what they change (RFC 9111
+        // §4.4 and `invalidate:`), before their answer goes to the client.
+        let purger = tagcache::purge::Purger::new(self.cache.clone());
+        tagcache::purge::writes::after_write(&purger, s.req_header(), resp, &c.cache).await;
         Ok(())
     }
     async fn response_filter(

@@ -142,7 +142,15 @@ fn class(code: u16) -> Option<usize> {
 /// Every `kind` of `tagcache_errors_total`.
 pub const ERROR_KINDS: &[&str] = &["origin", "client", "internal"];
 /// Every `kind` of `tagcache_purges_total`.
-pub const PURGE_KINDS: &[&str] = &["tag", "url", "workspace", "mixed", "event", "legacy"];
+pub const PURGE_KINDS: &[&str] = &[
+    "tag",
+    "url",
+    "workspace",
+    "mixed",
+    "event",
+    "legacy",
+    "write",
+];
 /// Every `result` of `tagcache_purges_total`.
 pub const PURGE_RESULTS: &[&str] = &["ok", "not_shared", "invalid", "unauthorized"];
 /// Every `kind` of `tagcache_purged_on_lookup_total`.
@@ -158,6 +166,13 @@ pub const LIMITS: &[&str] = &[
     "workspace-quota-refused",
     "admin-body",
 ];
+/// Every `outcome` of `tagcache_write_invalidations_total`: purged (`ok`),
+/// applied here only while Redis is down (`not_shared`), or nothing purged
+/// because the origin answered an error (`failed_write`).
+pub const WRITE_OUTCOMES: &[&str] = &["ok", "not_shared", "failed_write"];
+/// The `rule` of `tagcache_write_invalidations_total` for writes that match
+/// no `invalidate:` rule (RFC 9111 §4.4 invalidation only).
+pub const NO_WRITE_RULE: &str = "-";
 /// Every `result` of `tagcache_auth_total`.
 pub const AUTH_RESULTS: &[&str] = &["ok", "invalid", "forbidden"];
 
@@ -242,8 +257,12 @@ pub struct Metrics {
     /// Errors by kind (`origin`, `client`, `internal`).
     pub errors: IntCounterVec,
     /// Purge requests by kind (`tag`, `url`, `workspace`, `mixed`, `event`,
-    /// `legacy`) and result (`ok`, `not_shared`, `invalid`, `unauthorized`).
+    /// `legacy`, `write`) and result (`ok`, `not_shared`, `invalid`,
+    /// `unauthorized`).
     pub purges: IntCounterVec,
+    /// Writes that passed through and invalidated (or, failing, did not), by
+    /// `invalidate:` rule (`-` for none) and outcome ([`WRITE_OUTCOMES`]).
+    pub write_invalidations: IntCounterVec,
     /// Tags purged.
     pub tags_purged: IntCounter,
     /// Time to apply a purge.
@@ -409,6 +428,15 @@ impl Metrics {
                 let _ = purges.with_label_values(&[kind, result]);
             }
         }
+        let write_invalidations = counter_vec(
+            &registry,
+            "tagcache_write_invalidations_total",
+            "Writes passed through that invalidated stored responses, by invalidate rule and outcome",
+            &["rule", "outcome"],
+        );
+        for outcome in WRITE_OUTCOMES {
+            let _ = write_invalidations.with_label_values(&[NO_WRITE_RULE, outcome]);
+        }
         build_info(&registry);
         process(&registry);
         let metrics = Arc::new(Metrics {
@@ -436,6 +464,7 @@ impl Metrics {
                 ERROR_KINDS,
             ),
             purges,
+            write_invalidations,
             tags_purged: counter(&registry, "tagcache_tags_purged_total", "Tags purged"),
             purge_latency: histogram(
                 &registry,
@@ -499,6 +528,17 @@ impl Metrics {
             metrics.route_counters(name);
         }
         metrics
+    }
+
+    /// Creates the `tagcache_write_invalidations_total` series of the
+    /// `invalidate:` rule `label` at zero, so they are exported before its
+    /// first write.
+    pub fn preset_write_rule(&self, label: &str) {
+        for outcome in WRITE_OUTCOMES {
+            let _ = self
+                .write_invalidations
+                .with_label_values(&[label, outcome]);
+        }
     }
 
     /// The counters of the route called `name`: the same series whichever

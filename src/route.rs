@@ -95,7 +95,8 @@ impl Router {
         Self::from_patterns(routes.iter().map(|r| r.segments.as_slice()))
     }
 
-    /// Compiles a table from path patterns, matched in order.
+    /// Compiles a table from path patterns, matched in order (the
+    /// `invalidate:` rules use one too).
     pub fn from_patterns<'s>(patterns: impl IntoIterator<Item = &'s [Segment]>) -> Self {
         Router {
             routes: patterns.into_iter().map(CompiledRoute::new).collect(),

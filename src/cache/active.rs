@@ -1,7 +1,8 @@
 //! What a config makes of the cache layer: the config itself, its route
-//! table, its JWT verifier, each route's implicit tag and counters. A reload
-//! builds a new one and swaps it in whole; a request takes one at its start
-//! and keeps it to its end, so it never sees half of two configs.
+//! table (and the `invalidate:` rules' table), its JWT verifier, each
+//! route's implicit tag and counters. A reload builds a new one and swaps it
+//! in whole; a request takes one at its start and keeps it to its end, so it
+//! never sees half of two configs.
 
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ impl std::ops::Deref for ActiveRef<'_> {
 pub(crate) struct Active {
     pub(crate) config: Arc<Config>,
     pub(crate) router: Router,
+    /// The `invalidate:` rules' patterns, by rule index.
+    pub(crate) writes: Router,
     /// Hash of each route's implicit tag, by route index.
     pub(crate) route_tags: Vec<u64>,
     /// The JWT verifier, with `tenant.jwt`. `None` in JWT mode only if its
@@ -76,6 +79,9 @@ impl Active {
                 metrics.route_counters(crate::metrics::UNMATCHED),
             ))
             .collect();
+        for rule in &config.invalidate {
+            metrics.preset_write_rule(&rule.label);
+        }
         let access = config.log.access.as_ref().and_then(|a| {
             AccessLog::open(a, config.log.hash_identities)
                 .map_err(|e| tracing::error!(error = %e, "cannot open the access log"))
@@ -84,6 +90,7 @@ impl Active {
         Active {
             access,
             router: Router::new(&config.routes),
+            writes: Router::from_patterns(config.invalidate.iter().map(|r| r.segments.as_slice())),
             route_tags,
             auth,
             counters,

@@ -14,7 +14,8 @@
 //!  cache_key_callback    hand the framed key to pingora-cache
 //!  cache_hit_filter      client no-cache, tag generations (hard purge = miss, soft = stale)
 //!  upstream_request_filter / upstream_response_filter
-//!                        strip unkeyed headers, time the origin, read and strip origin tag headers
+//!                        strip unkeyed headers, time the origin, read and strip origin tag headers;
+//!                        write_invalidation: what a write's answer invalidates (applied by purge::writes)
 //!  response_cache_filter decide storability, compute tags, build CacheMeta + EntryInfo
 //!  response_filter       X-Cache-Status, X-Cache-Layer, Cache-Status, debug key
 //!  logging               count the request
@@ -33,6 +34,7 @@ mod reload;
 mod request_id;
 mod runtime_settings;
 mod storability;
+mod writes;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,6 +56,7 @@ pub use ctx::RequestCtx;
 pub use reload::{ReloadError, ReloadReport};
 pub use runtime_settings::{Change, SettingsWriteError};
 pub use storability::NotStored;
+pub use writes::{WriteInvalidation, WriteOutcome};
 
 use storability::{shareable, storable};
 

@@ -47,6 +47,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Invalidation events: event name to tag templates.
     pub events: BTreeMap<String, Vec<Template>>,
+    /// Writes that purge tags when the origin accepts them (`invalidate:`),
+    /// in the order they are matched.
+    pub invalidate: Vec<WriteRule>,
     /// Purge behaviour (origin tag headers, legacy webhook).
     pub purge: Purge,
     /// Process-level settings.
@@ -370,6 +373,21 @@ impl Route {
         out.copy_from_slice(&digest[..8]);
         out
     }
+}
+
+/// One item of `invalidate:`: a write whose 2xx answer purges tags.
+#[derive(Debug, Clone)]
+pub struct WriteRule {
+    /// The `match` as written, e.g. `PATCH /api/contacts/{contact_id}`: the
+    /// rule's label in metrics and logs.
+    pub label: String,
+    /// The unsafe method matched (`POST`, `PUT`, `PATCH` or `DELETE`).
+    pub method: http::Method,
+    /// Path pattern, as for routes.
+    pub segments: Vec<Segment>,
+    /// Tag templates purged after a 2xx answer: `{workspace}`, `{user}` and
+    /// the path parameters.
+    pub tags: Vec<Template>,
 }
 
 /// What a cached route does with request headers that could change the

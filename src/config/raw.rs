@@ -41,6 +41,11 @@ pub(crate) struct Config {
     /// Invalidation events: event name to the tag templates it purges. Default: none.
     #[serde(default)]
     pub(crate) events: Entries<Spanned<String>, Vec<Spanned<String>>>,
+    /// Writes that purge tags: when the origin answers one of them 2xx,
+    /// its tags are purged before the answer reaches the client. Default:
+    /// none (writes still invalidate the URLs they touch, RFC 9111 §4.4).
+    #[serde(default)]
+    pub(crate) invalidate: Vec<Spanned<Invalidate>>,
     /// Purge behaviour. Default: each key documents its own.
     pub(crate) purge: Option<Spanned<Purge>>,
     /// Process settings. Default: each key documents its own.
@@ -374,6 +379,21 @@ pub(crate) struct Route {
     /// Request headers the origin may `Vary` on, keyed by their values. Default:
     /// none (only `Accept-Encoding`); a response varying on another header is not stored.
     pub(crate) vary: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// One item of `invalidate:`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename = "invalidate rule")]
+#[schemars(rename = "Invalidate")]
+pub(crate) struct Invalidate {
+    /// `"PATCH /api/contacts/{contact_id}"`: `POST`, `PUT`, `PATCH` or
+    /// `DELETE` and a path pattern written as a route's. Required, unique.
+    #[serde(rename = "match")]
+    pub(crate) match_: Option<Spanned<String>>,
+    /// Tag templates purged when the origin answers 2xx, over `{workspace}`,
+    /// `{user}` and the path parameters. Required, at least one.
+    #[serde(default)]
+    pub(crate) tags: Vec<Spanned<String>>,
 }
 
 /// `route.key:`.

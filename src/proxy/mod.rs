@@ -14,7 +14,8 @@
 //! proxy_upstream_filter       TagCache::proxy_upstream_filter: cross-instance lock (Redis); may serve another instance's fill
 //! upstream_peer               the configured origin, with its timeouts
 //! upstream_request_filter     TagCache::upstream_request_filter: strip unkeyed headers, timing
-//! upstream_response_filter    TagCache::upstream_response_filter: origin tags, strip them
+//! upstream_response_filter    TagCache::upstream_response_filter: origin tags, strip them;
+//!                             a write's answer: purge::writes::after_write (RFC 9111 §4.4, invalidate:)
 //! response_cache_filter       TagCache::response_cache_filter: storable? tags, freshness
 //! cache_vary_filter           TagCache::cache_vary_filter (Vary: Accept-Encoding)
 //! response_filter             TagCache::response_filter: X-Cache-*, Cache-Status
@@ -37,6 +38,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::cache::{RequestCtx, TagCache};
+use crate::purge::Purger;
 
 /// The proxy service logic.
 pub struct TagCacheProxy {
@@ -200,11 +202,18 @@ impl ProxyHttp for TagCacheProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         self.cache.upstream_response_filter(upstream_response, ctx);
+        let req = session.req_header();
+        if !req.method.is_safe() {
+            // Before the answer's header goes downstream: the writer's next
+            // read finds the purge applied.
+            let purger = Purger::new(self.cache.clone());
+            crate::purge::writes::after_write(&purger, req, upstream_response, ctx).await;
+        }
         Ok(())
     }
 

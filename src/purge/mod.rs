@@ -1,4 +1,5 @@
-//! Purging: by tag, by URL, by workspace, from backend events, or everything.
+//! Purging: by tag, by URL, by workspace, from backend events, from writes
+//! that pass through, or everything.
 //!
 //! Every kind of purge becomes a list of tags handed to the
 //! [`crate::generations::TagRegistry`] in one call, so a purge costs the same whether
@@ -9,6 +10,7 @@
 
 pub mod events;
 pub mod signature;
+pub mod writes;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +26,7 @@ use crate::tags;
 /// What a purge did.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PurgeReport {
-    /// `tag`, `url`, `workspace`, `event`, `legacy`, `mixed` or `all`.
+    /// `tag`, `url`, `workspace`, `event`, `legacy`, `mixed`, `write` or `all`.
     pub kind: &'static str,
     /// Tags purged (including the implicit tags of URLs and workspaces).
     pub tags: usize,

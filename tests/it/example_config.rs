@@ -240,3 +240,35 @@ async fn events_and_legacy_bodies_purge_what_the_table_says() {
     post("/purge/legacy", r#"{"workspace_id": "w1"}"#).await;
     assert_eq!(missed().await, [list, other_board, open, mine]);
 }
+
+/// The example's `invalidate:` entry: a contact edited through tagcache
+/// purges that contact and the workspace's counts before the answer, and
+/// nothing of another workspace.
+#[tokio::test]
+async fn an_edited_contact_purges_its_details_and_the_counts() {
+    let p = start();
+    let counts = "/api/cache-settings/workspace/w1/counts?useCache=true";
+    for (path, ws) in [
+        ("/api/contacts/c7", "w1"),
+        ("/api/contacts/c8", "w1"),
+        (counts, "w1"),
+        ("/api/contacts/c7", "w2"),
+    ] {
+        status(&p, path, ws, "u1").await;
+        assert_eq!(status(&p, path, ws, "u1").await, "HIT", "{path} as {ws}");
+    }
+    let r = p
+        .client
+        .patch(p.url("/api/contacts/c7"))
+        .header("X-Workspace-ID", "w1")
+        .header("X-User-ID", "u1")
+        .body(r#"{"name":"Ana Lima"}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200);
+    assert_eq!(status(&p, "/api/contacts/c7", "w1", "u1").await, "MISS");
+    assert_eq!(status(&p, counts, "w1", "u1").await, "MISS");
+    assert_eq!(status(&p, "/api/contacts/c8", "w1", "u1").await, "HIT");
+    assert_eq!(status(&p, "/api/contacts/c7", "w2", "u1").await, "HIT");
+}

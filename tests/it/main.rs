@@ -28,3 +28,4 @@ mod ui;
 mod util;
 mod warm;
 mod workspaces;
+mod write_invalidation;

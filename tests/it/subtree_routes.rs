@@ -128,6 +128,27 @@ async fn query_all_keys_every_parameter_sorted() {
     assert_eq!(status(&p, "/site/s2/docs/a.html?a=1&lang=fr").await, "MISS");
 }
 
+/// RFC 9111 §4.4 on a subtree: a write to a path under it invalidates that
+/// path's entry only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_4_4_a_write_under_a_subtree_invalidates_its_path() {
+    let p = start();
+    for path in ["/static/v1/a.js", "/static/v1/b.js"] {
+        p.get(path, None, None).await;
+        assert_eq!(status(&p, path).await, "HIT");
+    }
+    let r = p
+        .client
+        .put(p.url("/static/v1/a.js"))
+        .body("new")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
+    assert_eq!(status(&p, "/static/v1/a.js").await, "MISS");
+    assert_eq!(status(&p, "/static/v1/b.js").await, "HIT");
+}
+
 /// Config: `{*rest}` only last, `query:` a list or `all`.
 #[test]
 fn subtree_config_errors_have_positions() {

@@ -17,12 +17,13 @@ use super::model::{
     Consistency, IdentitySource, Jwt, JwtKey, KeySpec, LegacyRule, Limits, Log, MemoryStorage,
     MetricsConfig, OnInvalid, PerUserRule, Purge, RedisStorage, RedisTarget, Route, RouteMethod,
     Secret, Segment, Server, Storage, TagHeader, Template, TemplatePart, Tenant, UnkeyedAction,
-    UnknownQuery, Upstream,
+    UnknownQuery, Upstream, WriteRule,
 };
 use super::raw::{self, Spanned};
 use super::template;
 use super::units::{parse_duration, parse_size};
 
+mod invalidate;
 mod purge;
 mod routes;
 mod server;
@@ -93,6 +94,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         .filter_map(|(name, templates)| cx.event(name, templates))
         .collect();
 
+    let invalidate = cx.invalidate(raw.invalidate, &tenant);
     let purge = cx.purge(raw.purge, storage.redis.is_some());
     let server = cx.server(raw.server);
     let log = cx.log(raw.log);
@@ -114,6 +116,7 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
         tenant,
         routes,
         events,
+        invalidate,
         purge,
         server,
         log,

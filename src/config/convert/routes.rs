@@ -445,17 +445,18 @@ impl Cx<'_> {
     }
 }
 
-/// What a route's templates and key rules may refer to.
-struct RouteScope<'a> {
-    label: &'a str,
-    params: &'a [String],
+/// What a route's templates and key rules may refer to (an `invalidate:`
+/// rule's templates are checked against one too).
+pub(super) struct RouteScope<'a> {
+    pub(super) label: &'a str,
+    pub(super) params: &'a [String],
     /// `key.query`, sorted.
-    query: &'a [String],
+    pub(super) query: &'a [String],
     /// `key.query: all`: any parameter name is in the key.
-    query_all: bool,
+    pub(super) query_all: bool,
     /// False when `key.query` itself was reported as unusable.
-    query_usable: bool,
-    tenant: &'a Tenant,
+    pub(super) query_usable: bool,
+    pub(super) tenant: &'a Tenant,
 }
 
 impl RouteScope<'_> {
@@ -483,7 +484,7 @@ impl RouteScope<'_> {
     }
 
     /// The problem with a template part in this route, as (message, hint).
-    fn check_part(&self, part: &TemplatePart) -> Option<(String, String)> {
+    pub(super) fn check_part(&self, part: &TemplatePart) -> Option<(String, String)> {
         let written = template::written(part)?;
         match part {
             TemplatePart::Literal(_) => None,
@@ -584,7 +585,7 @@ fn parse_match(text: &str) -> Result<(RouteMethod, Vec<Segment>), (String, Optio
 
 /// Parses a path pattern, `/api/boards/{board_id}/contacts` or
 /// `/static/{*rest}`, into its segments.
-fn parse_path(path: &str) -> Result<Vec<Segment>, (String, Option<String>)> {
+pub(super) fn parse_path(path: &str) -> Result<Vec<Segment>, (String, Option<String>)> {
     if !path.starts_with('/') {
         return Err((
             format!("path {path:?} must start with \"/\""),
