@@ -3,7 +3,8 @@
 //! workspaces and users, a writer that changes the origin's data and purges
 //! what it changed, and, on a schedule, Redis frozen (SIGSTOP/SIGCONT),
 //! Redis killed and restarted empty, the origin down, and one instance
-//! restarted.
+//! restarted. Instance A runs in this process; instance B is the `tagcache`
+//! binary in a process of its own, stopped with SIGTERM and started again.
 //!
 //! It asserts what users are promised: no body for another workspace or
 //! user, no read older than the last acknowledged purge, no client error
@@ -128,6 +129,16 @@ fn options() -> Options {
     Options {
         extra: "purge:\n  consistency: sync\n  sync_timeout: 2s".into(),
         ..Options::default()
+    }
+}
+
+/// Instance B is the `tagcache` binary in its own process: restarting it is
+/// stopping a process (SIGTERM) and starting another, as in production, and
+/// this process's memory is instance A's (with the clients and the origin).
+fn options_b() -> Options {
+    Options {
+        process: true,
+        ..options()
     }
 }
 
@@ -353,7 +364,7 @@ async fn restart_b(run: &Run) {
         }
     }
     let (origin, opts) = (run.origin.clone(), run.opts.clone());
-    let fresh = tokio::task::spawn_blocking(move || proxy_with(origin, &opts, options()))
+    let fresh = tokio::task::spawn_blocking(move || proxy_with(origin, &opts, options_b()))
         .await
         .unwrap();
     wait_synced(&fresh).await;
@@ -362,6 +373,12 @@ async fn restart_b(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_under_faults_keep_every_promise() {
+    // No log capture (the other tests keep every line in memory for their
+    // assertions): a long run would measure the capture, not the cache.
+    {
+        use tracing_subscriber::util::SubscriberInitExt;
+        let _ = tracing_subscriber::registry().try_init();
+    }
     let secs: u64 = std::env::var("TAGCACHE_FAULT_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -371,7 +388,7 @@ async fn two_instances_under_faults_keep_every_promise() {
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis);
     let a = proxy_with(origin.clone(), &opts, options());
-    let b = proxy_with(origin.clone(), &opts, options());
+    let b = proxy_with(origin.clone(), &opts, options_b());
     wait_synced(&a).await;
     wait_synced(&b).await;
     let run = Arc::new(Run {
@@ -474,10 +491,18 @@ async fn two_instances_under_faults_keep_every_promise() {
         t.slow_excused.load(Ordering::Relaxed),
         t.slowest_outside.lock().unwrap(),
     );
+    let rss_b = run
+        .b
+        .read()
+        .unwrap()
+        .as_ref()
+        .and_then(|b| b.process_rss_kib())
+        .unwrap_or(0);
     println!(
-        "RSS: {} MiB at the first fault, {} MiB at the end; instance A holds {} entries, {} bytes",
+        "RSS: {} MiB at the first fault, {} MiB at the end (instance A, clients, origin); instance B's last process {} MiB; instance A holds {} entries, {} bytes",
         rss_start / 1024,
         rss_end / 1024,
+        rss_b / 1024,
         memory["entries"],
         memory["bytes"]
     );

@@ -50,6 +50,7 @@ fn start() -> Proxy {
         port,
         admin_port,
         running: Some(running),
+        child: None,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

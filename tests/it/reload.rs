@@ -73,6 +73,7 @@ fn start(file: &File, origin: Origin, port: u16, admin: u16) -> Proxy {
         port,
         admin_port: admin,
         running: Some(running),
+        child: None,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

@@ -331,6 +331,8 @@ pub struct Proxy {
     pub port: u16,
     pub admin_port: u16,
     pub running: Option<tagcache::server::Running>,
+    /// The `tagcache` process, with [`Options::process`].
+    pub child: Option<std::process::Child>,
     pub client: reqwest::Client,
 }
 
@@ -357,6 +359,10 @@ pub struct Options {
     /// The whole `storage:` block, replacing the memory-only default built
     /// from `max_size` and `memory_extra`.
     pub storage: Option<String>,
+    /// Runs the `tagcache` binary as a child process instead of a server in
+    /// this process: a stopped process gives all its memory back, which an
+    /// in-process server (whose stores are `'static`) cannot.
+    pub process: bool,
 }
 
 /// Header mode: identities trusted from `X-Workspace-ID` and `X-User-ID`.
@@ -377,6 +383,7 @@ impl Default for Options {
             memory_extra: String::new(),
             env: Vec::new(),
             storage: None,
+            process: false,
         }
     }
 }
@@ -439,7 +446,12 @@ server:
         };
         let loaded = tagcache::config::load_str(&yaml, "test.yaml", &env)
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
-        let running = tagcache::server::spawn(Arc::new(loaded.config)).expect("spawn proxy");
+        let (running, child) = if opts.process {
+            (None, Some(spawn_process(&yaml, port, &opts.env)))
+        } else {
+            let running = tagcache::server::spawn(Arc::new(loaded.config)).expect("spawn proxy");
+            (Some(running), None)
+        };
         wait_for_port(port);
         wait_for_port(admin_port);
         let client = reqwest::Client::builder()
@@ -451,7 +463,8 @@ server:
             origin,
             port,
             admin_port,
-            running: Some(running),
+            running,
+            child,
             client,
         }
     }
@@ -551,6 +564,53 @@ impl Drop for Proxy {
         if let Some(r) = self.running.take() {
             r.stop();
         }
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM: the process leaves the live set and drains, as in production.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            for _ in 0..200 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `tagcache run` on `yaml` (written next to the other temporary files)
+/// with the test's secrets in its environment; its log goes to a file.
+fn spawn_process(yaml: &str, port: u16, env: &[(String, String)]) -> std::process::Child {
+    let dir = std::env::temp_dir().join(format!("tagcache-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let config = dir.join("tagcache.yaml");
+    std::fs::write(&config, yaml).expect("write config");
+    let log = std::fs::File::create(dir.join("tagcache.log")).expect("log file");
+    std::process::Command::new(env!("CARGO_BIN_EXE_tagcache"))
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .env("TAGCACHE_TEST_TOKEN", TOKEN)
+        .env("TAGCACHE_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the tagcache binary")
+}
+
+impl Proxy {
+    /// Resident memory of the proxy's process, in KiB, when it runs as one.
+    pub fn process_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 }
 
