@@ -50,6 +50,7 @@ fn contact_list() -> Route {
             Segment::Literal("contacts".into()),
         ],
         ttl: Duration::from_secs(180),
+        freshness: Default::default(),
         stale_while_revalidate: Duration::ZERO,
         stale_if_error: Duration::ZERO,
         key: KeySpec {

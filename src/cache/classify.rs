@@ -137,7 +137,12 @@ impl TagCache {
         params: &[Cow<'_, str>],
         ctx: &mut RequestCtx,
     ) -> Result<Vec<u8>, BypassReason> {
-        if req.method != http::Method::GET {
+        // HEAD is answered from a stored GET on origin-mode routes (RFC 9110
+        // §9.3.2); config-mode routes send it past the cache, as always.
+        if req.method != http::Method::GET
+            && (req.method != http::Method::HEAD
+                || route.freshness == crate::config::Freshness::Config)
+        {
             return Err(BypassReason::Method);
         }
         // A body can change the origin's answer (Express parses GET bodies)

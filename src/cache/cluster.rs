@@ -374,7 +374,7 @@ impl TagCache {
                 .hit_check(
                     active,
                     EntryInfo::of(meta).map(|i| &**i),
-                    meta.updated(),
+                    meta.epoch(),
                     meta.response_header(),
                     ctx,
                 )

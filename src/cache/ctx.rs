@@ -51,6 +51,12 @@ pub struct RequestCtx {
     pub(crate) origin_failed: bool,
     /// The origin answered 304 to a revalidation.
     pub(crate) revalidated: bool,
+    /// On a `freshness: origin` route, the origin's 304, whose fields update
+    /// the stored response (RFC 9111 §4.3.4).
+    pub(crate) not_modified: Option<Box<pingora_http::ResponseHeader>>,
+    /// On a `freshness: origin` route, how long the entry found may be
+    /// served stale, from its stored header.
+    pub(crate) stale_limits: Option<super::origin_mode::StaleLimits>,
     /// The identity verified from the request's JWT (`tenant.jwt`), set by
     /// `request_filter` before any lookup.
     pub(crate) verified: Option<Verified>,

@@ -73,8 +73,12 @@ impl TagCache {
         ctx.hash = Some(hash);
         let now = SystemTime::now();
         if let Some(hit) = self.fast.and_then(|memory| memory.fresh(&hash, now)) {
+            let age = hit.age(now);
+            // Freshness counts from the epoch: the last revalidation, or on
+            // origin-mode routes the time the response was zero seconds old.
+            let epoch = now.checked_sub(age).unwrap_or(now);
             if !self
-                .hit_check(active, hit.info(), hit.created(), hit.header(), ctx)
+                .hit_check(active, hit.info(), epoch, hit.header(), ctx)
                 .clean()
             {
                 return Ok(false);
@@ -82,7 +86,7 @@ impl TagCache {
             let answer = FreshAnswer {
                 header: hit.header(),
                 body: hit.body(),
-                age: hit.age(now),
+                age,
                 fresh_until: hit.fresh_until(),
                 layer: "MEMORY",
                 started: Some(started),

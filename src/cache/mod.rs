@@ -12,11 +12,14 @@
 //!  serve_fresh_hit       answer a fresh memory hit directly (the fast path; else fall through)
 //!  request_cache_filter  enable the cache for a cacheable request
 //!  cache_key_callback    hand the framed key to pingora-cache
-//!  cache_hit_filter      client no-cache, tag generations (hard purge = miss, soft = stale)
+//!  cache_hit_filter      client no-cache, tag generations (hard purge = miss, soft = stale);
+//!                        origin mode: how long the entry may be served stale
 //!  upstream_request_filter / upstream_response_filter
 //!                        strip unkeyed headers, time the origin, read and strip origin tag headers;
 //!                        write_invalidation: what a write's answer invalidates (applied by purge::writes)
+//!                        origin mode: keep a 304's fields
 //!  response_cache_filter decide storability, compute tags, build CacheMeta + EntryInfo
+//!                        (freshness from the route's ttl, or in origin mode from the response)
 //!  response_filter       X-Cache-Status, X-Cache-Layer, Cache-Status, debug key
 //!  logging               count the request
 //! ```
@@ -28,7 +31,9 @@ mod ctx;
 mod directives;
 mod entry_tags;
 mod fast_path;
+mod freshness_policy;
 mod headers;
+mod origin_mode;
 mod refuse;
 mod reload;
 mod request_id;
@@ -427,10 +432,21 @@ impl TagCache {
         let check = self.hit_check(
             &active,
             EntryInfo::of(meta).map(|i| &**i),
-            meta.updated(),
+            meta.epoch(),
             meta.response_header(),
             ctx,
         );
+        if let Some(bounds) = ctx
+            .route
+            .and_then(|i| active.config.routes.get(i))
+            .and_then(origin_mode::bounds)
+        {
+            let expired_at = match check.tags {
+                Verdict::Stale(at) => Some(at),
+                _ => None,
+            };
+            ctx.stale_limits = Some(origin_mode::StaleLimits::of(&bounds, meta, expired_at));
+        }
         ctx.active = Some(active);
         match check.tags {
             Verdict::Valid => {}
@@ -513,6 +529,12 @@ impl TagCache {
         let Some(route) = ctx.route.and_then(|i| active.config.routes.get(i)) else {
             return false;
         };
+        if route.freshness != crate::config::Freshness::Config {
+            // The entry's own limits, from its stored header.
+            return ctx
+                .stale_limits
+                .is_some_and(|limits| limits.allow(error, SystemTime::now()));
+        }
         match error {
             None => !route.stale_while_revalidate.is_zero(),
             Some(e) => {
@@ -586,6 +608,14 @@ impl TagCache {
             }
             resp.remove_header(&th.name);
         }
+        if resp.status == http::StatusCode::NOT_MODIFIED
+            && ctx
+                .route
+                .and_then(|i| active.config.routes.get(i))
+                .is_some_and(|r| origin_mode::bounds(r).is_some())
+        {
+            ctx.not_modified = Some(Box::new(resp.clone()));
+        }
         ctx.active = Some(active);
     }
 
@@ -618,7 +648,28 @@ impl TagCache {
         else {
             return RespCacheable::Uncacheable(NoCacheReason::NeverEnabled);
         };
-        let mut verdict = storable(route, resp, max_object_size(&active.config));
+        let bounds = origin_mode::bounds(route);
+        // RFC 9111 §4.3.4: on an origin-mode route, a 304's own fields
+        // update the stored response (pingora merged only a few).
+        let freshened = match (&bounds, ctx.not_modified.take()) {
+            (Some(_), Some(not_modified)) => Some(origin_mode::freshen(resp, &not_modified)),
+            _ => None,
+        };
+        let resp = freshened.as_ref().unwrap_or(resp);
+        let now = SystemTime::now();
+        let max_object = max_object_size(&active.config);
+        let mut timing = None;
+        let mut verdict = match &bounds {
+            None => storable(route, resp, max_object),
+            Some(bounds) => {
+                storability::storable_by_origin(route, resp, max_object).and_then(|()| {
+                    let t =
+                        origin_mode::timing(bounds, resp, ctx.ttl_override, ctx.origin_time, now)?;
+                    timing = Some(t);
+                    Ok(())
+                })
+            }
+        };
         if verdict.is_ok() && ctx.auth_unscoped && !shareable(&resp.headers) {
             verdict = Err(NotStored::Authorization);
         }
@@ -635,14 +686,26 @@ impl TagCache {
             return RespCacheable::Uncacheable(NoCacheReason::Custom(why.as_str()));
         }
         let tags = entry_tags(active, req, route, index, primary_hash, ctx);
-        let now = SystemTime::now();
-        let mut meta = CacheMeta::new(
-            now + ctx.ttl_override.unwrap_or(route.ttl),
-            now,
-            secs(route.stale_while_revalidate),
-            secs(route.stale_if_error),
-            owned_header(resp),
-        );
+        let mut meta = match timing {
+            Some(t) => {
+                let mut meta = CacheMeta::new(
+                    t.fresh_until,
+                    now,
+                    t.stale_while_revalidate,
+                    t.stale_if_error,
+                    owned_header(&origin_mode::stored(resp)),
+                );
+                meta.set_epoch_override(t.epoch);
+                meta
+            }
+            None => CacheMeta::new(
+                now + ctx.ttl_override.unwrap_or(route.ttl),
+                now,
+                secs(route.stale_while_revalidate),
+                secs(route.stale_if_error),
+                owned_header(resp),
+            ),
+        };
         Arc::new(EntryInfo {
             route: u16::try_from(index).unwrap_or(u16::MAX),
             workspace: ctx.workspace.clone(),
@@ -934,7 +997,7 @@ fn retention(config: &Config) -> Duration {
     let longest = config
         .routes
         .iter()
-        .map(|r| r.ttl + r.stale_while_revalidate.max(r.stale_if_error))
+        .map(crate::config::Route::longest_life)
         .max()
         .unwrap_or_default();
     longest

@@ -36,6 +36,13 @@ pub enum NotStored {
     /// The request carried `Authorization`, the key holds no identity, and
     /// the origin did not mark the response shareable (RFC 9111 §3.5).
     Authorization,
+    /// `freshness: origin`: the response carries no freshness information
+    /// and no heuristic applies (RFC 9111 §4.2.2).
+    NoFreshness,
+    /// `freshness: origin`: the response is already stale (older than its
+    /// lifetime, or with invalid freshness) and has no validator to
+    /// revalidate it with.
+    StaleOnArrival,
 }
 
 impl NotStored {
@@ -52,6 +59,8 @@ impl NotStored {
             NotStored::VaryStar => "vary-star",
             NotStored::TooLarge => "too-large",
             NotStored::Authorization => "authorization",
+            NotStored::NoFreshness => "no-freshness",
+            NotStored::StaleOnArrival => "stale-on-arrival",
         }
     }
 }
@@ -65,24 +74,49 @@ pub(crate) fn storable(
     resp: &ResponseHeader,
     max_object: usize,
 ) -> Result<(), NotStored> {
+    storable_if(route, resp, max_object, true)
+}
+
+/// [`storable`] without the `Cache-Control` checks, which a
+/// `freshness: origin` route makes in `freshness_policy` from the field
+/// that applies (a targeted one may stand in for `Cache-Control`).
+///
+/// # Errors
+/// Why not, when it may not.
+pub(crate) fn storable_by_origin(
+    route: &Route,
+    resp: &ResponseHeader,
+    max_object: usize,
+) -> Result<(), NotStored> {
+    storable_if(route, resp, max_object, false)
+}
+
+fn storable_if(
+    route: &Route,
+    resp: &ResponseHeader,
+    max_object: usize,
+    directives: bool,
+) -> Result<(), NotStored> {
     if !route.statuses.contains(&resp.status.as_u16()) {
         return Err(NotStored::Status);
     }
     if resp.headers.contains_key(header::SET_COOKIE) {
         return Err(NotStored::SetCookie);
     }
-    let cc = Directives::of(&resp.headers);
-    if cc.malformed {
-        return Err(NotStored::CacheControlInvalid);
-    }
-    if cc.private {
-        return Err(NotStored::Private);
-    }
-    if cc.no_store {
-        return Err(NotStored::NoStore);
-    }
-    if cc.no_cache {
-        return Err(NotStored::NoCache);
+    if directives {
+        let cc = Directives::of(&resp.headers);
+        if cc.malformed {
+            return Err(NotStored::CacheControlInvalid);
+        }
+        if cc.private {
+            return Err(NotStored::Private);
+        }
+        if cc.no_store {
+            return Err(NotStored::NoStore);
+        }
+        if cc.no_cache {
+            return Err(NotStored::NoCache);
+        }
     }
     for vary in resp.headers.get_all(header::VARY) {
         let Ok(v) = vary.to_str() else {

@@ -286,8 +286,11 @@ pub struct Route {
     pub method: RouteMethod,
     /// Path pattern, split on `/` (no empty segments).
     pub segments: Vec<Segment>,
-    /// Fresh lifetime.
+    /// Fresh lifetime; with `freshness: origin`, the longest one
+    /// (`max_ttl`).
     pub ttl: Duration,
+    /// Where freshness comes from.
+    pub freshness: Freshness,
     /// Serve stale while one background refresh runs, for this long after expiry.
     pub stale_while_revalidate: Duration,
     /// Serve stale when the origin fails, for this long after expiry.
@@ -316,6 +319,17 @@ pub struct Route {
 }
 
 impl Route {
+    /// The longest an entry of this route can be served: its freshness plus
+    /// its longest stale window. On origin-mode routes every window is at
+    /// most `max_ttl`, and a stale entry with a validator is kept that long
+    /// for revalidation.
+    pub fn longest_life(&self) -> Duration {
+        match self.freshness {
+            Freshness::Config => self.ttl + self.stale_while_revalidate.max(self.stale_if_error),
+            Freshness::Origin { max_ttl, .. } => max_ttl + max_ttl,
+        }
+    }
+
     /// The digest of what goes into this route's keys: its name, method,
     /// path pattern, query allowlist and defaults, per-user rules, unknown
     /// query handling, `vary`, and where the tenant identity comes from.
@@ -388,6 +402,27 @@ pub struct WriteRule {
     /// Tag templates purged after a 2xx answer: `{workspace}`, `{user}` and
     /// the path parameters.
     pub tags: Vec<Template>,
+}
+
+/// Statuses a response may be stored with under `freshness: origin` by
+/// default: the heuristically cacheable ones of RFC 9110 §15.1, without 206
+/// (tagcache never stores partial content).
+pub const ORIGIN_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// Where a route's freshness comes from (`route.freshness`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// The route's `ttl`, whatever the origin says (default).
+    #[default]
+    Config,
+    /// The origin's response, as an RFC 9111 shared cache, within bounds.
+    Origin {
+        /// The longest freshness and stale window (the route's `ttl` too).
+        max_ttl: Duration,
+        /// Freshness for responses that carry none, instead of the
+        /// `Last-Modified` heuristic.
+        default_ttl: Option<Duration>,
+    },
 }
 
 /// What a cached route does with request headers that could change the

@@ -351,9 +351,24 @@ pub(crate) struct Route {
     /// (`{*name}` last, one or more segments). Required; only GET is accepted.
     #[serde(rename = "match")]
     pub(crate) match_: Option<Spanned<String>>,
-    /// Fresh lifetime, a duration greater than 0. Required.
+    /// Fresh lifetime, a duration greater than 0. Required with `freshness:
+    /// config`; not used with `freshness: origin` (see `max_ttl`, `default_ttl`).
     #[schemars(with = "Option<DurationText>")]
     pub(crate) ttl: Option<Spanned<String>>,
+    /// Where freshness comes from: `config` (the route's `ttl`, whatever the
+    /// origin says) or `origin` (the origin's `Cache-Control`, `Expires` and
+    /// `Age`, as an RFC 9111 shared cache). Default `config`.
+    pub(crate) freshness: Option<Freshness>,
+    /// With `freshness: origin`: the longest any response stays fresh, and
+    /// the longest stale window, whatever the origin says. Default `1d`.
+    #[schemars(with = "Option<DurationText>")]
+    pub(crate) max_ttl: Option<Spanned<String>>,
+    /// With `freshness: origin`: how long a response the origin gives no
+    /// freshness (no `s-maxage`, `max-age` or `Expires`) stays fresh, when
+    /// its status is heuristically cacheable; instead of 10% of the time
+    /// since its `Last-Modified`. Default: none.
+    #[schemars(with = "Option<DurationText>")]
+    pub(crate) default_ttl: Option<Spanned<String>>,
     /// Serve stale while refreshing, for this long after expiry. Default `0s`.
     #[schemars(with = "Option<DurationText>")]
     pub(crate) stale_while_revalidate: Option<Spanned<String>>,
@@ -527,6 +542,16 @@ impl JsonSchema for QueryKeys {
 /// `key.per_user_when:`: query parameter to the values (one or a list) that make
 /// the response user-specific.
 pub(crate) type PerUserWhen = Entries<Spanned<String>, OneOrMany<Spanned<String>>>;
+
+/// `route.freshness:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Freshness {
+    /// The route's `ttl`.
+    Config,
+    /// The origin's response headers (RFC 9111).
+    Origin,
+}
 
 /// `route.unknown_query:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

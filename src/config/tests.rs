@@ -194,6 +194,7 @@ fn example_file_loads() {
             "webhook_calls",
             "intent_analysis",
             "contact_details",
+            "contact_avatar",
         ]
     );
     assert!(config.admin.listen.ip().is_loopback());
@@ -1114,4 +1115,59 @@ storage:
     assert!(loaded.warnings[0]
         .message
         .contains("no effect without storage.redis"));
+}
+
+#[test]
+fn freshness_origin_bounds_and_defaults() {
+    let loaded = loads(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+routes:
+  - { name: a, match: "GET /a/{id}", freshness: origin }
+  - { name: b, match: "GET /b/{id}", freshness: origin, max_ttl: 10m, default_ttl: 30s, statuses: [200] }
+  - { name: c, match: "GET /c/{id}", ttl: 60s, freshness: config }
+"#,
+    );
+    let r = &loaded.config.routes;
+    assert_eq!(
+        r[0].freshness,
+        Freshness::Origin {
+            max_ttl: Duration::from_secs(86_400),
+            default_ttl: None
+        }
+    );
+    assert_eq!(r[0].ttl, Duration::from_secs(86_400));
+    assert_eq!(r[0].statuses, ORIGIN_STATUSES);
+    assert_eq!(
+        r[1].freshness,
+        Freshness::Origin {
+            max_ttl: Duration::from_secs(600),
+            default_ttl: Some(Duration::from_secs(30))
+        }
+    );
+    assert_eq!(r[1].statuses, [200]);
+    assert_eq!(r[1].longest_life(), Duration::from_secs(1200));
+    assert_eq!(r[2].freshness, Freshness::Config);
+    assert_eq!(r[2].statuses, [200]);
+}
+
+#[test]
+fn freshness_fields_belong_to_their_mode() {
+    check(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+routes:
+  - { name: a, match: "GET /a/{id}", freshness: origin, ttl: 60s, max_ttl: 0s }
+  - { name: b, match: "GET /b/{id}", ttl: 60s, max_ttl: 1h, default_ttl: 1m }
+  - { name: c, match: "GET /c/{id}", freshness: sometimes }
+"#,
+        &[
+            r#"3:62: ttl does not apply to route "a": its freshness comes from the origin | hint: use max_ttl to cap the origin's freshness, default_ttl for responses that carry none"#,
+            "3:76: max_ttl must be longer than 0s",
+            r#"4:57: max_ttl of route "b" applies only with freshness: origin | hint: add `freshness: origin`, or use ttl"#,
+            r#"4:74: default_ttl of route "b" applies only with freshness: origin | hint: add `freshness: origin`, or use ttl"#,
+            r#"5:5: route "c" is missing required key "ttl" | hint: add ttl: 180s"#,
+            r#"5:49: "freshness" must be one of "config", "origin", not "sometimes""#,
+        ],
+    );
 }

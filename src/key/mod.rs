@@ -386,6 +386,7 @@ mod tests {
             method: RouteMethod::Get,
             segments: vec![],
             ttl: Duration::from_secs(180),
+            freshness: Default::default(),
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             key: KeySpec {

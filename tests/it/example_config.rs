@@ -164,6 +164,30 @@ async fn summaries_details_and_per_user_call_data_are_cached_as_documented() {
 }
 
 #[tokio::test]
+async fn contact_avatars_follow_the_backends_cache_control() {
+    let p = start();
+    let avatar = "/api/contacts/c1/avatar";
+    let fresh = [
+        ("x-origin-header", "Cache-Control: max-age=600"),
+        ("x-origin-etag", "\"a1\""),
+    ];
+    let a = p.get_with(avatar, Some("w1"), Some("u1"), &fresh).await;
+    let b = p.get_with(avatar, Some("w1"), Some("u2"), &fresh).await;
+    assert_eq!((a.cache(), b.cache()), ("MISS", "HIT"));
+    // What the backend marks no-store, or says nothing about, is not kept.
+    for cc in ["Cache-Control: no-store", "X-Nothing: 1"] {
+        let path = "/api/contacts/c2/avatar";
+        for _ in 0..2 {
+            let r = p
+                .get_with(path, Some("w1"), Some("u1"), &[("x-origin-header", cc)])
+                .await;
+            assert_eq!(r.cache(), "MISS", "{cc}");
+        }
+    }
+    assert_eq!(p.origin.hits("/api/contacts/c2/avatar"), 4);
+}
+
+#[tokio::test]
 async fn events_and_legacy_bodies_purge_what_the_table_says() {
     let p = start();
     let list = "/api/boards/b1/contacts";

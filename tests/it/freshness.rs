@@ -74,3 +74,24 @@ async fn no_stale_without_a_window() {
         .await;
     assert_eq!(r.status, 503);
 }
+
+/// Regression: a config-mode entry revalidated by a 304 was fresh for one
+/// more TTL in its meta, but the TTL cap still counted from its first
+/// store, so every later request revalidated it again instead of hitting.
+#[tokio::test]
+async fn a_revalidated_entry_is_fresh_again() {
+    let p = Proxy::start();
+    let etag = [("x-origin-etag", "\"s1\"")];
+    assert_eq!(
+        p.get_with("/sie/reval", Some("w1"), None, &etag)
+            .await
+            .cache(),
+        "MISS"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = p.get_with("/sie/reval", Some("w1"), None, &etag).await;
+    assert_eq!((r.cache(), r.n()), ("REVALIDATED", 1));
+    let again = p.get_with("/sie/reval", Some("w1"), None, &etag).await;
+    assert_eq!((again.cache(), again.n()), ("HIT", 1));
+    assert_eq!(p.origin.hits("/sie/reval"), 2);
+}

@@ -19,6 +19,7 @@ mod purge_all;
 mod redis;
 mod reload;
 mod retries;
+mod rfc9111;
 mod security;
 mod settings;
 mod standard_webhooks;

@@ -67,6 +67,10 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// - `x-origin-header: Name: value` (repeatable) adds a response header
 /// - `x-origin-body-size: N` answers N bytes of `a`
 /// - `x-origin-chunked: 1` streams the body in chunks without Content-Length
+/// - `x-origin-etag: "v1"` sends that `ETag`, and `x-origin-last-modified:
+///   <HTTP-date>` that `Last-Modified`; either answers a request whose
+///   `If-None-Match` (or, without one, `If-Modified-Since`) matches with a
+///   304 that carries the same headers and no body
 ///
 /// It counts requests per path (without query) and in total, and serves the
 /// current `version` so tests can tell fresh data from old.
@@ -205,6 +209,10 @@ async fn handle(
         .iter()
         .filter_map(|v| v.to_str().ok().map(str::to_string))
         .collect();
+    let etag = get("x-origin-etag");
+    let last_modified = get("x-origin-last-modified");
+    let if_none_match = get("if-none-match");
+    let if_modified_since = get("if-modified-since");
     let req_body = req
         .into_body()
         .collect()
@@ -237,9 +245,34 @@ async fn handle(
             )
         }
     };
+    let not_modified = match (&etag, if_none_match) {
+        (Some(etag), Some(inm)) => inm.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
+        (_, Some(_)) => false,
+        (_, None) => match (&last_modified, if_modified_since) {
+            (Some(lm), Some(ims)) => match (
+                httpdate::parse_http_date(lm),
+                httpdate::parse_http_date(&ims),
+            ) {
+                (Ok(lm), Ok(ims)) => lm <= ims,
+                _ => false,
+            },
+            _ => false,
+        },
+    };
+    let (status, body) = if not_modified {
+        (304, Bytes::new())
+    } else {
+        (status, body)
+    };
     let mut builder = Response::builder()
         .status(status)
         .header("content-type", "application/json");
+    if let Some(etag) = &etag {
+        builder = builder.header("etag", etag.as_str());
+    }
+    if let Some(lm) = &last_modified {
+        builder = builder.header("last-modified", lm.as_str());
+    }
     for h in extra {
         if let Some((k, v)) = h.split_once(':') {
             builder = builder.header(k.trim(), v.trim());

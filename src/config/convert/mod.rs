@@ -23,6 +23,7 @@ use super::raw::{self, Spanned};
 use super::template;
 use super::units::{parse_duration, parse_size};
 
+mod freshness;
 mod invalidate;
 mod purge;
 mod routes;

@@ -47,7 +47,11 @@ impl Cx<'_> {
                     raw.match_.is_some(),
                     "match: \"GET /api/boards/{board_id}/contacts\"",
                 ),
-                ("ttl", raw.ttl.is_some(), "ttl: 180s"),
+                (
+                    "ttl",
+                    raw.ttl.is_some() || raw.freshness == Some(raw::Freshness::Origin),
+                    "ttl: 180s",
+                ),
             ],
         );
 
@@ -74,7 +78,15 @@ impl Cx<'_> {
             })
             .collect();
 
-        let ttl = self.positive_duration(raw.ttl.as_ref(), Duration::from_secs(1), "ttl");
+        let (ttl, freshness) = self.freshness(
+            &freshness::FreshnessFields {
+                freshness: raw.freshness,
+                ttl: raw.ttl.as_ref(),
+                max_ttl: raw.max_ttl.as_ref(),
+                default_ttl: raw.default_ttl.as_ref(),
+            },
+            &label,
+        );
         let stale_while_revalidate =
             self.duration(raw.stale_while_revalidate.as_ref(), Duration::ZERO);
         let stale_if_error = self.duration(raw.stale_if_error.as_ref(), Duration::ZERO);
@@ -174,7 +186,12 @@ impl Cx<'_> {
             .iter()
             .filter_map(|source| self.route_template(&scope, source))
             .collect();
-        let statuses = self.statuses(raw.statuses, &label);
+        let statuses = match (&freshness, &raw.statuses) {
+            (crate::config::Freshness::Origin { .. }, None) => {
+                crate::config::ORIGIN_STATUSES.to_vec()
+            }
+            _ => self.statuses(raw.statuses, &label),
+        };
         let vary = self.vary(raw.vary, &scope);
 
         let mut route = Route {
@@ -182,6 +199,7 @@ impl Cx<'_> {
             method,
             segments,
             ttl,
+            freshness,
             stale_while_revalidate,
             stale_if_error,
             key: KeySpec {
