@@ -16,8 +16,6 @@ use crate::storage::{wire, FreshHit};
 /// A fresh memory hit the front may write.
 pub struct FrontHit {
     hit: FreshHit,
-    /// The stored header's block, serialized for this hit.
-    head: wire::WireHead,
     now: SystemTime,
     /// When the lookup started, for the lookup latency metric.
     started: Instant,
@@ -25,8 +23,8 @@ pub struct FrontHit {
 
 /// A hit's answer, as it goes on the wire.
 pub struct FrontResponse {
-    /// Status line, header fields, blank line and body.
-    pub bytes: Vec<u8>,
+    /// Header, body and framing, written in this order.
+    pub wire: wire::Assembled,
     status: u16,
     /// Body bytes in it (not counting chunk framing), for the access log.
     body_bytes: usize,
@@ -68,7 +66,7 @@ impl TagCache {
         let hash = pingora_cache::key::hash_key(primary);
         let now = SystemTime::now();
         let hit = memory.fresh(&hash, now)?;
-        let head = wire::WireHead::of(hit.header())?;
+        hit.wire()?;
         if !self
             .hit_check(active, hit.info(), hit.created(), hit.header(), ctx)
             .clean()
@@ -77,12 +75,7 @@ impl TagCache {
         }
         // Decided: from here on the request is counted as the proxy counts it.
         self.count_admission(&Admission::Admitted { found: None, auth });
-        Some(FrontHit {
-            hit,
-            head,
-            now,
-            started,
-        })
+        Some(FrontHit { hit, now, started })
     }
 
     /// The answer to a hit [`Self::front_hit`] found: the entry's header
@@ -99,21 +92,30 @@ impl TagCache {
         let body = hit.hit.body();
         let date = pingora_core::protocols::http::date::get_cached_date();
         let fresh_until = hit.hit.fresh_until();
-        let bytes = wire::assemble(
-            &hit.head,
-            hit.hit.age(hit.now).as_secs(),
-            |out| super::headers::decorate_hit(out, status, ctx, fresh_until, "MEMORY"),
-            &date,
-            keepalive,
-            Some(&body),
-        );
+        let body_bytes = body.len();
+        let wire = match hit.hit.wire() {
+            Some(head) => wire::assemble(
+                head,
+                hit.hit.age(hit.now).as_secs(),
+                |out| super::headers::decorate_hit(out, status, ctx, fresh_until, "MEMORY"),
+                &date,
+                keepalive,
+                body,
+            ),
+            // `front_hit` hands out only entries with a block.
+            None => wire::Assembled {
+                head: Vec::new(),
+                body: bytes::Bytes::new(),
+                tail: b"",
+            },
+        };
         self.metrics
             .lookup_latency
             .observe(hit.started.elapsed().as_secs_f64());
         FrontResponse {
-            bytes,
+            wire,
             status: status.as_u16(),
-            body_bytes: body.len(),
+            body_bytes,
         }
     }
 

@@ -20,6 +20,7 @@
 //! parse once, everything else twice.
 
 use std::future::{poll_fn, Future};
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -211,7 +212,8 @@ impl Front {
             return None;
         };
         let mut stream: Stream = h1.into_inner();
-        let written = match write(&mut stream, &response.bytes).await {
+        let parts = &response.wire;
+        let written = match write(&mut stream, [&parts.head, &parts.body, parts.tail]).await {
             Ok(()) => Ok(()),
             Err(e) => Err(Error::because(ErrorType::WriteError, "writing a hit", e).into_down()),
         };
@@ -253,9 +255,19 @@ impl Front {
     }
 }
 
-/// Writes a whole answer and flushes it (the connection buffers writes).
-async fn write(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-    stream.write_all(bytes).await?;
+/// Writes a whole answer, in as few vectored writes as the connection
+/// takes (its write buffer holds a typical answer whole), and flushes it.
+async fn write(stream: &mut Stream, parts: [&[u8]; 3]) -> std::io::Result<()> {
+    let mut slices = parts.map(IoSlice::new);
+    let mut rest = &mut slices[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        let n = stream.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
     stream.flush().await
 }
 

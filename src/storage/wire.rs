@@ -137,6 +137,18 @@ pub fn put_field(buf: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
     buf.extend_from_slice(b"\r\n");
 }
 
+/// A hit's answer in three slices, for one vectored write without copying
+/// the body: the header (with the chunk-size line when the body goes as a
+/// chunk), the stored body, and the end of the chunked framing.
+pub struct Assembled {
+    /// Status line, fields, blank line (and chunk-size line).
+    pub head: Vec<u8>,
+    /// The body, shared with the store.
+    pub body: Bytes,
+    /// What follows the body: the last chunk, or nothing.
+    pub tail: &'static [u8],
+}
+
 /// A hit's response: the stored block, `Age` and the framing field, then
 /// what `decorate` appends (the cache status fields), then Pingora's `Date`
 /// and `Connection`, the blank line, and the body (framed as one chunk when
@@ -147,10 +159,9 @@ pub fn assemble(
     decorate: impl FnOnce(&mut Vec<u8>),
     date: &HeaderValue,
     keepalive: bool,
-    body: Option<&[u8]>,
-) -> Vec<u8> {
-    let body_len = body.map_or(0, <[u8]>::len);
-    let mut out = Vec::with_capacity(head.len() + 256 + body_len);
+    body: Bytes,
+) -> Assembled {
+    let mut out = Vec::with_capacity(head.len() + 320);
     out.extend_from_slice(head.bytes());
     let mut digits = itoa::Buffer::new();
     put_field(&mut out, &header::AGE, digits.format(age_secs).as_bytes());
@@ -162,21 +173,20 @@ pub fn assemble(
     let connection: &[u8] = if keepalive { b"keep-alive" } else { b"close" };
     put_field(&mut out, &header::CONNECTION, connection);
     out.extend_from_slice(b"\r\n");
-    if let Some(body) = body {
-        match head.framing {
-            Framing::Length => out.extend_from_slice(body),
-            Framing::Chunked => {
-                if !body.is_empty() {
-                    out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
-                    out.extend_from_slice(body);
-                    out.extend_from_slice(b"\r\n");
-                }
-                out.extend_from_slice(b"0\r\n\r\n");
-            }
-            Framing::Empty => {}
+    let (body, tail): (Bytes, &'static [u8]) = match head.framing {
+        Framing::Length => (body, b""),
+        Framing::Chunked if body.is_empty() => (body, b"0\r\n\r\n"),
+        Framing::Chunked => {
+            out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            (body, b"\r\n0\r\n\r\n")
         }
+        Framing::Empty => (Bytes::new(), b""),
+    };
+    Assembled {
+        head: out,
+        body,
+        tail,
     }
-    out
 }
 
 #[cfg(test)]
@@ -196,7 +206,7 @@ mod tests {
         crate::storage::bare_header(status, http::Version::HTTP_11, map, None).unwrap()
     }
 
-    fn text(head: &WireHead, body: Option<&[u8]>) -> String {
+    fn text(head: &WireHead, body: &'static [u8]) -> String {
         let date = HeaderValue::from_static("Sun, 29 Nov 2026 08:00:00 GMT");
         let out = assemble(
             head,
@@ -204,9 +214,12 @@ mod tests {
             |b| put_field(b, &HeaderName::from_static("x-cache-status"), b"HIT"),
             &date,
             true,
-            body,
+            Bytes::from_static(body),
         );
-        String::from_utf8(out).unwrap()
+        let mut all = out.head;
+        all.extend_from_slice(&out.body);
+        all.extend_from_slice(out.tail);
+        String::from_utf8(all).unwrap()
     }
 
     #[test]
@@ -224,7 +237,7 @@ mod tests {
         let head = WireHead::of(&h).unwrap();
         assert_eq!(head.framing(), Framing::Length);
         assert_eq!(
-            text(&head, Some(b"ok")),
+            text(&head, b"ok"),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
              Age: 7\r\nx-cache-status: HIT\r\nDate: Sun, 29 Nov 2026 08:00:00 GMT\r\n\
              Connection: keep-alive\r\n\r\nok"
@@ -235,10 +248,10 @@ mod tests {
     fn a_body_stored_without_length_is_one_chunk() {
         let head = WireHead::of(&stored(200, &[("content-type", "a/b")])).unwrap();
         assert_eq!(head.framing(), Framing::Chunked);
-        let t = text(&head, Some(b"hello"));
+        let t = text(&head, b"hello");
         assert!(t.contains("Transfer-Encoding: chunked\r\n"), "{t}");
         assert!(t.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{t}");
-        let empty = text(&head, Some(b""));
+        let empty = text(&head, b"");
         assert!(empty.ends_with("\r\n\r\n0\r\n\r\n"), "{empty}");
     }
 
@@ -246,7 +259,7 @@ mod tests {
     fn no_content_statuses_have_no_body_or_framing() {
         let head = WireHead::of(&stored(204, &[])).unwrap();
         assert_eq!(head.framing(), Framing::Empty);
-        let t = text(&head, Some(b""));
+        let t = text(&head, b"");
         assert!(t.starts_with("HTTP/1.1 204 No Content\r\n"), "{t}");
         assert!(!t.contains("Transfer-Encoding"), "{t}");
         assert!(t.ends_with("keep-alive\r\n\r\n"), "{t}");
@@ -256,7 +269,7 @@ mod tests {
     fn a_custom_reason_phrase_is_kept() {
         let mut h = stored(200, &[("content-length", "0")]);
         h.set_reason_phrase(Some("Fine")).unwrap();
-        let t = text(&WireHead::of(&h).unwrap(), None);
+        let t = text(&WireHead::of(&h).unwrap(), b"");
         assert!(t.starts_with("HTTP/1.1 200 Fine\r\n"), "{t}");
     }
 
