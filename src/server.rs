@@ -17,6 +17,7 @@ use pingora_core::services::listening::Service;
 use crate::admin::{AdminApp, MetricsApp};
 use crate::cache::TagCache;
 use crate::config::Config;
+use crate::proxy::front::Front;
 use crate::proxy::TagCacheProxy;
 
 /// Sweeps expired tag generation records once a minute; on shutdown, leaves the
@@ -140,10 +141,13 @@ pub fn build_with(config: Arc<Config>, start: Start) -> Result<Built, BuildError
     server.bootstrap();
     let cache = Arc::new(TagCache::new(config.clone()));
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        TagCacheProxy::new(cache.clone()),
-        "tagcache proxy",
+    // Fresh memory hits are answered in front of Pingora's proxy, which
+    // takes every other request (see `proxy::front`).
+    let proxy_app =
+        pingora_proxy::http_proxy(&server.configuration, TagCacheProxy::new(cache.clone()));
+    let mut proxy = Service::new(
+        "tagcache proxy".to_string(),
+        Front::new(proxy_app, cache.clone()),
     );
     // A write buffer large enough for a typical cached answer lets a hit leave
     // in one write (header and body together); Pingora's default (1460 bytes)

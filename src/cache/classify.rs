@@ -17,6 +17,22 @@ use crate::route::RouteMatch;
 
 use super::*;
 
+/// What the checks before any lookup decide ([`TagCache::admit`]).
+pub(super) enum Admission<'r> {
+    /// Over a request limit: 414 or 431.
+    Limit(refuse::Limit),
+    /// No valid token where one is required: 401.
+    Unauthorized(identity::IdentityError),
+    /// The token does not allow what the request names: 403.
+    Forbidden(identity::Forbidden),
+    /// The request goes on, with its route if it has one; `auth` is the
+    /// JWT check's outcome to count, when there was one.
+    Admitted {
+        found: Option<RouteMatch<'r>>,
+        auth: Option<&'static str>,
+    },
+}
+
 /// Longest workspace or user id accepted from a request.
 pub(super) const MAX_IDENTITY_LEN: usize = 256;
 
@@ -27,15 +43,36 @@ impl TagCache {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
-        let req = session.req_header();
+        let admission = self.admit(active, session.req_header(), ctx);
+        self.count_admission(&admission);
+        match admission {
+            Admission::Limit(limit) => refuse::limit(session, limit).await?,
+            Admission::Unauthorized(e) => refuse::unauthorized(session, e).await?,
+            Admission::Forbidden(f) => refuse::forbidden(session, f).await?,
+            Admission::Admitted { found, .. } => {
+                self.classify_request(active, session.req_header(), found, ctx);
+                self.count_bypass_limit(ctx);
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The checks before any lookup, without their effects: the request
+    /// limits (414, 431) and, with `tenant.jwt`, the token and the
+    /// workspace it names (401, 403). Sets the request id and, when the
+    /// request goes on, the verified identity or why it bypasses. Counted
+    /// by [`Self::count_admission`] and answered by the caller: the proxy's
+    /// `request_filter` always, the front path only for a hit.
+    pub(super) fn admit<'r>(
+        &self,
+        active: &Active,
+        req: &'r RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Admission<'r> {
         ctx.request_id = Some(request_id::of(req));
         if let Some(limit) = refuse::over_limit(req, &active.config.limits) {
-            self.metrics
-                .limits
-                .with_label_values(&[limit.label()])
-                .inc();
-            refuse::limit(session, limit).await?;
-            return Ok(true);
+            return Admission::Limit(limit);
         }
         // Not UTF-8, or absolute-form: the path we would key is not the
         // target the origin receives, so no route matches.
@@ -44,6 +81,7 @@ impl TagCache {
         } else {
             None
         };
+        let mut auth = None;
         if let (Some(jwt), Some(found)) = (&active.config.tenant.jwt, &found) {
             if matches!(req.method, http::Method::GET | http::Method::HEAD) {
                 let route = &active.config.routes[found.index];
@@ -54,35 +92,64 @@ impl TagCache {
                 };
                 match outcome {
                     Outcome::Verified(v) => {
-                        self.metrics.auth.with_label_values(&["ok"]).inc();
+                        auth = Some("ok");
                         ctx.verified = Some(v);
                     }
-                    Outcome::Invalid(e) => {
-                        self.metrics.auth.with_label_values(&["invalid"]).inc();
-                        match jwt.on_invalid {
-                            OnInvalid::Reject => {
-                                refuse::unauthorized(session, e).await?;
-                                return Ok(true);
-                            }
-                            OnInvalid::Pass => {
-                                ctx.identity_bypass = Some(BypassReason::Unauthenticated);
-                            }
+                    Outcome::Invalid(e) => match jwt.on_invalid {
+                        OnInvalid::Reject => return Admission::Unauthorized(e),
+                        OnInvalid::Pass => {
+                            auth = Some("invalid");
+                            ctx.identity_bypass = Some(BypassReason::Unauthenticated);
                         }
-                    }
-                    Outcome::Forbidden(f) => {
-                        self.metrics.auth.with_label_values(&["forbidden"]).inc();
-                        refuse::forbidden(session, f).await?;
-                        return Ok(true);
-                    }
+                    },
+                    Outcome::Forbidden(f) => return Admission::Forbidden(f),
                 }
             }
         }
-        self.classify_request(active, session.req_header(), found, ctx);
-        Ok(false)
+        Admission::Admitted { found, auth }
+    }
+
+    /// Counts what [`Self::admit`] decided: the limit hit, or the JWT
+    /// check's outcome.
+    pub(super) fn count_admission(&self, admission: &Admission<'_>) {
+        let auth = match admission {
+            Admission::Limit(limit) => {
+                self.metrics
+                    .limits
+                    .with_label_values(&[limit.label()])
+                    .inc();
+                return;
+            }
+            Admission::Unauthorized(_) => "invalid",
+            Admission::Forbidden(_) => "forbidden",
+            Admission::Admitted { auth: None, .. } => return,
+            Admission::Admitted {
+                auth: Some(label), ..
+            } => label,
+        };
+        self.metrics.auth.with_label_values(&[auth]).inc();
+    }
+
+    /// Counts a bypass for a request limit (`tagcache_limit_hits_total`),
+    /// once the request is classified.
+    pub(super) fn count_bypass_limit(&self, ctx: &RequestCtx) {
+        if let Some(
+            reason @ (BypassReason::UriTooLong
+            | BypassReason::TooManyParams
+            | BypassReason::UnkeyedHeader),
+        ) = ctx.bypass
+        {
+            self.metrics
+                .limits
+                .with_label_values(&[reason.as_str()])
+                .inc();
+        }
     }
 
     /// Matches the route and builds the key, or records why the cache is
-    /// bypassed. Runs once per request.
+    /// bypassed. Runs once per request (the front path may have run it
+    /// before, on a context it then dropped). Counts nothing: see
+    /// [`Self::count_bypass_limit`].
     pub(super) fn classify_request(
         &self,
         active: &Active,
@@ -110,20 +177,7 @@ impl TagCache {
                 ctx.bypass = Some(BypassReason::Unconfirmed);
             }
             Ok(primary) => ctx.primary = Some(primary),
-            Err(reason) => {
-                if matches!(
-                    reason,
-                    BypassReason::UriTooLong
-                        | BypassReason::TooManyParams
-                        | BypassReason::UnkeyedHeader
-                ) {
-                    self.metrics
-                        .limits
-                        .with_label_values(&[reason.as_str()])
-                        .inc();
-                }
-                ctx.bypass = Some(reason);
-            }
+            Err(reason) => ctx.bypass = Some(reason),
         }
     }
 

@@ -37,6 +37,11 @@ impl TagCache {
     /// Call from `ProxyHttp::request_filter`, after [`Self::request_filter`];
     /// the proxy stops when it returns `true`.
     ///
+    /// On tagcache's own listener, the front path ([`Self::front_hit`])
+    /// answers a plain HTTP/1 request's fresh memory hit before the proxy
+    /// runs, with the same checks; this one then serves the rest (HTTP/2,
+    /// pipelined requests, Redis hits) and embedders.
+    ///
     /// A hit served here does not reach the proxy's `response_filter`:
     /// embedders that change every response there should not call it.
     ///

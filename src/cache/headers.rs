@@ -23,7 +23,7 @@ const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 /// Where the headers go: a pingora header, which keeps its case map in step,
 /// or the bare map of a hit's header under construction, which has none and
 /// skips pingora's per-insert name parsing.
-trait Sink {
+pub(super) trait Sink {
     fn put(&mut self, name: HeaderName, value: HeaderValue);
 }
 
@@ -37,6 +37,14 @@ impl Sink for ResponseHeader {
 impl Sink for HeaderMap {
     fn put(&mut self, name: HeaderName, value: HeaderValue) {
         self.insert(name, value);
+    }
+}
+
+/// A hit's header block being written as bytes (the front path): each field
+/// is appended as a line, the stored block holding none of these names.
+impl Sink for Vec<u8> {
+    fn put(&mut self, name: HeaderName, value: HeaderValue) {
+        crate::storage::wire::put_field(self, &name, value.as_bytes());
     }
 }
 
@@ -70,7 +78,7 @@ pub(super) fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut R
 /// an entry another instance filled while this one waited), the same ones
 /// [`decorate`] writes for a hit pingora-cache served.
 pub(super) fn decorate_hit(
-    headers: &mut HeaderMap,
+    headers: &mut impl Sink,
     code: StatusCode,
     ctx: &mut RequestCtx,
     fresh_until: SystemTime,

@@ -32,6 +32,7 @@ mod directives;
 mod entry_tags;
 mod fast_path;
 mod freshness_policy;
+mod front;
 mod headers;
 mod origin_mode;
 mod refuse;
@@ -58,6 +59,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 pub use ctx::RequestCtx;
+pub use front::{FrontHit, FrontResponse};
 pub use reload::{ReloadError, ReloadReport};
 pub use runtime_settings::{Change, SettingsWriteError};
 pub use storability::NotStored;
@@ -75,8 +77,18 @@ use crate::metrics::{CacheStatus, Metrics, OriginError};
 use crate::storage::{EntryInfo, MemoryStore};
 use crate::tags;
 use active::Active;
-use classify::{literal_target, workspace_of};
+use classify::{literal_target, workspace_of, Admission};
 use entry_tags::entry_tags;
+
+/// How a request was answered, for its count and log line.
+struct Exchange {
+    /// The response status, once the response header was written.
+    status: Option<u16>,
+    /// Body bytes sent.
+    body_bytes: usize,
+    /// How long pingora-cache's lookup took, if it looked up.
+    lookup: Option<Duration>,
+}
 
 /// The checks every hit passes, from [`TagCache::hit_check`].
 struct HitCheck {
@@ -342,6 +354,7 @@ impl TagCache {
                 None
             };
             self.classify_request(&active, req, found, ctx);
+            self.count_bypass_limit(ctx);
         }
         let wait_timeout = active.config.coalescing.wait_timeout;
         ctx.active = Some(active);
@@ -791,23 +804,40 @@ impl TagCache {
 
     /// Counts the request. Call from `ProxyHttp::logging`.
     pub fn logging(&self, session: &Session, ctx: &RequestCtx, error: Option<&Error>) {
+        let exchange = Exchange {
+            status: session.response_written().map(|r| r.status.as_u16()),
+            body_bytes: session.body_bytes_sent(),
+            lookup: session.cache.lookup_duration(),
+        };
+        self.log_exchange(session.req_header(), ctx, &exchange, error);
+    }
+
+    /// Counts a request and writes its access log line: the proxy's
+    /// `logging` hook and the front path both end a request here.
+    fn log_exchange(
+        &self,
+        req: &RequestHeader,
+        ctx: &RequestCtx,
+        exchange: &Exchange,
+        error: Option<&Error>,
+    ) {
         self.release_shared_lock(ctx);
         let active = self.active_of(ctx);
         let counters = active.counters(ctx.route);
-        if let Some(d) = session.cache.lookup_duration() {
+        if let Some(d) = exchange.lookup {
             self.metrics.lookup_latency.observe(d.as_secs_f64());
         }
         if let Some(status) = ctx.status {
             counters.count(status);
-            if let Some(ws) = workspace_of(&active, session.req_header(), ctx) {
+            if let Some(ws) = workspace_of(&active, req, ctx) {
                 self.workspaces.record(ws, status, ctx.stored);
             }
         }
-        if let Some(resp) = session.response_written() {
-            counters.count_response(resp.status.as_u16());
+        if let Some(status) = exchange.status {
+            counters.count_response(status);
         }
         if let Some(log) = &active.access {
-            self.access_line(log, &active, session, ctx);
+            self.access_line(log, &active, req, exchange, ctx);
         }
         if let Some(e) = error {
             let kind = match e.esource() {
@@ -827,11 +857,10 @@ impl TagCache {
         &self,
         log: &crate::access_log::AccessLog,
         active: &Active,
-        session: &Session,
+        req: &RequestHeader,
+        exchange: &Exchange,
         ctx: &RequestCtx,
     ) {
-        let req = session.req_header();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         log.record(&crate::access_log::Line {
             request_id: ctx
                 .request_id
@@ -849,8 +878,8 @@ impl TagCache {
             user: ctx.user.as_deref(),
             cache_status: ctx.status.map(CacheStatus::as_str),
             layer: ctx.layer,
-            status,
-            bytes: session.body_bytes_sent(),
+            status: exchange.status.unwrap_or(0),
+            bytes: exchange.body_bytes,
             total: ctx.started.map(|s| s.elapsed()).unwrap_or_default(),
             origin: ctx.origin_time,
         });

@@ -1,6 +1,10 @@
 //! tagcache's own Pingora proxy: forwards everything to the origin and calls
 //! the cache layer from each hook.
 //!
+//! On tagcache's listener, [`front::Front`] runs first: it answers fresh
+//! memory hits of plain HTTP/1 requests itself and hands every other request
+//! to this proxy, which then runs the phases below from the start.
+//!
 //! ```text
 //! Pingora phase               tagcache
 //! ─────────────────────────── ─────────────────────────────────────────────
@@ -39,6 +43,9 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::cache::{RequestCtx, TagCache};
 use crate::purge::Purger;
+
+pub mod front;
+mod recorder;
 
 /// The proxy service logic.
 pub struct TagCacheProxy {

@@ -14,6 +14,7 @@ pub mod hit;
 pub mod memory;
 pub mod redis;
 pub mod tiered;
+pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

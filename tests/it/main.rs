@@ -7,6 +7,7 @@ mod config_cli;
 mod dist_files;
 mod example_config;
 mod freshness;
+mod front;
 mod keys;
 mod layering;
 mod legacy;

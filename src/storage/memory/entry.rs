@@ -8,6 +8,7 @@ use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::CacheMeta;
 use pingora_http::ResponseHeader;
 
+use crate::storage::wire::WireHead;
 use crate::storage::EntryInfo;
 
 /// Bytes charged per response header line, on top of its name and value.
@@ -52,6 +53,10 @@ pub(super) struct EntryMeta {
     pub(super) stale_while_revalidate_sec: u32,
     pub(super) stale_if_error_sec: u32,
     pub(super) info: Option<Arc<EntryInfo>>,
+    /// The header as a hit writes it, serialized once when the entry is
+    /// stored ([`crate::storage::wire`]); `None` when a hit must build it
+    /// the long way.
+    pub(super) wire: Option<WireHead>,
 }
 
 impl EntryMeta {
@@ -60,8 +65,10 @@ impl EntryMeta {
             let updated = meta.updated();
             (updated != meta.created()).then_some(updated)
         });
+        let header = meta.response_header_copy();
         EntryMeta {
-            header: meta.response_header_copy(),
+            wire: WireHead::of(&header),
+            header,
             fresh_until: meta.fresh_until(),
             created: meta.created(),
             epoch,
@@ -108,7 +115,7 @@ impl EntryMeta {
             .checked_add(Duration::from_secs(u64::from(window)))
     }
 
-    /// Bytes charged for everything but the body.
+    /// Bytes charged for everything but the body, the header block included.
     pub(super) fn weight(&self) -> usize {
         let headers: usize = self
             .header
@@ -117,7 +124,8 @@ impl EntryMeta {
             .map(|(name, value)| name.as_str().len() + value.len() + HEADER_OVERHEAD)
             .sum();
         let reason = self.header.get_reason_phrase().map_or(0, str::len);
-        ENTRY_OVERHEAD + headers + reason + self.info.as_ref().map_or(0, |i| i.weight())
+        let wire = self.wire.as_ref().map_or(0, WireHead::len);
+        ENTRY_OVERHEAD + headers + reason + wire + self.info.as_ref().map_or(0, |i| i.weight())
     }
 }
 
@@ -128,6 +136,11 @@ impl FreshHit {
     /// The stored response header.
     pub fn header(&self) -> &ResponseHeader {
         &self.0.meta.header
+    }
+
+    /// The stored header as a hit writes it, when it has a block.
+    pub fn wire(&self) -> Option<&WireHead> {
+        self.0.meta.wire.as_ref()
     }
 
     /// The body (shared, not copied).

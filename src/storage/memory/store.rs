@@ -447,6 +447,7 @@ impl Storage for MemoryStore {
             header: old.meta.header.clone(),
             fresh_until: old.meta.fresh_until.min(now),
             info: old.meta.info.clone(),
+            wire: old.meta.wire.clone(),
             ..old.meta
         });
         Ok(if expired {

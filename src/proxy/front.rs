@@ -1,0 +1,303 @@
+//! The proxy listener's front: answers fresh memory hits before Pingora's
+//! proxy builds its per-request machinery, and hands everything else to the
+//! proxy unchanged.
+//!
+//! ```text
+//! connection ──► Front::process_new
+//!                  │ not plain HTTP/1 (TLS ALPN h2, h2c, custom) ──► HttpProxy, whole connection
+//!                  ▼
+//!                one request: Pingora's HTTP/1 session over a Recorder reads the header
+//!                  │ TagCache::front_hit: a fresh, clean memory hit that the same checks allow
+//!                  ├──► written as bytes (the entry's stored header block + the hit's fields + body),
+//!                  │    counted and logged as the proxy would; the connection is kept for the next request
+//!                  │ anything else (no hit, refusal, parse error, body, pipelined bytes, upgrade)
+//!                  └──► a new session for the proxy, with the recorded bytes as its pipelined
+//!                       prefix: the proxy parses them with the same parser, as if read from the socket
+//! ```
+//!
+//! One parser: the front never interprets a byte Pingora's session did not
+//! parse, and the proxy re-parses exactly the bytes the front read. Hits
+//! parse once, everything else twice.
+
+use std::future::{poll_fn, Future};
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+
+use async_trait::async_trait;
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::{Stream, ALPN};
+use pingora_core::server::ShutdownWatch;
+use pingora_error::{Error, ErrorType};
+use pingora_http::RequestHeader;
+use pingora_proxy::HttpProxy;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+use super::recorder::Recorder;
+use super::TagCacheProxy;
+use crate::cache::{FrontHit, RequestCtx, TagCache};
+
+/// The proxy listener's application: the front path, then Pingora's proxy.
+pub struct Front {
+    proxy: Arc<HttpProxy<TagCacheProxy>>,
+    cache: Arc<TagCache>,
+    /// Set when the service stops listening; as the proxy's own flag, it
+    /// ends waits for a next request on kept-alive connections.
+    shutdown_flag: AtomicBool,
+    shutdown: Notify,
+}
+
+/// A hit the front answers, decided before anything is written.
+struct Decided {
+    hit: FrontHit,
+    ctx: RequestCtx,
+    keepalive: bool,
+    settings: HttpPersistentSettings,
+}
+
+impl Front {
+    /// The front of `proxy`, answering hits from `cache` (the one `proxy`'s
+    /// `TagCacheProxy` uses).
+    pub fn new(proxy: HttpProxy<TagCacheProxy>, cache: Arc<TagCache>) -> Self {
+        Front {
+            proxy: Arc::new(proxy),
+            cache,
+            shutdown_flag: AtomicBool::new(false),
+            shutdown: Notify::new(),
+        }
+    }
+
+    /// Resolves once the service stopped listening.
+    async fn await_shutdown(&self) {
+        let notified = self.shutdown.notified();
+        tokio::pin!(notified);
+        poll_fn(|cx| {
+            if notified.as_mut().poll(cx).is_ready() || self.shutdown_flag.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// One request on a plain HTTP/1 connection: read by the front, then
+    /// answered here or handed to the proxy.
+    async fn one_request(
+        self: &Arc<Self>,
+        mut recorder: Box<Recorder>,
+        settings: Option<HttpPersistentSettings>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        recorder.record();
+        let mut session = ServerSession::new_http1(recorder);
+        match settings {
+            Some(settings) => settings.apply_to_session(&mut session),
+            None => {
+                // As Pingora's HTTP server starts a connection.
+                session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+                session.set_keepalive_reuses_remaining(
+                    self.proxy
+                        .server_options()
+                        .and_then(|o| o.keepalive_request_limit),
+                );
+            }
+        }
+        if session.pipelining_enabled() {
+            // Bytes of a pipelined request may wait in the session, which
+            // the recorder never saw: the proxy reads this one itself.
+            return self.proxy.process_new_http(session, shutdown).await;
+        }
+        // What the proxy's session starts with when it gets the request.
+        let keepalive = session.get_keepalive();
+        let reuses = session.get_keepalive_reuses_remaining();
+        let read = tokio::select! {
+            biased;
+            read = session.read_request() => read,
+            // As the proxy: a connection waiting for its next request is
+            // dropped when the service stops.
+            () = self.await_shutdown() => return None,
+        };
+        let mut session = session;
+        match read {
+            Ok(true) => {
+                if let Some(decided) = self.decide(&mut session, shutdown) {
+                    return self.write_hit(session, decided).await;
+                }
+            }
+            // The client closed, or the keep-alive wait ended: the proxy
+            // would end the connection too.
+            Ok(false) => return None,
+            // Bytes that do not parse: the proxy answers them (400) from
+            // the same bytes.
+            Err(e) if e.etype() == &ErrorType::InvalidHTTPHeader => {}
+            Err(e) => {
+                // A read that failed or timed out: the proxy logs it and
+                // closes without answering.
+                log::error!("Fail to proxy: {e}, downstream session type: HTTP/1.1");
+                session.shutdown().await;
+                return None;
+            }
+        }
+        self.hand_over(session, keepalive, reuses, shutdown).await
+    }
+
+    /// Gives the request the front read to the proxy: a new session over the
+    /// same connection, with the bytes read so far as its pipelined prefix
+    /// and the keep-alive state the front's session started with.
+    async fn hand_over(
+        self: &Arc<Self>,
+        session: ServerSession,
+        keepalive: Option<u64>,
+        reuses: Option<u32>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let ServerSession::H1(h1) = session else {
+            return None;
+        };
+        let mut recorder = Recorder::of(h1.into_inner())?;
+        let read = recorder.take();
+        let mut session = ServerSession::new_http1(recorder);
+        session.set_keepalive(keepalive);
+        session.set_keepalive_reuses_remaining(reuses);
+        if !read.is_empty() {
+            session.set_pipelined_prefix(read);
+        }
+        self.proxy.process_new_http(session, shutdown).await
+    }
+
+    /// Whether the front answers the request the session read: a fresh
+    /// memory hit that every check allows ([`TagCache::front_hit`]).
+    fn decide(&self, session: &mut ServerSession, shutdown: &ShutdownWatch) -> Option<Decided> {
+        if !self.may_answer(session) {
+            return None;
+        }
+        let mut ctx = self.cache.new_ctx();
+        let hit = self.cache.front_hit(session.req_header(), &mut ctx)?;
+        if *shutdown.borrow() {
+            // As the proxy: a stopping service keeps no connection.
+            session.set_keepalive(None);
+        }
+        let keepalive = session.as_http1().is_some_and(|h1| h1.will_keepalive());
+        Some(Decided {
+            hit,
+            ctx,
+            keepalive,
+            settings: HttpPersistentSettings::for_session(session),
+        })
+    }
+
+    /// Writes a decided hit, counts and logs it, and keeps the connection
+    /// when the session would have.
+    async fn write_hit(
+        &self,
+        mut session: ServerSession,
+        decided: Decided,
+    ) -> Option<ReusedHttpStream> {
+        let Decided {
+            hit,
+            mut ctx,
+            keepalive,
+            settings,
+        } = decided;
+        let response = self.cache.front_response(&hit, &mut ctx, keepalive);
+        // The request header outlives the session for the log line; the
+        // session, about to be dropped, keeps a placeholder.
+        let placeholder = RequestHeader::build("GET", b"/", Some(0)).ok()?;
+        let req = std::mem::replace(session.req_header_mut(), placeholder);
+        let ServerSession::H1(h1) = session else {
+            return None;
+        };
+        let mut stream: Stream = h1.into_inner();
+        let parts = &response.wire;
+        let written = match write(&mut stream, [&parts.head, &parts.body, parts.tail]).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Error::because(ErrorType::WriteError, "writing a hit", e).into_down()),
+        };
+        self.cache.front_logged(
+            &req,
+            &mut ctx,
+            &response,
+            written.as_ref().err().map(|e| &**e),
+        );
+        drop(ctx);
+        match written {
+            Ok(()) if keepalive => Some(ReusedHttpStream::new(stream, Some(settings))),
+            Ok(()) => {
+                // As Pingora ends a connection it does not keep.
+                let _ = stream.shutdown().await;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Whether the front may look the request up at all: a `GET` that is
+    /// not an upgrade, whose bytes read are exactly its header (no body,
+    /// nothing pipelined behind it, no request line Pingora had to escape).
+    fn may_answer(&self, session: &ServerSession) -> bool {
+        let Some(h1) = session.as_http1() else {
+            return false;
+        };
+        let req = h1.req_header();
+        if req.method != http::Method::GET || h1.is_upgrade_req() {
+            return false;
+        }
+        let recorded = h1
+            .stream()
+            .as_any()
+            .downcast_ref::<Recorder>()
+            .map(Recorder::recorded);
+        recorded == Some(h1.get_headers_raw_bytes().len())
+    }
+}
+
+/// Writes a whole answer, in as few vectored writes as the connection
+/// takes (its write buffer holds a typical answer whole), and flushes it.
+async fn write(stream: &mut Stream, parts: [&[u8]; 3]) -> std::io::Result<()> {
+    let mut slices = parts.map(IoSlice::new);
+    let mut rest = &mut slices[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        let n = stream.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    stream.flush().await
+}
+
+#[async_trait]
+impl ServerApp for Front {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let options = self.proxy.server_options();
+        let plain_h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1))
+            && !options.is_some_and(|o| o.h2c || o.force_custom);
+        if !plain_h1 {
+            // HTTP/2 and custom protocols: the proxy's own server, whole.
+            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+        }
+        let mut recorder = Recorder::of(stream)?;
+        let mut settings = None;
+        loop {
+            let reused = self.one_request(recorder, settings, shutdown).await?;
+            let (stream, next) = reused.consume();
+            recorder = Recorder::of(stream)?;
+            settings = next;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.shutdown_flag.store(true, Ordering::Release);
+        self.shutdown.notify_waiters();
+        ServerApp::cleanup(&*self.proxy).await;
+    }
+}
