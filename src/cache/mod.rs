@@ -28,6 +28,7 @@ mod directives;
 mod entry_tags;
 mod fast_path;
 mod headers;
+mod policy;
 mod refuse;
 mod reload;
 mod request_id;
@@ -64,32 +65,11 @@ use crate::generations::{TagRegistry, Verdict};
 use crate::identity::{self, Verified};
 use crate::key::BypassReason;
 use crate::metrics::{CacheStatus, Metrics, OriginError};
-use crate::storage::{EntryInfo, MemoryStore};
+use crate::storage::{EntryInfo, Layer, MemoryStore, Servable};
 use crate::tags;
 use active::Active;
 use classify::{literal_target, workspace_of};
 use entry_tags::entry_tags;
-
-/// The checks every hit passes, from [`TagCache::hit_check`].
-struct HitCheck {
-    /// Whether a tag of the entry was purged after its birth.
-    tags: Verdict,
-    /// The instance may have missed purges and the entry is too old to trust.
-    unsynced: bool,
-    /// The request may not be served a stored answer (client `no-cache`, or
-    /// `Authorization` on a response not marked shareable).
-    refused: bool,
-    /// The route's TTL, shortened by a reload since the entry was stored,
-    /// ended at this time.
-    capped_at: Option<SystemTime>,
-}
-
-impl HitCheck {
-    /// Nothing keeps the entry from being served as it is.
-    fn clean(&self) -> bool {
-        self.tags == Verdict::Valid && !self.unsynced && !self.refused && self.capped_at.is_none()
-    }
-}
 
 /// The cache layer. Cheap to share: wrap it in an `Arc`.
 pub struct TagCache {
@@ -421,13 +401,9 @@ impl TagCache {
         ctx: &mut RequestCtx,
     ) -> Option<ForcedFreshness> {
         let active = self.take_active(ctx);
-        let check = self.hit_check(
-            &active,
-            EntryInfo::of(meta).map(|i| &**i),
-            meta.updated(),
-            meta.response_header(),
-            ctx,
-        );
+        // The body is not judged: pingora-cache reads it from the hit.
+        let stored = Servable::of_meta(meta, bytes::Bytes::new(), Layer::of(meta));
+        let check = self.hit_policy(&active, &stored, None, ctx);
         ctx.active = Some(active);
         match check.tags {
             Verdict::Valid => {}
@@ -469,36 +445,6 @@ impl TagCache {
             .purged_on_lookup
             .with_label_values(&[kind])
             .inc();
-    }
-
-    /// What keeps a found entry from being served as it is: asked on every
-    /// hit, by [`Self::cache_hit_filter`] and by the fast path
-    /// ([`Self::serve_fresh_hit`]). No side effects, so the fast path can ask
-    /// and leave the answer to the full path.
-    fn hit_check(
-        &self,
-        active: &Active,
-        info: Option<&EntryInfo>,
-        updated: SystemTime,
-        header: &ResponseHeader,
-        ctx: &RequestCtx,
-    ) -> HitCheck {
-        // The route's TTL now, which a reload may have made shorter than
-        // the one the entry was stored with.
-        let capped_at = ctx
-            .route
-            .and_then(|i| active.config.routes.get(i))
-            .map(|r| updated + ctx.ttl_override.unwrap_or(r.ttl))
-            .filter(|end| *end <= SystemTime::now());
-        HitCheck {
-            capped_at,
-            tags: info.map_or(Verdict::Valid, |info| {
-                self.registry.check(info.born, &info.tags)
-            }),
-            unsynced: self.unsynced(updated),
-            // Client no-cache, and RFC 9111 §3.5 for `Authorization`.
-            refused: ctx.client_no_cache || (ctx.auth_unscoped && !shareable(&header.headers)),
-        }
     }
 
     /// Whether a stale entry may be served: during stale-while-revalidate
@@ -939,14 +885,4 @@ fn retention(config: &Config) -> Duration {
         + config.upstream.connect_timeout
         + config.coalescing.wait_timeout
         + Duration::from_secs(60)
-}
-
-impl CacheStatus {
-    /// The layer that served a response of this status, for `X-Cache-Layer`.
-    pub fn layer(self) -> &'static str {
-        match self {
-            CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Revalidated => "MEMORY",
-            CacheStatus::Miss | CacheStatus::Expired | CacheStatus::Bypass => "ORIGIN",
-        }
-    }
 }
