@@ -63,13 +63,38 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, IdentitySource};
 use crate::generations::{TagRegistry, Verdict};
 use crate::identity::{self, Verified};
-use crate::key::BypassReason;
+use crate::key::{BypassReason, Identity};
 use crate::metrics::{CacheStatus, Metrics, OriginError};
 use crate::storage::{EntryInfo, Layer, MemoryStore, Servable};
 use crate::tags;
 use active::Active;
 use classify::{literal_target, workspace_of};
 use entry_tags::entry_tags;
+
+/// Why no key could be built for a URL ([`TagCache::key_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unkeyable {
+    /// Not a valid request target, or an identity that cannot be a header.
+    #[error("invalid URL")]
+    Invalid,
+    /// No route matches it.
+    #[error("no-route")]
+    NoRoute,
+    /// A request for it would bypass the cache.
+    #[error("{}", .0.as_str())]
+    Bypass(BypassReason),
+}
+
+impl Unkeyable {
+    /// The reason as shown to the admin API's callers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unkeyable::Invalid => "invalid-url",
+            Unkeyable::NoRoute => "no-route",
+            Unkeyable::Bypass(reason) => reason.as_str(),
+        }
+    }
+}
 
 /// The cache layer. Cheap to share: wrap it in an `Arc`.
 pub struct TagCache {
@@ -329,38 +354,45 @@ impl TagCache {
             .enable(self.storage, None, None, self.lock, Some(overrides));
     }
 
-    /// The key a request would be stored under, as `request_cache_filter`
-    /// would build it (used to purge by URL).
+    /// The key a GET of `path_and_query` by `who` would be stored under, as
+    /// `request_cache_filter` would build it: what URL purges address. The
+    /// caller is trusted (the admin API): with `tenant.jwt`, `who` stands for
+    /// the verified identity.
     ///
     /// # Errors
-    /// Why the request could not be cached.
-    pub fn key_for(&self, req: &RequestHeader) -> Result<CacheKey, &'static str> {
-        if !literal_target(req) {
-            return Err("no-route");
-        }
+    /// Why such a request could not be cached.
+    pub fn key_for(&self, path_and_query: &str, who: Identity<'_>) -> Result<CacheKey, Unkeyable> {
+        let mut req = RequestHeader::build("GET", path_and_query.as_bytes(), None)
+            .map_err(|_| Unkeyable::Invalid)?;
         let active = self.active.load();
         let config = &active.config;
-        let found = active.router.find(req.uri.path()).ok_or("no-route")?;
-        let route = &config.routes[found.index];
+        let tenant = &config.tenant;
         let mut ctx = RequestCtx::new();
-        if config.tenant.jwt.is_some() {
-            // The admin API is trusted: the identity headers it puts on the
-            // request say which entry to address.
-            let read = |s: &Option<IdentitySource>| match s {
-                Some(IdentitySource::Header(h)) => match identity::header_value(req, h) {
-                    identity::HeaderValue::One(v) => Some(Arc::from(v)),
-                    _ => None,
-                },
-                None => None,
-            };
+        if tenant.jwt.is_some() {
+            let id = |v: Option<&str>| v.filter(|v| identity::valid_id(v)).map(Arc::from);
             ctx.verified = Some(Verified {
-                workspace: read(&config.tenant.workspace),
-                user: read(&config.tenant.user),
+                workspace: id(who.workspace),
+                user: id(who.user),
             });
+        } else {
+            for (source, value) in [(&tenant.workspace, who.workspace), (&tenant.user, who.user)] {
+                if let (Some(IdentitySource::Header(h)), Some(value)) = (source, value) {
+                    req.insert_header(h.clone(), value)
+                        .map_err(|_| Unkeyable::Invalid)?;
+                }
+            }
         }
+        if !literal_target(&req) {
+            return Err(Unkeyable::NoRoute);
+        }
+        let found = active
+            .router
+            .find(req.uri.path())
+            .ok_or(Unkeyable::NoRoute)?;
+        let route = &config.routes[found.index];
         let primary = self
-            .classify(config, None, req, route, &found.params, &mut ctx)
-            .map_err(BypassReason::as_str)?;
+            .classify(config, None, &req, route, &found.params, &mut ctx)
+            .map_err(Unkeyable::Bypass)?;
         Ok(CacheKey::new(
             primary,
             ctx.workspace.as_deref().unwrap_or(""),
