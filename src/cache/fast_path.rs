@@ -77,8 +77,7 @@ impl TagCache {
 
     /// Writes a stored answer: what pingora-cache does to a stored header
     /// on a hit (RFC 9111 §4 `Age`, HTTP/1.1, chunked framing when no length
-    /// was stored), the cache status headers, then header and body together
-    /// (the header alone for `HEAD`).
+    /// was stored), the cache status headers, then header and body together.
     pub(super) async fn write_hit(
         &self,
         session: &mut Session,
@@ -109,17 +108,15 @@ impl TagCache {
                 .lookup_latency
                 .observe(started.elapsed().as_secs_f64());
         }
-        let head_only = session.req_header().method == http::Method::HEAD;
+        // Only GET requests are keyed (`classify`), so there is a body to send.
         session
-            .write_response_header(Box::new(resp), head_only)
+            .write_response_header(Box::new(resp), false)
             .await
             .map_err(|e| e.into_down())?;
-        if !head_only {
-            session
-                .write_response_body(Some(hit.body), true)
-                .await
-                .map_err(|e| e.into_down())?;
-        }
+        session
+            .write_response_body(Some(hit.body), true)
+            .await
+            .map_err(|e| e.into_down())?;
         Ok(())
     }
 }
