@@ -188,18 +188,6 @@ pub(super) fn store_key<K: CacheHashKey + ?Sized>(key: &K) -> u128 {
     u128::from_be_bytes(key.combined_bin())
 }
 
-/// Reads a `Content-Length` header, if present and valid.
-pub(super) fn content_length(header: &ResponseHeader) -> Option<usize> {
-    header
-        .headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Running values of the two gauges while a mutation is settled under the write lock.
 pub(super) struct Gauges {
     pub(super) entries: usize,

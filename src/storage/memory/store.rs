@@ -407,7 +407,8 @@ impl Storage for MemoryStore {
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
         let meta = EntryMeta::of(meta);
-        let oversize = content_length(&meta.header).is_some_and(|len| len > self.max_object_size);
+        let oversize = crate::storage::content_length(&meta.header)
+            .is_some_and(|len| len > self.max_object_size);
         Ok(Box::new(MemoryMissHandler {
             store: self,
             key: store_key(key),
