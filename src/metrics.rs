@@ -185,7 +185,7 @@ pub fn preset(vec: &IntCounterVec, values: &[&str]) {
 }
 
 /// The route label of requests that match no route.
-pub const UNMATCHED: &str = "unmatched";
+pub const UNMATCHED: &str = crate::config::UNMATCHED_ROUTE;
 
 /// Pre-resolved counters of one route.
 #[derive(Debug, Clone)]

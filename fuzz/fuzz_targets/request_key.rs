@@ -17,7 +17,19 @@ fuzz_target!(|data: &[u8]| {
     };
     for cache in [common::header_cache(), common::jwt_cache()] {
         // What an admin URL purge computes, and what the proxy keys on.
-        let _ = cache.key_for(&req);
+        let read = |name: &'static str| match tagcache::identity::header_value(
+            &req,
+            &http::HeaderName::from_static(name),
+        ) {
+            tagcache::identity::HeaderValue::One(v) => Some(v),
+            _ => None,
+        };
+        let who = Identity {
+            workspace: read("x-workspace-id"),
+            user: read("x-user-id"),
+        };
+        let target = std::str::from_utf8(req.raw_path()).unwrap_or("/");
+        let _ = cache.key_for(target, who);
         let config = cache.config();
         // Every route's query normalization on the raw query, routed or not.
         let query = req.uri.query();

@@ -549,14 +549,13 @@ impl AdminApp {
     /// Identity headers of the admin request, used for URL purges.
     fn header_identity(&self, session: &ServerSession) -> (Option<String>, Option<String>) {
         let tenant = &self.cache().config().tenant;
+        // Read as the proxy reads them: one printable value, or none.
         let read = |src: &Option<crate::config::IdentitySource>| {
             let crate::config::IdentitySource::Header(h) = src.as_ref()?;
-            session
-                .req_header()
-                .headers
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
+            match crate::identity::header_value(session.req_header(), h) {
+                crate::identity::HeaderValue::One(v) => Some(v.to_string()),
+                _ => None,
+            }
         };
         (read(&tenant.workspace), read(&tenant.user))
     }

@@ -38,8 +38,6 @@ pub const MAX_CONCURRENCY: usize = 16;
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Added to the upstream's connect and read timeouts to bound one item.
 pub const SLACK: Duration = Duration::from_secs(5);
-/// Longest workspace or user id accepted, as for a client's headers.
-const MAX_IDENTITY_LEN: usize = 256;
 /// Most bytes of a refusal's body read to explain it.
 const MAX_REFUSAL_BODY: usize = 4096;
 
@@ -268,16 +266,17 @@ fn validate_item(i: usize, item: RawItem, config: &Config) -> Result<Item, WarmE
                 format!("the config reads no {field} (tenant.{field} is not set)"),
             ));
         };
-        let ok = !value.is_empty()
-            && value.len() <= MAX_IDENTITY_LEN
-            && value.bytes().all(|b| b.is_ascii_graphic());
+        let ok = crate::identity::valid_id(value);
         let header_value = HeaderValue::from_str(value)
             .ok()
             .filter(|_| ok)
             .ok_or_else(|| {
                 WarmError::invalid(
                     at(field),
-                    format!("1 to {MAX_IDENTITY_LEN} visible ASCII characters"),
+                    format!(
+                        "1 to {} visible ASCII characters",
+                        crate::identity::MAX_IDENTITY_LEN
+                    ),
                 )
             })?;
         if headers.get(name).is_some_and(|v| v != header_value) {

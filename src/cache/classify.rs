@@ -33,9 +33,6 @@ pub(super) enum Admission<'r> {
     },
 }
 
-/// Longest workspace or user id accepted from a request.
-pub(super) const MAX_IDENTITY_LEN: usize = 256;
-
 impl TagCache {
     pub(super) async fn check_request(
         &self,
@@ -324,21 +321,13 @@ pub(super) fn workspace_of<'a>(
     }
 }
 
-/// Reads one identity from the request; malformed or oversized values count as absent.
+/// Reads one identity from the request; malformed, repeated or oversized
+/// values count as absent.
 pub(super) fn identity<'r>(req: &'r RequestHeader, source: &IdentitySource) -> Option<&'r str> {
     match source {
-        IdentitySource::Header(name) => {
-            let mut values = req.headers.get_all(name).iter();
-            let v = values.next()?;
-            if values.next().is_some() {
-                // Two values for one identity is an attack or a bug: refuse to guess.
-                return None;
-            }
-            let v = v.to_str().ok()?.trim();
-            (!v.is_empty()
-                && v.len() <= MAX_IDENTITY_LEN
-                && v.bytes().all(|b| b.is_ascii_graphic()))
-            .then_some(v)
-        }
+        IdentitySource::Header(name) => match identity::header_value(req, name) {
+            identity::HeaderValue::One(v) => Some(v),
+            identity::HeaderValue::Absent | identity::HeaderValue::Bad => None,
+        },
     }
 }

@@ -18,16 +18,14 @@
 //! running out, sends the request to the origin: never an error.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::storage::Storage;
 use pingora_cache::CachePhase;
 use pingora_proxy::Session;
 
-use super::{
-    cache_key, fast_path::FreshAnswer, retention, runtime_settings, Active, RequestCtx, TagCache,
-};
+use super::{cache_key, retention, runtime_settings, Active, RequestCtx, TagCache};
 use crate::config::{Config, RedisStorage};
 use crate::generations::TagRegistry;
 use crate::shared::fanout::Fanout;
@@ -35,21 +33,6 @@ use crate::shared::lock::{Acquire, Outcome, Poll};
 use crate::shared::{Health, Shared};
 use crate::storage::envelope::Decoded;
 use crate::storage::{EntryInfo, MemoryStore, RedisStore, TieredStore};
-
-/// A Redis entry as an answer: its age measured as `CacheMeta::age` does.
-fn answer(found: &Decoded, started: Option<Instant>) -> FreshAnswer<'_> {
-    let meta = &found.meta;
-    FreshAnswer {
-        header: meta.response_header(),
-        body: found.body.clone(),
-        age: SystemTime::now()
-            .duration_since(meta.epoch())
-            .unwrap_or_default(),
-        fresh_until: meta.fresh_until(),
-        layer: "REDIS",
-        started,
-    }
-}
 
 /// First and longest pause between two polls of a cross-instance waiter.
 const POLL_FIRST: Duration = Duration::from_millis(2);
@@ -320,11 +303,11 @@ impl TagCache {
                 return Ok(false);
             }
         }
-        if !self.may_serve(active, &found, ctx) {
+        if !self.may_serve(active, &found, session.req_header(), ctx) {
             return Ok(false);
         }
         ctx.coalesced = true;
-        self.write_hit(session, ctx, answer(&found, None)).await?;
+        self.write_hit(session, ctx, found.servable(), None).await?;
         if let Some(r) = &self.redis {
             r.fanout
                 .shared()
@@ -352,33 +335,29 @@ impl TagCache {
             ctx.redis_asked = true;
             return Ok(false);
         };
-        if !self.may_serve(active, &found, ctx) {
+        if !self.may_serve(active, &found, session.req_header(), ctx) {
             return Ok(false);
         }
         if let (Some(memory), Some(primary)) = (self.fast, &ctx.primary) {
             let key = cache_key(primary.clone(), ctx.workspace.as_deref(), hash);
             crate::storage::promote(memory, &key, &found.meta, &found.body).await;
         }
-        self.write_hit(session, ctx, answer(&found, Some(started)))
+        self.write_hit(session, ctx, found.servable(), Some(started))
             .await?;
         Ok(true)
     }
 
-    /// Whether an entry read from Redis may be answered as it is: fresh, not
-    /// varied, and clean by [`TagCache::hit_check`].
-    fn may_serve(&self, active: &Active, found: &Decoded, ctx: &RequestCtx) -> bool {
-        let meta = &found.meta;
-        meta.variance().is_none()
-            && meta.is_fresh(SystemTime::now())
-            && self
-                .hit_check(
-                    active,
-                    EntryInfo::of(meta).map(|i| &**i),
-                    meta.epoch(),
-                    meta.response_header(),
-                    ctx,
-                )
-                .clean()
+    /// Whether an entry read from Redis may be written to this request as
+    /// it is, by the hit policy.
+    fn may_serve(
+        &self,
+        active: &Active,
+        found: &Decoded,
+        req: &pingora_http::RequestHeader,
+        ctx: &RequestCtx,
+    ) -> bool {
+        self.hit_policy(active, &found.servable(), Some(req), ctx)
+            .as_is()
     }
 
     /// Releases the cross-instance lock a request holds, leaving its result

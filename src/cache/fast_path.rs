@@ -1,27 +1,15 @@
 //! The hit fast path: a fresh stored answer written by the proxy itself,
 //! before pingora-cache's state machine runs.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use crate::storage::Servable;
 use http::{header, HeaderValue};
-use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 use super::active::Active;
 
 use super::*;
-
-/// A stored answer the proxy writes itself (see [`TagCache::write_hit`]).
-pub(super) struct FreshAnswer<'a> {
-    pub(super) header: &'a ResponseHeader,
-    pub(super) body: bytes::Bytes,
-    pub(super) age: Duration,
-    pub(super) fresh_until: SystemTime,
-    /// `X-Cache-Layer`.
-    pub(super) layer: &'static str,
-    /// When the lookup started, for the lookup latency metric.
-    pub(super) started: Option<std::time::Instant>,
-}
 
 impl TagCache {
     /// Answers a request from a fresh stored entry without going through
@@ -70,78 +58,37 @@ impl TagCache {
         let (Some(primary), Some(route)) = (&ctx.primary, ctx.route) else {
             return Ok(false);
         };
-        if !self.answers_as_stored(active, session.req_header(), route, ctx) {
-            return Ok(false);
-        }
         let started = std::time::Instant::now();
         let hash = pingora_cache::key::hash_key(primary);
         ctx.hash = Some(hash);
-        let now = SystemTime::now();
-        if let Some(hit) = self.fast.and_then(|memory| memory.fresh(&hash, now)) {
-            let age = hit.age(now);
-            // Freshness counts from the epoch: the last revalidation, or on
-            // origin-mode routes the time the response was zero seconds old.
-            let epoch = now.checked_sub(age).unwrap_or(now);
-            if !self
-                .hit_check(active, hit.info(), epoch, hit.header(), ctx)
-                .clean()
-            {
+        if let Some(hit) = self.fast.and_then(|memory| memory.servable(&hash)) {
+            let stored = hit.servable();
+            let req = Some(session.req_header());
+            if !self.hit_policy(active, &stored, req, ctx).as_is() {
                 return Ok(false);
             }
-            let answer = FreshAnswer {
-                header: hit.header(),
-                body: hit.body(),
-                age,
-                fresh_until: hit.fresh_until(),
-                layer: "MEMORY",
-                started: Some(started),
-            };
-            self.write_hit(session, ctx, answer).await?;
+            self.write_hit(session, ctx, stored, Some(started)).await?;
             return Ok(true);
         }
         match &self.redis {
-            Some(parts) => {
+            // Ask Redis only for what the proxy could then write itself.
+            Some(parts) if self.answers_as_stored(active, session.req_header(), route, ctx) => {
                 self.serve_fresh_l2_hit(active, session, ctx, parts.store, hash, started)
                     .await
             }
-            None => Ok(false),
+            _ => Ok(false),
         }
-    }
-
-    /// The request side of "may a stored response be written to this
-    /// request as it is": not when the client asked for a fresh copy, when
-    /// the route varies, or when the request is ranged or conditional (those
-    /// need pingora-cache's handling: 206, 304, variance). Asked by every path
-    /// that writes a hit itself: the memory and Redis fast path and a fill
-    /// served to a request that waited on another instance.
-    pub(super) fn answers_as_stored(
-        &self,
-        active: &Active,
-        req: &RequestHeader,
-        route: usize,
-        ctx: &RequestCtx,
-    ) -> bool {
-        !ctx.client_no_cache
-            && active.config.routes[route].vary.is_empty()
-            && !req.headers.keys().any(|h| {
-                h == header::RANGE
-                    || h == header::IF_NONE_MATCH
-                    || h == header::IF_MODIFIED_SINCE
-                    || h == header::IF_MATCH
-                    || h == header::IF_UNMODIFIED_SINCE
-                    || h == header::IF_RANGE
-            })
     }
 
     /// Writes a stored answer: what pingora-cache does to a stored header
     /// on a hit (RFC 9111 §4 `Age`, HTTP/1.1, chunked framing when no length
-    /// was stored), the cache status headers, then header and body together
-    /// (the header alone for `HEAD`).
+    /// was stored), the cache status headers, then header and body together.
     pub(super) async fn write_hit(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        hit: FreshAnswer<'_>,
+        hit: Servable<'_>,
+        started: Option<std::time::Instant>,
     ) -> pingora_error::Result<()> {
         // Built as bare parts: pingora's `insert_header` parses each name
         // again, which cost a tenth of a hit's user-space instructions.
@@ -149,7 +96,8 @@ impl TagCache {
         // Redis value loses its case (names are case-insensitive).
         let status = hit.header.status;
         let mut h = hit.header.headers.clone();
-        h.insert(header::AGE, HeaderValue::from(hit.age.as_secs()));
+        let age = hit.age(SystemTime::now());
+        h.insert(header::AGE, HeaderValue::from(age.as_secs()));
         if !matches!(status.as_u16(), 204 | 304) && !h.contains_key(header::CONTENT_LENGTH) {
             h.insert(
                 header::TRANSFER_ENCODING,
@@ -160,22 +108,20 @@ impl TagCache {
         let reason = hit.header.get_reason_phrase();
         let resp = crate::storage::bare_header(status, http::Version::HTTP_11, h, reason)
             .map_err(|e| e.into_down())?;
-        if let Some(started) = hit.started {
+        if let Some(started) = started {
             self.metrics
                 .lookup_latency
                 .observe(started.elapsed().as_secs_f64());
         }
-        let head_only = session.req_header().method == http::Method::HEAD;
+        // Only GET requests are keyed (`classify`), so there is a body to send.
         session
-            .write_response_header(Box::new(resp), head_only)
+            .write_response_header(Box::new(resp), false)
             .await
             .map_err(|e| e.into_down())?;
-        if !head_only {
-            session
-                .write_response_body(Some(hit.body), true)
-                .await
-                .map_err(|e| e.into_down())?;
-        }
+        session
+            .write_response_body(Some(hit.body), true)
+            .await
+            .map_err(|e| e.into_down())?;
         Ok(())
     }
 }

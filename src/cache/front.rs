@@ -11,11 +11,11 @@ use pingora_error::Error;
 use pingora_http::RequestHeader;
 
 use super::{Admission, RequestCtx, TagCache};
-use crate::storage::{wire, FreshHit};
+use crate::storage::{wire, MemoryHit};
 
 /// A fresh memory hit the front may write.
 pub struct FrontHit {
-    hit: FreshHit,
+    hit: MemoryHit,
     now: SystemTime,
     /// When the lookup started, for the lookup latency metric.
     started: Instant,
@@ -33,8 +33,8 @@ pub struct FrontResponse {
 impl TagCache {
     /// The front path's lookup: the request's checks (limits, identity,
     /// JWT, route, key, run-time settings) and a fresh memory entry that
-    /// every hit check passes ([`Self::answers_as_stored`],
-    /// [`Self::hit_check`]), with its header serialized at store time.
+    /// the hit policy lets the proxy write as it is ([`Self::hit_policy`]),
+    /// with its header serialized at store time.
     /// `None` leaves the request to the proxy, which decides it from the
     /// start: nothing here was counted or written.
     pub fn front_hit(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Option<FrontHit> {
@@ -59,17 +59,18 @@ impl TagCache {
         let (Some(primary), Some(route)) = (&ctx.primary, ctx.route) else {
             return None;
         };
+        // Asked before the store read, as the proxy's fast path does.
         if !self.answers_as_stored(active, req, route, ctx) {
             return None;
         }
         let started = Instant::now();
         let hash = pingora_cache::key::hash_key(primary);
         let now = SystemTime::now();
-        let hit = memory.fresh(&hash, now)?;
+        let hit = memory.servable(&hash)?;
         hit.wire()?;
         if !self
-            .hit_check(active, hit.info(), hit.created(), hit.header(), ctx)
-            .clean()
+            .hit_policy(active, &hit.servable(), Some(req), ctx)
+            .as_is()
         {
             return None;
         }
@@ -88,16 +89,18 @@ impl TagCache {
         ctx: &mut RequestCtx,
         keepalive: bool,
     ) -> FrontResponse {
-        let status = hit.hit.header().status;
-        let body = hit.hit.body();
+        let stored = hit.hit.servable();
+        let status = stored.header.status;
+        let body = stored.body.clone();
         let date = pingora_core::protocols::http::date::get_cached_date();
-        let fresh_until = hit.hit.fresh_until();
+        let fresh_until = stored.fresh_until;
+        let layer = stored.layer;
         let body_bytes = body.len();
         let wire = match hit.hit.wire() {
             Some(head) => wire::assemble(
                 head,
-                hit.hit.age(hit.now).as_secs(),
-                |out| super::headers::decorate_hit(out, status, ctx, fresh_until, "MEMORY"),
+                stored.age(hit.now).as_secs(),
+                |out| super::headers::decorate_hit(out, status, ctx, fresh_until, layer),
                 &date,
                 keepalive,
                 body,

@@ -11,6 +11,7 @@ use pingora_proxy::Session;
 
 use super::RequestCtx;
 use crate::metrics::CacheStatus;
+use crate::storage::Layer;
 
 /// Name of the cache in `Cache-Status`.
 const CACHE_NAME: &str = "tagcache";
@@ -82,7 +83,7 @@ pub(super) fn decorate_hit(
     code: StatusCode,
     ctx: &mut RequestCtx,
     fresh_until: SystemTime,
-    layer: &'static str,
+    layer: Layer,
 ) {
     write(
         headers,
@@ -90,7 +91,7 @@ pub(super) fn decorate_hit(
         ctx,
         CacheStatus::Hit,
         Some(fresh_until),
-        layer,
+        Some(layer),
     );
 }
 
@@ -102,8 +103,9 @@ fn write(
     ctx: &mut RequestCtx,
     status: CacheStatus,
     fresh_until: Option<SystemTime>,
-    layer: &'static str,
+    layer: Option<Layer>,
 ) {
+    let layer = Layer::name_of(layer);
     ctx.status = Some(status);
     ctx.layer = Some(layer);
     if let Some(id) = &ctx.request_id {
@@ -184,13 +186,15 @@ fn write(
 }
 
 /// `X-Cache-Layer`: the tier a stored response came from (the store marks
-/// Redis hits in the meta), or `ORIGIN`.
-fn layer(session: &Session, status: CacheStatus) -> &'static str {
-    let from_store = status.layer();
-    if from_store == "MEMORY" {
-        if let Some(meta) = session.cache.maybe_cache_meta() {
-            return crate::storage::Layer::of(meta).as_str();
-        }
+/// Redis hits in the meta), or the origin (`None`).
+fn layer(session: &Session, status: CacheStatus) -> Option<Layer> {
+    match status {
+        CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Revalidated => Some(
+            session
+                .cache
+                .maybe_cache_meta()
+                .map_or(Layer::Memory, Layer::of),
+        ),
+        CacheStatus::Miss | CacheStatus::Expired | CacheStatus::Bypass => None,
     }
-    from_store
 }

@@ -35,6 +35,7 @@ mod freshness_policy;
 mod front;
 mod headers;
 mod origin_mode;
+mod policy;
 mod refuse;
 mod reload;
 mod request_id;
@@ -72,9 +73,9 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, IdentitySource};
 use crate::generations::{TagRegistry, Verdict};
 use crate::identity::{self, Verified};
-use crate::key::BypassReason;
+use crate::key::{BypassReason, Identity};
 use crate::metrics::{CacheStatus, Metrics, OriginError};
-use crate::storage::{EntryInfo, MemoryStore};
+use crate::storage::{EntryInfo, Layer, MemoryStore, Servable};
 use crate::tags;
 use active::Active;
 use classify::{literal_target, workspace_of, Admission};
@@ -90,24 +91,28 @@ struct Exchange {
     lookup: Option<Duration>,
 }
 
-/// The checks every hit passes, from [`TagCache::hit_check`].
-struct HitCheck {
-    /// Whether a tag of the entry was purged after its birth.
-    tags: Verdict,
-    /// The instance may have missed purges and the entry is too old to trust.
-    unsynced: bool,
-    /// The request may not be served a stored answer (client `no-cache`, or
-    /// `Authorization` on a response not marked shareable).
-    refused: bool,
-    /// The route's TTL, shortened by a reload since the entry was stored,
-    /// ended at this time.
-    capped_at: Option<SystemTime>,
+/// Why no key could be built for a URL ([`TagCache::key_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unkeyable {
+    /// Not a valid request target, or an identity that cannot be a header.
+    #[error("invalid URL")]
+    Invalid,
+    /// No route matches it.
+    #[error("no-route")]
+    NoRoute,
+    /// A request for it would bypass the cache.
+    #[error("{}", .0.as_str())]
+    Bypass(BypassReason),
 }
 
-impl HitCheck {
-    /// Nothing keeps the entry from being served as it is.
-    fn clean(&self) -> bool {
-        self.tags == Verdict::Valid && !self.unsynced && !self.refused && self.capped_at.is_none()
+impl Unkeyable {
+    /// The reason as shown to the admin API's callers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unkeyable::Invalid => "invalid-url",
+            Unkeyable::NoRoute => "no-route",
+            Unkeyable::Bypass(reason) => reason.as_str(),
+        }
     }
 }
 
@@ -370,38 +375,45 @@ impl TagCache {
             .enable(self.storage, None, None, self.lock, Some(overrides));
     }
 
-    /// The key a request would be stored under, as `request_cache_filter`
-    /// would build it (used to purge by URL).
+    /// The key a GET of `path_and_query` by `who` would be stored under, as
+    /// `request_cache_filter` would build it: what URL purges address. The
+    /// caller is trusted (the admin API): with `tenant.jwt`, `who` stands for
+    /// the verified identity.
     ///
     /// # Errors
-    /// Why the request could not be cached.
-    pub fn key_for(&self, req: &RequestHeader) -> Result<CacheKey, &'static str> {
-        if !literal_target(req) {
-            return Err("no-route");
-        }
+    /// Why such a request could not be cached.
+    pub fn key_for(&self, path_and_query: &str, who: Identity<'_>) -> Result<CacheKey, Unkeyable> {
+        let mut req = RequestHeader::build("GET", path_and_query.as_bytes(), None)
+            .map_err(|_| Unkeyable::Invalid)?;
         let active = self.active.load();
         let config = &active.config;
-        let found = active.router.find(req.uri.path()).ok_or("no-route")?;
-        let route = &config.routes[found.index];
+        let tenant = &config.tenant;
         let mut ctx = RequestCtx::new();
-        if config.tenant.jwt.is_some() {
-            // The admin API is trusted: the identity headers it puts on the
-            // request say which entry to address.
-            let read = |s: &Option<IdentitySource>| match s {
-                Some(IdentitySource::Header(h)) => match identity::header_value(req, h) {
-                    identity::HeaderValue::One(v) => Some(Arc::from(v)),
-                    _ => None,
-                },
-                None => None,
-            };
+        if tenant.jwt.is_some() {
+            let id = |v: Option<&str>| v.filter(|v| identity::valid_id(v)).map(Arc::from);
             ctx.verified = Some(Verified {
-                workspace: read(&config.tenant.workspace),
-                user: read(&config.tenant.user),
+                workspace: id(who.workspace),
+                user: id(who.user),
             });
+        } else {
+            for (source, value) in [(&tenant.workspace, who.workspace), (&tenant.user, who.user)] {
+                if let (Some(IdentitySource::Header(h)), Some(value)) = (source, value) {
+                    req.insert_header(h.clone(), value)
+                        .map_err(|_| Unkeyable::Invalid)?;
+                }
+            }
         }
+        if !literal_target(&req) {
+            return Err(Unkeyable::NoRoute);
+        }
+        let found = active
+            .router
+            .find(req.uri.path())
+            .ok_or(Unkeyable::NoRoute)?;
+        let route = &config.routes[found.index];
         let primary = self
-            .classify(config, None, req, route, &found.params, &mut ctx)
-            .map_err(BypassReason::as_str)?;
+            .classify(config, None, &req, route, &found.params, &mut ctx)
+            .map_err(Unkeyable::Bypass)?;
         Ok(CacheKey::new(
             primary,
             ctx.workspace.as_deref().unwrap_or(""),
@@ -442,13 +454,9 @@ impl TagCache {
         ctx: &mut RequestCtx,
     ) -> Option<ForcedFreshness> {
         let active = self.take_active(ctx);
-        let check = self.hit_check(
-            &active,
-            EntryInfo::of(meta).map(|i| &**i),
-            meta.epoch(),
-            meta.response_header(),
-            ctx,
-        );
+        // The body is not judged: pingora-cache reads it from the hit.
+        let stored = Servable::of_meta(meta, bytes::Bytes::new(), Layer::of(meta));
+        let check = self.hit_policy(&active, &stored, None, ctx);
         if let Some(bounds) = ctx
             .route
             .and_then(|i| active.config.routes.get(i))
@@ -501,36 +509,6 @@ impl TagCache {
             .purged_on_lookup
             .with_label_values(&[kind])
             .inc();
-    }
-
-    /// What keeps a found entry from being served as it is: asked on every
-    /// hit, by [`Self::cache_hit_filter`] and by the fast path
-    /// ([`Self::serve_fresh_hit`]). No side effects, so the fast path can ask
-    /// and leave the answer to the full path.
-    fn hit_check(
-        &self,
-        active: &Active,
-        info: Option<&EntryInfo>,
-        updated: SystemTime,
-        header: &ResponseHeader,
-        ctx: &RequestCtx,
-    ) -> HitCheck {
-        // The route's TTL now, which a reload may have made shorter than
-        // the one the entry was stored with.
-        let capped_at = ctx
-            .route
-            .and_then(|i| active.config.routes.get(i))
-            .map(|r| updated + ctx.ttl_override.unwrap_or(r.ttl))
-            .filter(|end| *end <= SystemTime::now());
-        HitCheck {
-            capped_at,
-            tags: info.map_or(Verdict::Valid, |info| {
-                self.registry.check(info.born, &info.tags)
-            }),
-            unsynced: self.unsynced(updated),
-            // Client no-cache, and RFC 9111 §3.5 for `Authorization`.
-            refused: ctx.client_no_cache || (ctx.auth_unscoped && !shareable(&header.headers)),
-        }
     }
 
     /// Whether a stale entry may be served: during stale-while-revalidate
@@ -1034,14 +1012,4 @@ fn retention(config: &Config) -> Duration {
         + config.upstream.connect_timeout
         + config.coalescing.wait_timeout
         + Duration::from_secs(60)
-}
-
-impl CacheStatus {
-    /// The layer that served a response of this status, for `X-Cache-Layer`.
-    pub fn layer(self) -> &'static str {
-        match self {
-            CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Revalidated => "MEMORY",
-            CacheStatus::Miss | CacheStatus::Expired | CacheStatus::Bypass => "ORIGIN",
-        }
-    }
 }

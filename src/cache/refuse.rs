@@ -63,7 +63,7 @@ async fn respond(
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "no-store")?;
     resp.insert_header("x-cache-status", "BYPASS")?;
-    resp.insert_header("x-cache-layer", "ORIGIN")?;
+    resp.insert_header("x-cache-layer", crate::storage::Layer::name_of(None))?;
     if let Some((name, value)) = extra {
         resp.insert_header(name, value)?;
     }

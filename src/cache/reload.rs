@@ -6,7 +6,7 @@
 //! with the same name and key definition (the key holds the route's
 //! fingerprint), so a route whose key changed starts empty and a removed
 //! route stops caching. A shorter TTL caps how long existing entries stay
-//! fresh ([`super::TagCache::hit_check`]); tags and TTLs apply to new fills.
+//! fresh ([`super::TagCache::hit_policy`]); tags and TTLs apply to new fills.
 //! What only a restart can change is reported, never silently ignored.
 
 use std::path::PathBuf;

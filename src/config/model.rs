@@ -76,6 +76,10 @@ pub struct Config {
 /// Most workspaces `metrics.workspace_labels` may export series for.
 pub const MAX_WORKSPACE_LABELS: usize = 1000;
 
+/// The route label metrics give requests that match no route; no route may
+/// be named so.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
 /// `metrics:`.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsConfig {

@@ -676,6 +676,20 @@ routes:
 }
 
 #[test]
+fn a_route_may_not_take_the_unmatched_metrics_label() {
+    check(
+        r#"
+upstream: { address: "127.0.0.1:3000" }
+routes:
+  - { name: unmatched, match: "GET /a", ttl: 1s }
+"#,
+        &[
+            r#"3:13: route name "unmatched" is taken: metrics count requests that match no route under it | hint: pick another name, e.g. "unmatched_pages""#,
+        ],
+    );
+}
+
+#[test]
 fn bad_matches() {
     check(
         r#"

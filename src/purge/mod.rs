@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pingora_cache::key::CacheHashKey;
-use pingora_http::RequestHeader;
+
 use serde::Serialize;
 
-use crate::cache::TagCache;
+use crate::cache::{TagCache, Unkeyable};
 use crate::shared::fanout::FanoutReport;
 use crate::tags;
 
@@ -186,28 +186,17 @@ impl Purger {
     /// # Errors
     /// When the URL is invalid or could not be cached as given.
     pub fn url_tag(&self, target: &UrlTarget) -> Result<u64, UrlError> {
-        let mut req = RequestHeader::build("GET", target.url.as_bytes(), None)
-            .map_err(|_| UrlError::Invalid(target.url.clone()))?;
-        let tenant = &self.cache.config().tenant;
-        if let (Some(crate::config::IdentitySource::Header(h)), Some(w)) =
-            (&tenant.workspace, &target.workspace)
-        {
-            req.insert_header(h.clone(), w.as_str())
-                .map_err(|_| UrlError::Invalid(target.url.clone()))?;
-        }
-        if let (Some(crate::config::IdentitySource::Header(h)), Some(u)) =
-            (&tenant.user, &target.user)
-        {
-            req.insert_header(h.clone(), u.as_str())
-                .map_err(|_| UrlError::Invalid(target.url.clone()))?;
-        }
-        let key = self
-            .cache
-            .key_for(&req)
-            .map_err(|reason| UrlError::NotCacheable {
+        let who = crate::key::Identity {
+            workspace: target.workspace.as_deref(),
+            user: target.user.as_deref(),
+        };
+        let key = self.cache.key_for(&target.url, who).map_err(|e| match e {
+            Unkeyable::Invalid => UrlError::Invalid(target.url.clone()),
+            other => UrlError::NotCacheable {
                 url: target.url.clone(),
-                reason,
-            })?;
+                reason: other.as_str(),
+            },
+        })?;
         Ok(tags::hash(&tags::key_tag(&key.primary_bin())))
     }
 }

@@ -93,6 +93,13 @@ pub struct Decoded {
     pub body: Bytes,
 }
 
+impl Decoded {
+    /// The entry as a response that may be served, found in Redis.
+    pub fn servable(&self) -> super::Servable<'_> {
+        super::Servable::of_meta(&self.meta, self.body.clone(), super::Layer::Redis)
+    }
+}
+
 enum Sink {
     Raw(Vec<u8>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),

@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod hit;
 pub mod memory;
 pub mod redis;
+pub mod servable;
 pub mod tiered;
 pub mod wire;
 
@@ -52,8 +53,9 @@ pub fn bare_header(
     Ok(header)
 }
 
-pub use memory::{FreshHit, MemoryStats, MemoryStore};
+pub use memory::{MemoryHit, MemoryStats, MemoryStore};
 pub use redis::RedisStore;
+pub use servable::{dead_at, Servable};
 pub use tiered::{promote, TieredStore};
 
 /// The tier an entry was found in, carried in the `CacheMeta` extensions of
@@ -82,9 +84,16 @@ impl Layer {
 
     /// The `X-Cache-Layer` value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Layer::Memory => "MEMORY",
-            Layer::Redis => "REDIS",
+        Self::name_of(Some(self))
+    }
+
+    /// The `X-Cache-Layer` value of a response served from `layer`, or
+    /// from the origin (`None`).
+    pub fn name_of(layer: Option<Layer>) -> &'static str {
+        match layer {
+            Some(Layer::Memory) => "MEMORY",
+            Some(Layer::Redis) => "REDIS",
+            None => "ORIGIN",
         }
     }
 }

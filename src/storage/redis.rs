@@ -44,13 +44,19 @@ pub struct RedisStore {
 /// How long Redis should keep an entry: until its last serve-stale window
 /// closes. `None` when that moment has passed.
 pub fn ttl_of(meta: &CacheMeta, now: SystemTime) -> Option<Duration> {
-    let window = meta
-        .stale_while_revalidate_sec()
-        .max(meta.stale_if_error_sec());
-    let dead = meta
-        .fresh_until()
-        .checked_add(Duration::from_secs(u64::from(window)))?;
-    dead.duration_since(now).ok().filter(|d| !d.is_zero())
+    dead_of(meta)?
+        .duration_since(now)
+        .ok()
+        .filter(|d| !d.is_zero())
+}
+
+/// When the entry `meta` describes dies.
+fn dead_of(meta: &CacheMeta) -> Option<SystemTime> {
+    super::dead_at(
+        meta.fresh_until(),
+        meta.stale_while_revalidate_sec(),
+        meta.stale_if_error_sec(),
+    )
 }
 
 impl RedisStore {
@@ -185,10 +191,7 @@ impl RedisStore {
         RedisMiss {
             store: self,
             key: key.combined_bin(),
-            fresh_until: meta.fresh_until(),
-            window: meta
-                .stale_while_revalidate_sec()
-                .max(meta.stale_if_error_sec()),
+            dead: dead_of(meta),
             writer,
         }
     }
@@ -199,8 +202,8 @@ impl RedisStore {
 pub struct RedisMiss {
     store: &'static RedisStore,
     key: [u8; 16],
-    fresh_until: SystemTime,
-    window: u32,
+    /// When the entry dies, and Redis may drop it.
+    dead: Option<SystemTime>,
     writer: Option<EnvelopeWriter>,
 }
 
@@ -228,10 +231,8 @@ impl HandleMiss for RedisMiss {
         let Some(writer) = self.writer else {
             return Ok(MissFinishType::Created(0));
         };
-        let dead = self
-            .fresh_until
-            .checked_add(Duration::from_secs(u64::from(self.window)));
-        let ttl = dead
+        let ttl = self
+            .dead
             .and_then(|d| d.duration_since(SystemTime::now()).ok())
             .filter(|d| !d.is_zero());
         let Some(ttl) = ttl else {

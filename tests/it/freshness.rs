@@ -9,7 +9,7 @@ async fn entries_expire_at_their_ttl() {
     let p = Proxy::start();
     let a = p.get("/short/1", Some("w1"), None).await;
     assert_eq!((a.cache(), a.n()), ("MISS", 1));
-    assert_eq!(p.get("/short/1", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/short/1", Some("w1"), "HIT");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let c = p.get("/short/1", Some("w1"), None).await;
     assert_ne!(c.cache(), "HIT");

@@ -28,37 +28,12 @@ async fn tag_purge_drops_exactly_the_tagged_entries() {
     let j = r.json();
     assert_eq!(j["purged"]["tags"], 1);
     assert!(j["took_us"].as_u64().is_some());
-    assert_eq!(
-        p.get("/api/boards/b1/contacts?page=1", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
-    assert_eq!(
-        p.get("/api/boards/b1/contacts?page=2", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
-    assert_eq!(
-        p.get("/api/boards/b2/contacts?page=1", Some("w1"), None)
-            .await
-            .cache(),
-        "HIT"
-    );
-    assert_eq!(
-        p.get("/api/boards/b1/contacts?page=1", Some("w2"), None)
-            .await
-            .cache(),
-        "HIT"
-    );
+    crate::assert_cache!(p, "/api/boards/b1/contacts?page=1", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/api/boards/b1/contacts?page=2", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/api/boards/b2/contacts?page=1", Some("w1"), "HIT");
+    crate::assert_cache!(p, "/api/boards/b1/contacts?page=1", Some("w2"), "HIT");
     // Filled again after the purge, the entry is served again.
-    assert_eq!(
-        p.get("/api/boards/b1/contacts?page=1", Some("w1"), None)
-            .await
-            .cache(),
-        "HIT"
-    );
+    crate::assert_cache!(p, "/api/boards/b1/contacts?page=1", Some("w1"), "HIT");
 }
 
 #[tokio::test]
@@ -67,18 +42,8 @@ async fn query_tags_use_values_after_defaults() {
     fill(&p, "/api/boards/f/contacts", "w1").await;
     fill(&p, "/api/boards/f/contacts?filter=open", "w1").await;
     p.purge_tags(&["filter:w1:all"], false).await;
-    assert_eq!(
-        p.get("/api/boards/f/contacts", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
-    assert_eq!(
-        p.get("/api/boards/f/contacts?filter=open", Some("w1"), None)
-            .await
-            .cache(),
-        "HIT"
-    );
+    crate::assert_cache!(p, "/api/boards/f/contacts", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/api/boards/f/contacts?filter=open", Some("w1"), "HIT");
 }
 
 #[tokio::test]
@@ -91,18 +56,8 @@ async fn purge_by_url_and_by_workspace() {
     let body =
         r#"{"urls": [{"url": "/api/boards/u/contacts?pageSize=50&page=1", "workspace": "w1"}]}"#;
     assert_eq!(p.admin_post("/purge", body).await.status, 200);
-    assert_eq!(
-        p.get("/api/boards/u/contacts?page=1", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
-    assert_eq!(
-        p.get("/api/boards/u/contacts?page=2", Some("w1"), None)
-            .await
-            .cache(),
-        "HIT"
-    );
+    crate::assert_cache!(p, "/api/boards/u/contacts?page=1", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/api/boards/u/contacts?page=2", Some("w1"), "HIT");
 
     // PURGE <url> with the identity headers, as Varnish and nginx users expect.
     let req = p
@@ -114,12 +69,7 @@ async fn purge_by_url_and_by_workspace() {
         .header("authorization", format!("Bearer {TOKEN}"))
         .header("X-Workspace-ID", "w1");
     assert_eq!(req.send().await.unwrap().status(), 200);
-    assert_eq!(
-        p.get("/api/boards/u/contacts?page=2", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
+    crate::assert_cache!(p, "/api/boards/u/contacts?page=2", Some("w1"), "MISS");
 
     assert_eq!(
         p.admin_post("/purge", r#"{"workspaces": ["w1"]}"#)
@@ -127,8 +77,8 @@ async fn purge_by_url_and_by_workspace() {
             .status,
         200
     );
-    assert_eq!(p.get("/item/1", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/item/1", Some("w2"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/1", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/item/1", Some("w2"), "HIT");
 }
 
 #[tokio::test]
@@ -270,12 +220,7 @@ async fn events_map_to_tags_and_apply_all_or_nothing() {
         .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["field"], "board_id");
-    assert_eq!(
-        p.get("/api/boards/b1/contacts", Some("w1"), None)
-            .await
-            .cache(),
-        "HIT"
-    );
+    crate::assert_cache!(p, "/api/boards/b1/contacts", Some("w1"), "HIT");
     let r = p
         .admin_post(
             "/events",
@@ -289,16 +234,11 @@ async fn events_map_to_tags_and_apply_all_or_nothing() {
 
     let r = p.admin_post("/events", r#"{"event": "contact:moved", "workspace_id": "w1", "board_id": "b1", "from_column_id": "c1", "to_column_id": "c2"}"#).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(
-        p.get("/api/boards/b1/contacts", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
-    assert_eq!(
-        p.get("/api/cache-settings/workspace/w1/counts", Some("w1"), None)
-            .await
-            .cache(),
+    crate::assert_cache!(p, "/api/boards/b1/contacts", Some("w1"), "MISS");
+    crate::assert_cache!(
+        p,
+        "/api/cache-settings/workspace/w1/counts",
+        Some("w1"),
         "MISS"
     );
 }
@@ -314,12 +254,7 @@ async fn legacy_body_is_accepted() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(
-        p.get("/api/boards/b1/contacts", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
+    crate::assert_cache!(p, "/api/boards/b1/contacts", Some("w1"), "MISS");
     let r = p.admin_post("/purge/legacy", r#"{"board_id": "b1"}"#).await;
     assert_eq!(
         (r.status, r.json()["field"].as_str()),
@@ -336,16 +271,16 @@ async fn origin_tags_are_namespaced_by_workspace() {
     ];
     for ws in ["w1", "w2"] {
         p.get_with("/item/ot", Some(ws), None, &h).await;
-        assert_eq!(p.get("/item/ot", Some(ws), None).await.cache(), "HIT");
+        crate::assert_cache!(p, "/item/ot", Some(ws), "HIT");
     }
     // The bare tag reaches nobody: origin tags only exist inside their workspace.
     p.purge_tags(&["shared"], false).await;
-    assert_eq!(p.get("/item/ot", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/ot", Some("w1"), "HIT");
     p.purge_tags(&["w1:shared"], false).await;
-    assert_eq!(p.get("/item/ot", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/item/ot", Some("w2"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/ot", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/item/ot", Some("w2"), "HIT");
     p.purge_tags(&["w2:ct1"], false).await;
-    assert_eq!(p.get("/item/ot", Some("w2"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, "/item/ot", Some("w2"), "MISS");
 }
 
 async fn signed_post(p: &Proxy, body: &str, sig: Option<String>, token: &str) -> Resp {
@@ -414,12 +349,7 @@ async fn signed_webhooks_refuse_bad_old_replayed_and_unauthenticated() {
             .status,
         200
     );
-    assert_eq!(
-        p.get("/api/boards/b1/contacts", Some("w1"), None)
-            .await
-            .cache(),
-        "MISS"
-    );
+    crate::assert_cache!(p, "/api/boards/b1/contacts", Some("w1"), "MISS");
     let replay = signed_post(&p, body, Some(good), TOKEN).await;
     assert_eq!(replay.status, 401);
     assert!(replay.text.contains("replay"));
@@ -439,7 +369,7 @@ async fn purge_cli_purges_through_the_admin_api() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(p.get("/item/cli", Some("w1"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, "/item/cli", Some("w1"), "MISS");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tagcache"))
         .args(["purge", "--tag", "x", "--admin", &p.admin_url("")])
         .env("TAGCACHE_ADMIN_TOKEN", "wrong")

@@ -76,7 +76,7 @@ async fn purge_all_covers_a_fill_that_raced_it() {
     let r = p.admin_post("/purge", r#"{"all": true}"#).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(slow.await.expect("task"), 200);
-    assert_eq!(p.get(path, Some("w1"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, path, Some("w1"), "MISS");
 }
 
 #[tokio::test]

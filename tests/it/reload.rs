@@ -93,10 +93,10 @@ fn setup() -> (File, Proxy) {
 #[tokio::test]
 async fn a_reload_applies_new_routes_and_keeps_the_entries_of_unchanged_ones() {
     let (file, p) = setup();
-    assert_eq!(p.get("/item/1", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/item/1", Some("w1"), None).await.cache(), "HIT");
-    assert_eq!(p.get("/gone/1", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/new/1", Some("w1"), None).await.cache(), "BYPASS");
+    crate::assert_cache!(p, "/item/1", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/item/1", Some("w1"), "HIT");
+    crate::assert_cache!(p, "/gone/1", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/new/1", Some("w1"), "BYPASS");
 
     let changed = ROUTES.replace(
         "  - name: gone\n    match: \"GET /gone/{id}\"\n    ttl: 300s\n",
@@ -111,10 +111,10 @@ async fn a_reload_applies_new_routes_and_keeps_the_entries_of_unchanged_ones() {
     assert_eq!(changes["restart_required"], serde_json::json!([]));
 
     // The unchanged route's entry survived the reload.
-    assert_eq!(p.get("/item/1", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/1", Some("w1"), "HIT");
     // The new route caches; the removed one no longer does.
-    assert_eq!(p.get("/new/1", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/new/1", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/new/1", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/new/1", Some("w1"), "HIT");
     let gone = p.get("/gone/1", Some("w1"), None).await;
     assert_eq!(gone.cache(), "BYPASS");
     assert!(gone.header("cache-status").unwrap().contains("no-route"));
@@ -153,8 +153,8 @@ async fn a_broken_file_is_refused_with_every_problem_and_the_old_config_keeps_se
     );
     assert!(problems.iter().any(|p| p.contains("tll")), "{problems:?}");
     // Still the old config: the entry is served, the routes are the same.
-    assert_eq!(p.get("/item/2", Some("w1"), None).await.cache(), "HIT");
-    assert_eq!(p.get("/gone/2", Some("w1"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, "/item/2", Some("w1"), "HIT");
+    crate::assert_cache!(p, "/gone/2", Some("w1"), "MISS");
 }
 
 #[tokio::test]
@@ -162,7 +162,7 @@ async fn a_route_whose_key_changed_starts_empty_and_a_shorter_ttl_caps_old_entri
     let (file, p) = setup();
     for path in ["/list/1?page=2", "/item/3"] {
         p.get(path, Some("w1"), None).await;
-        assert_eq!(p.get(path, Some("w1"), None).await.cache(), "HIT");
+        crate::assert_cache!(p, path, Some("w1"), "HIT");
     }
     file.write(
         &ROUTES
@@ -178,10 +178,7 @@ async fn a_route_whose_key_changed_starts_empty_and_a_shorter_ttl_caps_old_entri
         serde_json::json!(["item", "list"])
     );
     // Another key definition: the old entry is not found.
-    assert_eq!(
-        p.get("/list/1?page=2", Some("w1"), None).await.cache(),
-        "MISS"
-    );
+    crate::assert_cache!(p, "/list/1?page=2", Some("w1"), "MISS");
     // The entry stored with 300 s is fresh only for the new 1 s.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let r = p.get("/item/3", Some("w1"), None).await;
@@ -248,5 +245,5 @@ async fn twenty_reloads_under_load_fail_no_request() {
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     assert!(ok.load(Ordering::Relaxed) > 100);
     // Entries outlived all twenty reloads (item's key never changed).
-    assert_eq!(p.get("/item/1", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/1", Some("w1"), "HIT");
 }

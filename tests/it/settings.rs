@@ -39,7 +39,7 @@ async fn a_workspace_switched_off_bypasses_and_stores_nothing_until_switched_bac
             .contains("detail=disabled"));
     }
     // Another workspace is untouched.
-    assert_eq!(p.get("/item/s1", Some("w2"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/s1", Some("w2"), "HIT");
     // Readable for the backend's panel.
     let r = p.admin_get("/settings/workspaces/w1").await;
     assert_eq!(r.json(), serde_json::json!({"enabled": false}));
@@ -51,7 +51,7 @@ async fn a_workspace_switched_off_bypasses_and_stores_nothing_until_switched_bac
     let before = p.origin.hits("/item/s1");
     let r = send(&p, reqwest::Method::DELETE, "/settings/workspaces/w1", "").await;
     assert_eq!(r.status, 200);
-    assert_eq!(p.get("/item/s1", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/s1", Some("w1"), "HIT");
     assert_eq!(p.origin.hits("/item/s1"), before);
 }
 
@@ -66,9 +66,9 @@ async fn a_route_switched_off_for_one_workspace_only() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let counts = "/api/cache-settings/workspace/w1/counts";
-    assert_eq!(p.get(counts, Some("w1"), None).await.cache(), "BYPASS");
-    assert_eq!(p.get("/item/s2", Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get("/item/s2", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, counts, Some("w1"), "BYPASS");
+    crate::assert_cache!(p, "/item/s2", Some("w1"), "MISS");
+    crate::assert_cache!(p, "/item/s2", Some("w1"), "HIT");
     // Globally off, per workspace back on: the most specific wins.
     put(&p, "/settings/routes/item", r#"{"enabled": false}"#).await;
     put(
@@ -77,15 +77,15 @@ async fn a_route_switched_off_for_one_workspace_only() {
         r#"{"routes": {"item": {"enabled": true}}}"#,
     )
     .await;
-    assert_eq!(p.get("/item/s2", Some("w1"), None).await.cache(), "BYPASS");
-    assert_eq!(p.get("/item/s2", Some("w3"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, "/item/s2", Some("w1"), "BYPASS");
+    crate::assert_cache!(p, "/item/s2", Some("w3"), "MISS");
 }
 
 #[tokio::test]
 async fn a_ttl_set_at_run_time_applies_to_fills_and_caps_existing_entries() {
     let p = Proxy::start();
     p.get("/item/t1", Some("w1"), None).await;
-    assert_eq!(p.get("/item/t1", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, "/item/t1", Some("w1"), "HIT");
     let r = put(&p, "/settings/routes/item", r#"{"ttl": "1s"}"#).await;
     assert_eq!(r.status, 200, "{}", r.text);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -172,8 +172,8 @@ async fn settings_outlive_a_restart_in_the_state_file() {
         assert_eq!(p.admin_get("/settings").await.json()["kept_in"], "file");
     }
     let p = Proxy::start_on(origin, opts());
-    assert_eq!(p.get("/item/r1", Some("w9"), None).await.cache(), "BYPASS");
-    assert_eq!(p.get("/item/r1", Some("w8"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, "/item/r1", Some("w9"), "BYPASS");
+    crate::assert_cache!(p, "/item/r1", Some("w8"), "MISS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -182,11 +182,11 @@ async fn a_switch_made_on_one_instance_reaches_the_other_through_redis() {
     let origin = Origin::start();
     let (a, b) = two_synced(&origin, &RedisOpts::server(&redis)).await;
     b.get("/item/x1", Some("w1"), None).await;
-    assert_eq!(b.get("/item/x1", Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(b, "/item/x1", Some("w1"), "HIT");
     let r = put(&a, "/settings/workspaces/w1", r#"{"enabled": false}"#).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(a.admin_get("/settings").await.json()["kept_in"], "redis");
-    assert_eq!(a.get("/item/x1", Some("w1"), None).await.cache(), "BYPASS");
+    crate::assert_cache!(a, "/item/x1", Some("w1"), "BYPASS");
     let start = Instant::now();
     while b.get("/item/x1", Some("w1"), None).await.cache() != "BYPASS" {
         // Every heartbeat (200 ms in tests) each instance checks the version.
@@ -195,5 +195,5 @@ async fn a_switch_made_on_one_instance_reaches_the_other_through_redis() {
     }
     // A third instance starting now reads the settings before its first request.
     let c = crate::redis::util::proxy(origin.clone(), &RedisOpts::server(&redis));
-    assert_eq!(c.get("/item/x1", Some("w1"), None).await.cache(), "BYPASS");
+    crate::assert_cache!(c, "/item/x1", Some("w1"), "BYPASS");
 }

@@ -52,7 +52,7 @@ fn signed(secret: &str, id: &str, t: u64, body: &str) -> Vec<(&'static str, Stri
 
 async fn fill(p: &Proxy, path: &str) {
     assert_eq!(p.get(path, Some("w1"), None).await.status, 200);
-    assert_eq!(p.get(path, Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(p, path, Some("w1"), "HIT");
 }
 
 fn assert_refused(r: &Resp, header: &str, why: &str) {
@@ -108,7 +108,7 @@ async fn standard_webhooks_purge_once_and_refuse_bad_old_and_replayed() {
         let good = signed(secret, "msg_good", t, body);
         let r = post(&p, body, &good).await;
         assert_eq!(r.status, 200, "{secret}: {}", r.text);
-        assert_eq!(p.get(path, Some("w1"), None).await.cache(), "MISS");
+        crate::assert_cache!(p, path, Some("w1"), "MISS");
         assert_refused(&post(&p, body, &good).await, "webhook-id", "replay");
         // The same id signed again (a new signature, a new time) is still a replay.
         let again = signed(secret, "msg_good", t + 1, body);
@@ -169,6 +169,6 @@ createTagcacheClient({
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("board:w1:b7"));
-        assert_eq!(p.get(path, Some("w1"), None).await.cache(), "MISS");
+        crate::assert_cache!(p, path, Some("w1"), "MISS");
     }
 }

@@ -515,6 +515,12 @@ server:
         self.get_with(path, ws, user, &[]).await
     }
 
+    /// The `X-Cache-Status` of a GET of `path` in workspace `ws`, with no
+    /// user; see [`assert_cache!`](crate::assert_cache).
+    pub async fn status_of(&self, path: &str, ws: Option<&str>) -> String {
+        self.get(path, ws, None).await.cache().to_string()
+    }
+
     pub async fn get_with(
         &self,
         path: &str,
@@ -774,4 +780,13 @@ pub fn raw_get(port: u16, target: &str, headers: &[(&str, &str)]) -> (u16, Strin
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, head.to_ascii_lowercase())
+}
+
+/// Asserts the `X-Cache-Status` of a GET of `path` in workspace `ws` (no
+/// user) on proxy `p`: `assert_cache!(p, "/item/1", Some("w1"), "HIT")`.
+#[macro_export]
+macro_rules! assert_cache {
+    ($p:expr, $path:expr, $ws:expr, $status:expr $(,)?) => {
+        assert_eq!($p.status_of($path, $ws).await, $status, "{}", $path)
+    };
 }

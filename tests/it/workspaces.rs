@@ -47,12 +47,12 @@ async fn figures_count_each_workspace_and_what_it_holds() {
         memory_extra: "    per_workspace_max: 10MiB".into(),
         ..Options::default()
     });
-    assert_eq!(p.get(LIST, Some("w1"), None).await.cache(), "MISS");
-    assert_eq!(p.get(LIST, Some("w1"), None).await.cache(), "HIT");
-    assert_eq!(p.get(LIST, Some("w1"), None).await.cache(), "HIT");
-    assert_eq!(p.get(LIST, Some("w2"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, LIST, Some("w1"), "MISS");
+    crate::assert_cache!(p, LIST, Some("w1"), "HIT");
+    crate::assert_cache!(p, LIST, Some("w1"), "HIT");
+    crate::assert_cache!(p, LIST, Some("w2"), "MISS");
     let bypass = format!("{LIST}?pageSize=500");
-    assert_eq!(p.get(&bypass, Some("w2"), None).await.cache(), "BYPASS");
+    crate::assert_cache!(p, &bypass, Some("w2"), "BYPASS");
     // Requests that match no route are not a workspace's cache traffic.
     p.get("/not/cached", Some("w3"), None).await;
 

@@ -276,6 +276,12 @@ impl Cx<'_> {
                         .to_string(),
                 ),
             );
+        } else if name == crate::config::UNMATCHED_ROUTE {
+            self.error(
+                field.pos,
+                format!("route name {name:?} is taken: metrics count requests that match no route under it"),
+                Some("pick another name, e.g. \"unmatched_pages\"".to_string()),
+            );
         } else if let Some(first) = seen.get(&name) {
             self.error(
                 field.pos,

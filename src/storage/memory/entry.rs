@@ -1,7 +1,7 @@
 //! A stored entry, what it is charged, and the fresh hit handed to the fast path.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use pingora_cache::key::{CacheHashKey, HashBinary};
@@ -9,7 +9,7 @@ use pingora_cache::CacheMeta;
 use pingora_http::ResponseHeader;
 
 use crate::storage::wire::WireHead;
-use crate::storage::EntryInfo;
+use crate::storage::{dead_at, EntryInfo, Layer, Servable};
 
 /// Bytes charged per response header line, on top of its name and value.
 ///
@@ -110,9 +110,11 @@ impl EntryMeta {
     ///
     /// `None` means never (the addition overflowed).
     pub(super) fn dead_at(&self) -> Option<SystemTime> {
-        let window = self.stale_while_revalidate_sec.max(self.stale_if_error_sec);
-        self.fresh_until
-            .checked_add(Duration::from_secs(u64::from(window)))
+        dead_at(
+            self.fresh_until,
+            self.stale_while_revalidate_sec,
+            self.stale_if_error_sec,
+        )
     }
 
     /// Bytes charged for everything but the body, the header block included.
@@ -129,45 +131,29 @@ impl EntryMeta {
     }
 }
 
-/// A fresh stored response, found by [`MemoryStore::fresh`].
-pub struct FreshHit(pub(super) Arc<Entry>);
+/// A live stored response, found by [`MemoryStore::servable`]: the hit
+/// policy decides whether it may be served as it is.
+pub struct MemoryHit(pub(super) Arc<Entry>);
 
-impl FreshHit {
-    /// The stored response header.
-    pub fn header(&self) -> &ResponseHeader {
-        &self.0.meta.header
+impl MemoryHit {
+    /// The entry as a response that may be served.
+    pub fn servable(&self) -> Servable<'_> {
+        let meta = &self.0.meta;
+        Servable {
+            header: &meta.header,
+            body: self.0.body.clone(),
+            updated: meta.created,
+            epoch: meta.epoch.unwrap_or(meta.created),
+            fresh_until: meta.fresh_until,
+            varied: meta.variance.is_some(),
+            info: meta.info.as_deref(),
+            layer: Layer::Memory,
+        }
     }
 
     /// The stored header as a hit writes it, when it has a block.
     pub fn wire(&self) -> Option<&WireHead> {
         self.0.meta.wire.as_ref()
-    }
-
-    /// The body (shared, not copied).
-    pub fn body(&self) -> Bytes {
-        self.0.body.clone()
-    }
-
-    /// The entry's tags and birth epoch.
-    pub fn info(&self) -> Option<&EntryInfo> {
-        self.0.meta.info.as_deref()
-    }
-
-    /// When the response was stored (`CacheMeta::updated` of a lookup).
-    pub fn created(&self) -> SystemTime {
-        self.0.meta.created
-    }
-
-    /// When the response stops being fresh.
-    pub fn fresh_until(&self) -> SystemTime {
-        self.0.meta.fresh_until
-    }
-
-    /// Its age at `now`, measured as `CacheMeta::age` does: from the last
-    /// revalidation, or from the store.
-    pub fn age(&self, now: SystemTime) -> Duration {
-        let epoch = self.0.meta.epoch.unwrap_or(self.0.meta.created);
-        now.duration_since(epoch).unwrap_or_default()
     }
 }
 
@@ -213,18 +199,6 @@ impl Entry {
 /// primary hash, or Blake2b-128 of primary and variance), so both give the same value.
 pub(super) fn store_key<K: CacheHashKey + ?Sized>(key: &K) -> u128 {
     u128::from_be_bytes(key.combined_bin())
-}
-
-/// Reads a `Content-Length` header, if present and valid.
-pub(super) fn content_length(header: &ResponseHeader) -> Option<usize> {
-    header
-        .headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Running values of the two gauges while a mutation is settled under the write lock.

@@ -70,7 +70,7 @@ mod miss;
 mod quota;
 mod store;
 
-pub use entry::{FreshHit, ENTRY_OVERHEAD, HEADER_OVERHEAD, META_ALLOWANCE, TOMBSTONE_COST};
+pub use entry::{MemoryHit, ENTRY_OVERHEAD, HEADER_OVERHEAD, META_ALLOWANCE, TOMBSTONE_COST};
 pub use store::{MemoryStats, MemoryStore};
 
 #[cfg(test)]

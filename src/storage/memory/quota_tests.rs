@@ -74,6 +74,7 @@ async fn a_noisy_workspace_evicts_only_its_own_oldest_entries() {
     for i in 0..3 {
         fill(s, Some("quiet"), i, BODY).await;
     }
+    let quiet_before = s.workspace_bytes("quiet");
     for i in 0..50 {
         fill(s, Some("noisy"), i, BODY).await;
         assert!(s.workspace_bytes("noisy") <= quota(), "after {i}");
@@ -88,7 +89,11 @@ async fn a_noisy_workspace_evicts_only_its_own_oldest_entries() {
     assert!(stats.quota_evictions >= 45, "{stats:?}");
     assert_eq!(stats.quota_refused, 0);
     assert_eq!(stats.evictions, 0, "the store itself was never full");
-    assert_eq!(s.workspace_bytes("quiet"), s.workspace_bytes("quiet"));
+    assert_eq!(
+        s.workspace_bytes("quiet"),
+        quiet_before,
+        "the noisy workspace's fills took nothing from the quiet one"
+    );
     assert!(s.workspace_bytes("quiet") > 3 * BODY);
     // Gauges and per-workspace bytes agree.
     assert_eq!(

@@ -165,13 +165,12 @@ impl MemoryStore {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The entry under `hash` (a [`CacheHashKey::combined_bin`]) when it is
-    /// fresh at `now` and stored without a variance: what a hit can serve
-    /// without asking pingora-cache (see `TagCache::serve_fresh_hit`). Stale,
-    /// dead and Vary entries are left to the full lookup.
-    pub fn fresh(&self, hash: &HashBinary, now: SystemTime) -> Option<FreshHit> {
-        let entry = self.get(u128::from_be_bytes(*hash))?;
-        (entry.meta.variance.is_none() && now < entry.meta.fresh_until).then_some(FreshHit(entry))
+    /// The entry under `hash` (a [`CacheHashKey::combined_bin`]), if one is
+    /// stored: what the hit fast path reads without asking pingora-cache (see
+    /// `TagCache::serve_fresh_hit`). Whether it may be served as it is (fresh,
+    /// not varied, ...) is the hit policy's call.
+    pub fn servable(&self, hash: &HashBinary) -> Option<MemoryHit> {
+        self.get(u128::from_be_bytes(*hash)).map(MemoryHit)
     }
 
     /// The live entry at `key`, if any: not a tombstone, not a hash collision, not cleared.
@@ -408,7 +407,8 @@ impl Storage for MemoryStore {
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
         let meta = EntryMeta::of(meta);
-        let oversize = content_length(&meta.header).is_some_and(|len| len > self.max_object_size);
+        let oversize = crate::storage::content_length(&meta.header)
+            .is_some_and(|len| len > self.max_object_size);
         Ok(Box::new(MemoryMissHandler {
             store: self,
             key: store_key(key),

@@ -229,7 +229,7 @@ async fn without_its_subscription_an_instance_serves_only_entries_younger_than_t
     let again = b.get(path, Some("w1"), None).await;
     assert_eq!((again.cache(), again.layer()), ("HIT", "MEMORY"));
     // A, subscribed, still serves its copy.
-    assert_eq!(a.get(path, Some("w1"), None).await.cache(), "HIT");
+    crate::assert_cache!(a, path, Some("w1"), "HIT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,7 +59,7 @@ async fn waiters_leave_when_a_purged_entry_is_refetched_as_not_storable() {
     let origin = Origin::start();
     let (a, b) = two_with_sync_purges(&redis, &origin).await;
     let path = "/item/lockfault-a";
-    assert_eq!(a.get(path, Some("w1"), None).await.cache(), "MISS");
+    crate::assert_cache!(a, path, Some("w1"), "MISS");
     a.purge_tags(&["item:w1:lockfault-a"], false).await;
 
     let holder = {

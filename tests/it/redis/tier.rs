@@ -232,7 +232,7 @@ routes:
         ..Options::default()
     };
     let a = proxy_with(origin.clone(), &opts, base());
-    assert_eq!(a.get("/public/1", None, None).await.cache(), "MISS");
+    crate::assert_cache!(a, "/public/1", None, "MISS");
     let anon = a.get("/public/1", None, None).await;
     assert_eq!((anon.cache(), anon.layer()), ("HIT", "REDIS"));
     let bob = a
@@ -268,7 +268,7 @@ async fn the_redis_tier_works_over_a_unix_socket() {
     let origin = Origin::start();
     let opts = RedisOpts::server(&redis);
     let (a, b) = two_synced(&origin, &opts).await;
-    assert_eq!(a.get("/item/u", Some("w1"), None).await.cache(), "MISS");
+    crate::assert_cache!(a, "/item/u", Some("w1"), "MISS");
     let on_b = b.get("/item/u", Some("w1"), None).await;
     assert_eq!((on_b.cache(), on_b.layer()), ("HIT", "REDIS"));
     let on_b = b.get("/item/u", Some("w1"), None).await;

@@ -161,5 +161,5 @@ async fn a_cache_control_line_that_does_not_parse_is_not_stored() {
         .await;
     let cs = first.header("cache-status").unwrap_or_default().to_string();
     assert!(cs.contains("uncacheable-cache-control-invalid"), "{cs}");
-    assert_eq!(p.get(path, Some("w1"), None).await.cache(), "MISS");
+    crate::assert_cache!(p, path, Some("w1"), "MISS");
 }
