@@ -123,6 +123,8 @@ struct Run {
     floors: Floors,
     stop: AtomicBool,
     client: reqwest::Client,
+    /// When the load started.
+    started: Instant,
 }
 
 fn options() -> Options {
@@ -212,13 +214,22 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
         let body = match result {
             Ok(r) => {
                 let status = r.status().as_u16();
-                let cache = r
-                    .headers()
-                    .get("x-cache-status")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                r.text().await.map(|t| (status, cache, t))
+                let header = |name: &str| {
+                    r.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let cache = header("x-cache-status");
+                // What a broken promise report needs to point at its cause.
+                let detail = format!(
+                    "{cache}, layer {}, age {}, {}",
+                    header("x-cache-layer"),
+                    header("age"),
+                    header("cache-status")
+                );
+                r.text().await.map(|t| (status, (cache, detail), t))
             }
             Err(e) => Err(e),
         };
@@ -230,7 +241,7 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
         let excused_error = faults.contains(&Fault::OriginDown)
             || (on_b && faults.contains(&Fault::InstanceRestart));
         match body {
-            Ok((200, cache, text)) => {
+            Ok((200, (cache, detail), text)) => {
                 if cache == "HIT" {
                     run.tally.hits.fetch_add(1, Ordering::Relaxed);
                 }
@@ -255,12 +266,15 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
                 if let Some((acked, floor)) = run.floors.lock().unwrap().get(&tag).copied() {
                     if acked < start && version < floor {
                         run.tally.fail(format!(
-                            "{path} ({ws}): version {version} read after the purge to {floor} was acknowledged ({cache})"
+                            "{path} ({ws}) on {}: version {version} read {} ms after the purge to {floor} was acknowledged, {:.1} s into the run ({detail})",
+                            if on_b { "B" } else { "A" },
+                            (start - acked).as_millis(),
+                            (start - run.started).as_secs_f64(),
                         ));
                     }
                 }
             }
-            Ok((status, cache, _)) => {
+            Ok((status, (cache, _), _)) => {
                 if excused_error {
                     run.tally.excuse(format!("status {status}"));
                 } else {
@@ -400,6 +414,7 @@ async fn two_instances_under_faults_keep_every_promise() {
         tally: Tally::default(),
         floors: Mutex::new(HashMap::new()),
         stop: AtomicBool::new(false),
+        started: Instant::now(),
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .timeout(Duration::from_secs(8))
