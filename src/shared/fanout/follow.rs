@@ -240,8 +240,15 @@ impl Fanout {
         self.shared.spawn(this.run());
     }
 
-    /// Stops the subscription and the heartbeat.
+    /// Stops the subscription and the heartbeat. From then on this instance
+    /// follows no purge: in sync mode its lease ends at once (it serves
+    /// nothing stored, since purges no longer wait for it), and in async
+    /// mode it is suspect (it serves only entries younger than the resync
+    /// window). A graceful shutdown still answers requests while it drains.
     pub fn halt(&self) {
+        self.halted.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.lease.end();
+        self.set_suspect(true);
         self.stop.notify_waiters();
         self.stop.notify_one();
     }

@@ -33,6 +33,8 @@ struct State {
     registered: Option<Instant>,
     /// A replay that started after `registered` has completed.
     replayed: bool,
+    /// The instance stopped following purges for good ([`Lease::end`]).
+    ended: bool,
 }
 
 impl Lease {
@@ -55,7 +57,7 @@ impl Lease {
     }
 
     fn publish(&self, state: &State) {
-        let until = match (state.replayed, state.until) {
+        let until = match (state.replayed && !state.ended, state.until) {
             (true, Some(until)) => self.millis(until).max(1),
             _ => 0,
         };
@@ -98,6 +100,14 @@ impl Lease {
         let mut state = self.state.lock();
         state.registered = None;
         state.replayed = false;
+        self.publish(&state);
+    }
+
+    /// The instance stops following purges (shutdown): never confirmed
+    /// again, whatever a heartbeat still in flight answers.
+    pub(super) fn end(&self) {
+        let mut state = self.state.lock();
+        state.ended = true;
         self.publish(&state);
     }
 }
@@ -143,6 +153,20 @@ mod tests {
         assert!(!lease.confirmed());
         // After a loss, even a beat that finds the registration is a new one.
         assert!(lease.renewed(Instant::now(), TTL, true));
+    }
+
+    #[test]
+    fn an_ended_lease_is_never_confirmed_again() {
+        let lease = Lease::new();
+        lease.renewed(Instant::now(), TTL, false);
+        lease.replayed(Instant::now());
+        assert!(lease.confirmed());
+        lease.end();
+        assert!(!lease.confirmed());
+        // A heartbeat and a replay that were under way do not bring it back.
+        lease.renewed(Instant::now(), TTL, true);
+        lease.replayed(Instant::now());
+        assert!(!lease.confirmed());
     }
 
     #[test]

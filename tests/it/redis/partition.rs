@@ -89,3 +89,46 @@ async fn a_complete_sync_purge_is_never_older_than_what_a_cut_off_instance_serve
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Graceful shutdown leaves the live set first, so sync purges stop waiting
+/// for the instance; requests it still answers while it drains must not be
+/// served from what it stored, since it no longer follows purges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_left_the_live_set_serves_nothing_stored() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let opts = RedisOpts::server(&redis)
+        .strict()
+        .extra("purge: { consistency: sync, sync_timeout: 3s }");
+    let a = proxy(origin.clone(), &opts);
+    let b = proxy(origin.clone(), &opts);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    let path = "/item/leaving";
+    b.get(path, Some("w1"), None).await;
+    let hit = b.get(path, Some("w1"), None).await;
+    assert_eq!(hit.cache(), "HIT");
+    let old = hit.json()["version"].as_u64().unwrap();
+
+    // B starts its graceful shutdown: it leaves the live set.
+    b.running.as_ref().expect("in-process").cache.leave().await;
+    assert_eq!(redis.cli(&["ZCARD", "{tc}:instances"]), "1");
+
+    let new = origin.bump();
+    assert!(new > old);
+    let r = a
+        .admin_post("/purge", r#"{"tags":["item:w1:leaving"]}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["shared"]["complete"], true, "{}", r.text);
+
+    let after = b.get(path, Some("w1"), None).await;
+    assert_eq!(after.status, 200);
+    assert!(
+        after.json()["version"].as_u64().unwrap() >= new,
+        "B served version {} ({}) after it left and a purge to {new} completed",
+        after.json()["version"],
+        after.cache()
+    );
+    assert_eq!(after.cache(), "BYPASS");
+}
