@@ -78,13 +78,16 @@ pub(crate) static PURGE_ALL: Lazy<Script> = Lazy::new(|| {
 /// it, anywhere, is treated as purged. Returns `{identity, epoch, floor, lost}`.
 pub(crate) static SYNC: Lazy<Script> = Lazy::new(|| {
     Script::new(concat!(
-        "redis.call('HSETNX', KEYS[1], 'id', ARGV[1])\n",
+        now_ms!(),
+        "if redis.call('HSETNX', KEYS[1], 'id', ARGV[1]) == 1 then\n",
+        "  redis.call('HSET', KEYS[1], 'c', string.format('%d', now))\n",
+        "end\n",
         "local id = redis.call('HGET', KEYS[1], 'id')\n",
         "local e = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')\n",
         "local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')\n",
         "local m = tonumber(ARGV[2])\n",
         "local lost = 0\n",
-        "if e < m then id = ARGV[1] lost = 1\n",
+        "if e < m then id = ARGV[1] lost = 1 redis.call('HSET', KEYS[1], 'c', string.format('%d', now))\n",
         "elseif ARGV[3] ~= '' and ARGV[3] ~= id then lost = 1 end\n",
         "if lost == 1 then\n",
         "  e = math.max(e, m) + 1\n",
@@ -124,11 +127,18 @@ pub(crate) static HEARTBEAT: Lazy<Script> = Lazy::new(|| {
 });
 
 /// Which live instances have not acknowledged a sync purge yet. `KEYS`:
-/// instances, acks. `ARGV`: generation, the purging instance (not waited
-/// for). Returns `{live count, {missing instances}}`.
+/// instances, acks, epoch. `ARGV`: generation, the purging instance (not
+/// waited for), the longest lease in ms (3 × heartbeat). Returns `{live
+/// count, {missing instances}, settling}`: `settling` is 1 while the epoch's
+/// identity is younger than a lease. Redis then lost its state (the live set
+/// with it) so recently that an instance registered with the old state may
+/// still trust its lease without having noticed: the purge cannot be
+/// complete before that lease has run out.
 pub(crate) static MISSING: Lazy<Script> = Lazy::new(|| {
     Script::new(concat!(
         now_ms!(),
+        "local c = tonumber(redis.call('HGET', KEYS[3], 'c') or '0')\n",
+        "local settling = (now < c + tonumber(ARGV[3])) and 1 or 0\n",
         "local live = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', now), '+inf')\n",
         "local missing = {}\n",
         "for _, m in ipairs(live) do\n",
@@ -137,7 +147,7 @@ pub(crate) static MISSING: Lazy<Script> = Lazy::new(|| {
         "    if not s or tonumber(s) < tonumber(ARGV[1]) then missing[#missing + 1] = m end\n",
         "  end\n",
         "end\n",
-        "return {#live, missing}\n",
+        "return {#live, missing, settling}\n",
     ))
 });
 

@@ -279,7 +279,7 @@ impl Fanout {
             tick.tick().await;
             let keys = self.shared.keys().clone();
             let instance = self.shared.instance().to_string();
-            let ttl = hb * 3;
+            let ttl = self.registration_ttl();
             let sent = Instant::now();
             // While the breaker is open, this is also its probe.
             let beat = self

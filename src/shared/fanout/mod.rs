@@ -74,6 +74,19 @@
 //! cache (`detail=unconfirmed`): the origin answers, nothing is stored or
 //! served. Async mode keeps the resync window above.
 //!
+//! An instance may be slow to see its connection break (it is busy, or its
+//! path to Redis stalls), and until it does it trusts its lease. When Redis
+//! lost its state, the live set went with it, so a purge made on the new
+//! state could not wait for such an instance. The epoch hash therefore
+//! records when its identity was created (field `c`), and a sync purge is
+//! not complete until `3 × heartbeat` after that: every lease granted by the
+//! old state has run out by then. Every instance of a cluster must share
+//! `redis.heartbeat` for this to hold.
+//!
+//! Graceful shutdown leaves the live set before the instance has drained,
+//! so [`Fanout::halt`] ends the lease for good (and makes an async instance
+//! suspect): what it still answers while it drains comes from the origin.
+//!
 //! # Redis down
 //!
 //! A purge that cannot reach Redis is applied locally without moving the
@@ -214,6 +227,13 @@ impl Fanout {
     /// route bypasses the cache. Always true in async mode.
     pub fn confirmed(&self) -> bool {
         self.consistency != Consistency::Sync || self.lease.confirmed()
+    }
+
+    /// How long a heartbeat keeps an instance in the live set: three
+    /// heartbeats. Every instance of a cluster is expected to share
+    /// `redis.heartbeat`.
+    pub(super) fn registration_ttl(&self) -> Duration {
+        self.shared.settings().heartbeat * 3
     }
 
     fn set_suspect(&self, suspect: bool) {

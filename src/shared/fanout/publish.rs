@@ -197,8 +197,10 @@ impl Fanout {
                     let mut inv = scripts::MISSING.prepare_invoke();
                     inv.key(keys.instances());
                     inv.key(keys.acks());
+                    inv.key(keys.epoch());
                     inv.arg(generation);
                     inv.arg(self.shared.instance());
+                    inv.arg(self.registration_ttl().as_millis() as u64);
                     async move { inv.invoke_async(&mut c).await }
                 })
                 .await;
@@ -208,7 +210,8 @@ impl Fanout {
                     Some(Value::Array(m)) => m.iter().filter_map(text).collect(),
                     _ => Vec::new(),
                 };
-                if missing.is_empty() {
+                let settling = parts.get(2).and_then(int) == Some(1);
+                if missing.is_empty() && !settling {
                     let live = live.unwrap_or(1).max(1);
                     return FanoutReport {
                         consistency: "sync",

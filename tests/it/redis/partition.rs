@@ -132,3 +132,59 @@ async fn an_instance_that_left_the_live_set_serves_nothing_stored() {
     );
     assert_eq!(after.cache(), "BYPASS");
 }
+
+/// Redis restarted empty loses the live set with everything else. An
+/// instance that has not noticed yet (here: its link is frozen, as a busy
+/// or cut-off instance would be) still trusts its lease, so a sync purge
+/// made on the new state may not complete before that lease has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_purge_after_redis_lost_its_state_waits_out_the_old_leases() {
+    let mut redis = RedisServer::start();
+    let origin = Origin::start();
+    let link = Link::to(redis.url().trim_start_matches("redis://"));
+    // A long heartbeat, so that B's lease outlasts the restart by far.
+    let mut opts_a = RedisOpts::server(&redis)
+        .strict()
+        .extra("purge: { consistency: sync, sync_timeout: 6s }");
+    opts_a.heartbeat_ms = 1_000;
+    let mut opts_b = opts_a.clone();
+    opts_b.target = format!("url: \"{}\"", link.url());
+    let a = proxy(origin.clone(), &opts_a);
+    let b = proxy(origin.clone(), &opts_b);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    let path = "/item/lost";
+    b.get(path, Some("w1"), None).await;
+    let hit = b.get(path, Some("w1"), None).await;
+    assert_eq!(hit.cache(), "HIT");
+    let old = hit.json()["version"].as_u64().unwrap();
+
+    // B notices nothing; Redis comes back empty, without B's registration.
+    link.freeze();
+    // Reads under way when the freeze began end within 20 ms.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    redis.restart_empty();
+    let new = origin.bump();
+    assert!(new > old);
+    let start = Instant::now();
+    let r = loop {
+        let r = a.admin_post("/purge", r#"{"tags":["item:w1:lost"]}"#).await;
+        if r.status == 200 || start.elapsed() > Duration::from_secs(8) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["shared"]["complete"], true, "{}", r.text);
+
+    let after = b.get(path, Some("w1"), None).await;
+    assert_eq!(after.status, 200);
+    assert!(
+        after.json()["version"].as_u64().unwrap() >= new,
+        "B served version {} ({} {}) after a complete purge to {new} on the new Redis state",
+        after.json()["version"],
+        after.cache(),
+        after.header("cache-status").unwrap_or_default()
+    );
+    link.thaw();
+}
