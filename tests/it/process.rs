@@ -295,3 +295,38 @@ fn a_binary_upgrade_hands_the_sockets_over_without_a_failed_request() {
     signal(&new, "TERM");
     assert!(exit_within(&mut new, Duration::from_secs(5)).is_some());
 }
+
+#[test]
+fn pingora_log_records_and_tagcache_events_reach_the_same_log() {
+    // Pingora logs through the `log` crate and tagcache through `tracing`:
+    // the subscriber's bridge must carry both to stderr.
+    let origin = Origin::start();
+    let (listen, admin) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagcache"))
+        .args(["run", "-c"])
+        .arg(config(listen, admin, &origin.addr.to_string()))
+        .env_remove("RUST_LOG")
+        .env("TAGCACHE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tagcache");
+    wait_for_port(listen);
+    signal(&child, "TERM");
+    exit_within(&mut child, Duration::from_secs(5)).expect("idle SIGTERM waited");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("pingora_core::server: Server starting"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tagcache::cli::run: tagcache started"),
+        "{err}"
+    );
+}

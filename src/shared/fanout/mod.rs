@@ -217,7 +217,7 @@ impl Fanout {
         let mut since = self.suspect_since.lock();
         match (suspect, since.is_some()) {
             (true, false) => {
-                log::warn!("purge subscription lost: serving only entries younger than the resync window until it is back");
+                tracing::warn!("purge subscription lost: serving only entries younger than the resync window until it is back");
                 *since = Some(Instant::now());
             }
             (false, true) => *since = None,
