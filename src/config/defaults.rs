@@ -233,6 +233,16 @@ mod tests {
         serde_json::from_str(value).unwrap_or_else(|_| value.to_string())
     }
 
+    /// A default as the schema states it.
+    #[derive(Debug, PartialEq)]
+    enum Is {
+        Duration(Duration),
+        Size(usize),
+        Flag(bool),
+        Count(usize),
+        Text(String),
+    }
+
     /// How the file spells a variant: the model's names, lowercased.
     fn word(value: impl Debug) -> String {
         format!("{value:?}").to_lowercase()
@@ -242,85 +252,118 @@ mod tests {
     fn the_schema_states_the_defaults_the_loader_uses() {
         let schema: Value = serde_json::from_str(&crate::config::json_schema()).unwrap();
         let first = |def: &str, field: &str| stated(&schema, def, field)[0].clone();
-        let size = |def: &str, field: &str| parse_size(&first(def, field)).unwrap();
-        let duration = |def: &str, field: &str| parse_duration(&first(def, field)).unwrap();
-        let flag = |def: &str, field: &str| first(def, field).parse::<bool>().unwrap();
-        let count = |def: &str, field: &str| first(def, field).parse::<usize>().unwrap();
+
+        let cases = [
+            (
+                "Upstream.connect_timeout",
+                Is::Duration(UPSTREAM_CONNECT_TIMEOUT),
+            ),
+            ("Upstream.read_timeout", Is::Duration(UPSTREAM_READ_TIMEOUT)),
+            (
+                "Upstream.write_timeout",
+                Is::Duration(UPSTREAM_WRITE_TIMEOUT),
+            ),
+            ("Upstream.idle_timeout", Is::Duration(UPSTREAM_IDLE_TIMEOUT)),
+            ("Upstream.tls", Is::Flag(UPSTREAM_TLS)),
+            ("Upstream.retries", Is::Count(usize::from(UPSTREAM_RETRIES))),
+            ("Admin.max_body", Is::Size(ADMIN_MAX_BODY)),
+            ("debug_headers", Is::Flag(DEBUG_HEADERS)),
+            ("debug_headers_force", Is::Flag(DEBUG_HEADERS_FORCE)),
+            ("unkeyed_headers", Is::Text(word(UNKEYED_ACTION))),
+            ("Memory.max_object_size", Is::Size(MAX_OBJECT_SIZE)),
+            ("Redis.prefix", Is::Text(REDIS_PREFIX.into())),
+            ("Redis.timeout", Is::Duration(REDIS_TIMEOUT)),
+            ("Redis.connect_timeout", Is::Duration(REDIS_CONNECT_TIMEOUT)),
+            ("Redis.compress_above", Is::Size(REDIS_COMPRESS_ABOVE)),
+            ("Redis.heartbeat", Is::Duration(REDIS_HEARTBEAT)),
+            ("RedisBreaker.failures", Is::Count(REDIS_BREAKER_FAILURES)),
+            (
+                "RedisBreaker.probe_interval",
+                Is::Duration(REDIS_BREAKER_PROBE_INTERVAL),
+            ),
+            ("Tenant.workspace_param", Is::Text(WORKSPACE_PARAM.into())),
+            ("Jwt.reload_interval", Is::Duration(JWT_RELOAD_INTERVAL)),
+            ("Jwt.leeway", Is::Duration(JWT_LEEWAY)),
+            ("Jwt.on_invalid", Is::Text(word(JWT_ON_INVALID))),
+            ("Route.max_ttl", Is::Duration(ROUTE_MAX_TTL)),
+            (
+                "Route.stale_while_revalidate",
+                Is::Duration(ROUTE_STALE_WHILE_REVALIDATE),
+            ),
+            ("Route.stale_if_error", Is::Duration(ROUTE_STALE_IF_ERROR)),
+            ("Route.unknown_query", Is::Text(word(UNKNOWN_QUERY))),
+            (
+                "Route.honor_client_no_cache",
+                Is::Flag(HONOR_CLIENT_NO_CACHE),
+            ),
+            ("Key.per_user", Is::Flag(PER_USER)),
+            ("TagHeader.separator", Is::Text(TAG_SEPARATOR.into())),
+            ("Purge.legacy_path", Is::Text(LEGACY_PATH.into())),
+            ("Purge.consistency", Is::Text(word(PURGE_CONSISTENCY))),
+            ("Purge.sync_timeout", Is::Duration(PURGE_SYNC_TIMEOUT)),
+            ("Log.level", Is::Text(LOG_LEVEL.into())),
+            ("Log.hash_identities", Is::Flag(LOG_HASH_IDENTITIES)),
+            ("AccessLog.enabled", Is::Flag(ACCESS_LOG_ENABLED)),
+            ("AccessLog.format", Is::Text(word(ACCESS_LOG_FORMAT))),
+            ("AccessLog.query", Is::Flag(ACCESS_LOG_QUERY)),
+            ("Server.grace_period", Is::Duration(GRACE_PERIOD)),
+            ("Server.write_buffer", Is::Size(WRITE_BUFFER)),
+            ("Server.upgrade_sock", Is::Text(UPGRADE_SOCK.into())),
+            ("Coalescing.enabled", Is::Flag(COALESCING_ENABLED)),
+            (
+                "Coalescing.across_instances",
+                Is::Flag(COALESCING_ACROSS_INSTANCES),
+            ),
+            (
+                "Coalescing.wait_timeout",
+                Is::Duration(COALESCING_WAIT_TIMEOUT),
+            ),
+            ("Coalescing.lock_lease", Is::Duration(COALESCING_LOCK_LEASE)),
+            ("Limits.max_uri_len", Is::Count(MAX_URI_LEN)),
+            ("Limits.max_query_params", Is::Count(MAX_QUERY_PARAMS)),
+            ("Limits.max_header_size", Is::Size(MAX_HEADER_SIZE)),
+            ("Metrics.workspace_labels", Is::Count(WORKSPACE_LABELS)),
+        ];
+        for (path, want) in cases {
+            let (def, field) = path.split_once('.').unwrap_or(("", path));
+            let stated = first(def, field);
+            let got = match want {
+                Is::Duration(_) => Is::Duration(parse_duration(&stated).unwrap()),
+                Is::Size(_) => Is::Size(parse_size(&stated).unwrap()),
+                Is::Flag(_) => Is::Flag(stated.parse().unwrap()),
+                Is::Count(_) => Is::Count(stated.parse().unwrap()),
+                Is::Text(_) => Is::Text(text(&stated)),
+            };
+            assert_eq!(got, want, "{path}");
+        }
 
         let address = |def: &str, field: &str| text(&first(def, field)).parse::<SocketAddr>();
-        assert_eq!(address("", "listen").unwrap(), LISTEN);
-        assert_eq!(address("Admin", "listen").unwrap(), ADMIN_LISTEN);
-        assert_eq!(size("Admin", "max_body"), ADMIN_MAX_BODY);
-        assert_eq!(flag("", "debug_headers"), DEBUG_HEADERS);
-        assert_eq!(flag("", "debug_headers_force"), DEBUG_HEADERS_FORCE);
+        assert_eq!(address("", "listen"), Ok(LISTEN));
+        assert_eq!(address("Admin", "listen"), Ok(ADMIN_LISTEN));
 
-        assert_eq!(flag("Upstream", "tls"), UPSTREAM_TLS);
-        assert_eq!(
-            duration("Upstream", "connect_timeout"),
-            UPSTREAM_CONNECT_TIMEOUT
-        );
-        assert_eq!(duration("Upstream", "read_timeout"), UPSTREAM_READ_TIMEOUT);
-        assert_eq!(
-            duration("Upstream", "write_timeout"),
-            UPSTREAM_WRITE_TIMEOUT
-        );
-        assert_eq!(duration("Upstream", "idle_timeout"), UPSTREAM_IDLE_TIMEOUT);
-        assert_eq!(count("Upstream", "retries"), usize::from(UPSTREAM_RETRIES));
-
-        let memory = stated(&schema, "Storage", "memory");
-        let memory = memory[0].trim_start_matches("memory: { max_size: ");
+        // Defaults stated inside a sentence or as a list.
+        let memory = first("Storage", "memory");
+        let memory = memory.trim_start_matches("memory: { max_size: ");
         assert_eq!(
             parse_size(memory.trim_end_matches(" }")).unwrap(),
             MEMORY_MAX_SIZE
         );
-        assert_eq!(size("Memory", "max_object_size"), MAX_OBJECT_SIZE);
         let redis_object = stated(&schema, "Redis", "max_object_size");
         assert_eq!(
             parse_size(redis_object.last().unwrap()).unwrap(),
             MAX_OBJECT_SIZE
         );
-        assert_eq!(text(&first("Redis", "prefix")), REDIS_PREFIX);
-        assert_eq!(duration("Redis", "timeout"), REDIS_TIMEOUT);
-        assert_eq!(duration("Redis", "connect_timeout"), REDIS_CONNECT_TIMEOUT);
-        assert_eq!(size("Redis", "compress_above"), REDIS_COMPRESS_ABOVE);
-        assert_eq!(duration("Redis", "heartbeat"), REDIS_HEARTBEAT);
-        assert_eq!(count("RedisBreaker", "failures"), REDIS_BREAKER_FAILURES);
-        assert_eq!(
-            duration("RedisBreaker", "probe_interval"),
-            REDIS_BREAKER_PROBE_INTERVAL
-        );
-
-        assert_eq!(text(&first("Tenant", "workspace_param")), WORKSPACE_PARAM);
         let headers = stated(&schema, "Identity", "header");
         assert_eq!(headers[1].to_lowercase(), JWT_WORKSPACE_HEADER);
         assert_eq!(headers[2].to_lowercase(), JWT_USER_HEADER);
-        assert_eq!(duration("Jwt", "reload_interval"), JWT_RELOAD_INTERVAL);
-        assert_eq!(duration("Jwt", "leeway"), JWT_LEEWAY);
-        assert_eq!(first("Jwt", "on_invalid"), word(JWT_ON_INVALID));
-
-        assert_eq!(duration("Route", "max_ttl"), ROUTE_MAX_TTL);
-        assert_eq!(
-            duration("Route", "stale_while_revalidate"),
-            ROUTE_STALE_WHILE_REVALIDATE
-        );
-        assert_eq!(duration("Route", "stale_if_error"), ROUTE_STALE_IF_ERROR);
         let statuses: Vec<u16> = serde_json::from_str(&first("Route", "statuses")).unwrap();
         assert_eq!(statuses, ROUTE_STATUSES);
-        assert_eq!(first("Route", "unknown_query"), word(UNKNOWN_QUERY));
-        assert_eq!(
-            flag("Route", "honor_client_no_cache"),
-            HONOR_CLIENT_NO_CACHE
-        );
-        assert_eq!(flag("Key", "per_user"), PER_USER);
-        assert_eq!(first("", "unkeyed_headers"), word(UNKEYED_ACTION));
         let names: Vec<String> = stated(&schema, "", "unkeyed_header_names")
             .iter()
             .map(|name| name.to_lowercase())
             .collect();
         assert_eq!(names, UNKEYED_HEADER_NAMES);
-
-        let tag_headers = stated(&schema, "Purge", "tag_headers");
-        let tag_headers: Vec<(String, String)> = tag_headers
+        let tag_headers: Vec<(String, String)> = stated(&schema, "Purge", "tag_headers")
             .chunks(2)
             .map(|pair| (pair[0].to_lowercase(), text(&pair[1])))
             .collect();
@@ -329,40 +372,8 @@ mod tests {
             .map(|(name, separator)| (name.to_string(), separator.to_string()))
             .collect();
         assert_eq!(tag_headers, expected);
-        assert_eq!(
-            text(&first("TagHeader", "separator")),
-            TAG_SEPARATOR.to_string()
-        );
-        assert_eq!(text(&first("Purge", "legacy_path")), LEGACY_PATH);
         let legacy: Vec<String> = serde_json::from_str(&first("Purge", "legacy_tags")).unwrap();
         assert_eq!(legacy, [LEGACY_TAG]);
-        assert_eq!(first("Purge", "consistency"), word(PURGE_CONSISTENCY));
-        assert_eq!(duration("Purge", "sync_timeout"), PURGE_SYNC_TIMEOUT);
-
-        assert_eq!(first("Log", "level"), LOG_LEVEL);
-        assert_eq!(flag("Log", "hash_identities"), LOG_HASH_IDENTITIES);
-        assert_eq!(flag("AccessLog", "enabled"), ACCESS_LOG_ENABLED);
-        assert_eq!(first("AccessLog", "format"), word(ACCESS_LOG_FORMAT));
-        assert_eq!(flag("AccessLog", "query"), ACCESS_LOG_QUERY);
-
-        assert_eq!(duration("Server", "grace_period"), GRACE_PERIOD);
-        assert_eq!(size("Server", "write_buffer"), WRITE_BUFFER);
-        assert_eq!(first("Server", "upgrade_sock"), UPGRADE_SOCK);
-        assert_eq!(flag("Coalescing", "enabled"), COALESCING_ENABLED);
-        assert_eq!(
-            flag("Coalescing", "across_instances"),
-            COALESCING_ACROSS_INSTANCES
-        );
-        assert_eq!(
-            duration("Coalescing", "wait_timeout"),
-            COALESCING_WAIT_TIMEOUT
-        );
-        assert_eq!(duration("Coalescing", "lock_lease"), COALESCING_LOCK_LEASE);
-
-        assert_eq!(count("Limits", "max_uri_len"), MAX_URI_LEN);
-        assert_eq!(count("Limits", "max_query_params"), MAX_QUERY_PARAMS);
-        assert_eq!(size("Limits", "max_header_size"), MAX_HEADER_SIZE);
-        assert_eq!(count("Metrics", "workspace_labels"), WORKSPACE_LABELS);
     }
 
     #[test]
