@@ -8,7 +8,7 @@
 //! [`Purger`] is the single entry point: with the Redis tier it also sends
 //! the purge to every other instance (`shared::fanout`).
 
-pub mod events;
+internal_mods!(events);
 pub mod signature;
 pub mod writes;
 
