@@ -19,14 +19,6 @@ pub enum KeyError {
     /// The JWKS file holds no key usable with the configured algorithms.
     #[error("the JWKS has no {0} signing key")]
     NoUsableKey(&'static str),
-    /// The key file could not be read.
-    #[error("cannot read {path}: {error}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: String,
-    },
 }
 
 /// The name of an algorithm family, for messages.

@@ -38,8 +38,6 @@ const SHARDS: usize = 16;
 const SHARD_SLOTS: usize = 64;
 /// Workspaces tracked at most.
 pub const SLOTS: usize = SHARDS * SHARD_SLOTS;
-/// The largest `metrics.workspace_labels`.
-pub const MAX_LABELS: usize = crate::config::MAX_WORKSPACE_LABELS;
 
 /// The figures of one tracked workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,10 +19,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let tenant = &common::jwt_cache().config().tenant;
-    let Some(Ok(auth)) = tagcache::identity::Authenticator::new(tenant) else {
+    // The authenticator's verifier is this one: built from the same config.
+    let (Some(Ok(auth)), Some(Ok(verifier))) = (
+        tagcache::identity::Authenticator::new(tenant),
+        tenant.jwt.as_ref().map(JwtVerifier::new),
+    ) else {
         panic!("the fuzz config has a JWT verifier");
     };
-    let verifier = auth.verifier();
     match mode % 5 {
         // A raw token.
         0 => {

@@ -14,10 +14,10 @@ use tagcache::purge::{Purger, UrlTarget};
 fuzz_target!(|data: &[u8]| {
     let cache = common::header_cache();
     let config = cache.config();
-    if let Err(e) = resolve_events(config, data) {
+    if let Err(e) = resolve_events(&config, data) {
         let _ = (e.to_string(), e.field());
     }
-    if let Err(e) = resolve_legacy(config, data) {
+    if let Err(e) = resolve_legacy(&config, data) {
         let _ = (e.to_string(), e.field());
     }
     let Ok(body) = parse_purge_body(data) else {

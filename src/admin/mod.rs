@@ -11,8 +11,8 @@ mod auth;
 pub mod client;
 mod settings;
 mod ui;
-pub mod warm;
-pub mod workspaces;
+
+internal_mods!(warm, workspaces);
 
 use std::sync::Arc;
 

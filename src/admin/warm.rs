@@ -123,13 +123,8 @@ pub struct WarmPlan {
 
 impl WarmPlan {
     /// Items to warm, in order.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
-    }
-
-    /// Whether there is nothing to warm (never, once validated).
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 }
 

@@ -57,7 +57,7 @@ impl TagCache {
             Ok(shared) => shared,
             Err(e) => {
                 // Config validation checks the URLs, so this is a runtime failure.
-                log::error!("redis tier disabled: {e}");
+                tracing::error!("redis tier disabled: {e}");
                 let memory = memory.unwrap_or_else(|| {
                     Box::leak(Box::new(MemoryStore::new(
                         256 << 20,

@@ -19,6 +19,7 @@
 //! [`Secret`]s and never appear in a message.
 
 mod convert;
+mod defaults;
 mod diagnostic;
 mod env;
 pub mod model;

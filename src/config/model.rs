@@ -113,10 +113,9 @@ pub struct AccessLogConfig {
 }
 
 /// Access log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessFormat {
     /// One JSON object per line (default).
-    #[default]
     Json,
     /// Space-separated fields.
     Text,
@@ -245,10 +244,9 @@ pub enum JwtKey {
 }
 
 /// `tenant.jwt.on_invalid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnInvalid {
     /// Answer 401 (the default).
-    #[default]
     Reject,
     /// Forward to the origin uncached; the origin decides.
     Pass,
@@ -431,10 +429,9 @@ pub enum Freshness {
 
 /// What a cached route does with request headers that could change the
 /// origin's response but are not in the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnkeyedAction {
     /// Remove them from requests that use the cache, before the origin sees them (default).
-    #[default]
     Strip,
     /// Send a request carrying one past the cache, untouched.
     Bypass,
@@ -466,10 +463,9 @@ pub struct PerUserRule {
 }
 
 /// What to do with query parameters not in the allowlist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownQuery {
     /// Bypass the cache (the param may change the response). The default.
-    #[default]
     Bypass,
     /// Drop the param from the key.
     Ignore,
@@ -630,10 +626,9 @@ pub enum RedisTarget {
 }
 
 /// `purge.consistency`: when a purge is answered, with the Redis tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {
     /// Once Redis has it; other instances apply it within milliseconds (default).
-    #[default]
     Async,
     /// Once every live instance has applied it, or `purge.sync_timeout` passed.
     Sync,

@@ -2,9 +2,9 @@
 //!
 //! Almost every field is optional here, even required ones: whether a key is
 //! required, and every other rule, is checked in [`super::convert`], which
-//! reports all problems at once. Each field documents its default. The
-//! `rename` of each struct is the name used for it in messages ("unknown key
-//! \"tll\" in route").
+//! reports all problems at once. Each field documents its default (the values
+//! are in [`super::defaults`]). The `rename` of each struct is the name used
+//! for it in messages ("unknown key \"tll\" in route").
 
 use std::fmt;
 use std::marker::PhantomData;

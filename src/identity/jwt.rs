@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use parking_lot::RwLock;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -31,25 +31,6 @@ use super::{valid_id, Claims, IdentityError, MAX_WORKSPACES};
 use crate::config::{Jwt, JwtKey};
 use crate::jwt_keys::pem_key;
 pub use crate::jwt_keys::KeyError;
-
-/// Checks that `key` can verify tokens of `algorithms` (which the config has
-/// already checked to be one non-empty family). Used by config validation.
-///
-/// # Errors
-/// What is wrong with the key.
-pub fn check_key(algorithms: &[Algorithm], key: &JwtKey) -> Result<(), KeyError> {
-    crate::jwt_keys::check(algorithms, material(key))
-}
-
-/// The material of a configured key.
-pub(crate) fn material(key: &JwtKey) -> crate::jwt_keys::Material<'_> {
-    use crate::jwt_keys::Material;
-    match key {
-        JwtKey::Secret(_) => Material::Secret,
-        JwtKey::PublicKey { pem, .. } => Material::Pem(pem),
-        JwtKey::Jwks { initial, .. } => Material::Jwks(initial),
-    }
-}
 
 /// Most verifications remembered; past it, expired ones are dropped, then all.
 const REMEMBERED: usize = 16 * 1024;
@@ -275,7 +256,7 @@ pub fn claims(
 mod tests {
     use super::*;
     use crate::config::{OnInvalid, Secret};
-    use jsonwebtoken::{encode, EncodingKey, Header};
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     use serde_json::json;
     use std::time::Duration;
 

@@ -11,6 +11,17 @@ use serde_json::json;
 use super::*;
 use crate::config::{Jwt, JwtKey, OnInvalid, Secret};
 
+/// What config validation checks of a key: can it verify tokens of `algorithms`.
+fn check_key(algorithms: &[Algorithm], key: &JwtKey) -> Result<(), KeyError> {
+    use crate::jwt_keys::Material;
+    let material = match key {
+        JwtKey::Secret(_) => Material::Secret,
+        JwtKey::PublicKey { pem, .. } => Material::Pem(pem),
+        JwtKey::Jwks { initial, .. } => Material::Jwks(initial),
+    };
+    crate::jwt_keys::check(algorithms, material)
+}
+
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/jwt")

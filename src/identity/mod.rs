@@ -25,7 +25,7 @@ use std::sync::Arc;
 use http::HeaderName;
 use pingora_http::RequestHeader;
 
-pub use jwt::{check_key, JwtVerifier, KeyError};
+pub use jwt::{JwtVerifier, KeyError};
 
 use crate::config::Tenant;
 
@@ -154,11 +154,6 @@ impl Authenticator {
             workspace_header: header(&tenant.workspace),
             user_header: header(&tenant.user),
         }))
-    }
-
-    /// The token verifier.
-    pub fn verifier(&self) -> &JwtVerifier {
-        &self.verifier
     }
 
     /// Verifies the request's bearer token and checks the workspace it names

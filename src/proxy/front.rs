@@ -137,7 +137,7 @@ impl Front {
             Err(e) => {
                 // A read that failed or timed out: the proxy logs it and
                 // closes without answering.
-                log::error!("Fail to proxy: {e}, downstream session type: HTTP/1.1");
+                tracing::error!("Fail to proxy: {e}, downstream session type: HTTP/1.1");
                 session.shutdown().await;
                 return None;
             }

@@ -8,7 +8,7 @@
 //! [`Purger`] is the single entry point: with the Redis tier it also sends
 //! the purge to every other instance (`shared::fanout`).
 
-pub mod events;
+internal_mods!(events);
 pub mod signature;
 pub mod writes;
 
@@ -111,12 +111,12 @@ impl Purger {
             Some(fanout) => match fanout.purge_all().await {
                 Ok((generation, report)) => (generation, Some(report), None),
                 Err(e) => {
-                    log::warn!("{e}");
+                    tracing::warn!("{e}");
                     (e.generation, None, Some(e.reason))
                 }
             },
         };
-        log::info!("purged every entry (epoch {epoch})");
+        tracing::info!("purged every entry (epoch {epoch})");
         self.report("all", 0, false, start, epoch, shared, not_shared)
     }
 
@@ -135,7 +135,7 @@ impl Purger {
             Some(fanout) => match fanout.purge(hashes, soft).await {
                 Ok((generation, report)) => (generation, Some(report), None),
                 Err(e) => {
-                    log::warn!("{e}");
+                    tracing::warn!("{e}");
                     (e.generation, None, Some(e.reason))
                 }
             },

@@ -508,17 +508,17 @@ impl Shared {
         match &result {
             Ok(_) => {
                 if self.breaker.success() {
-                    log::info!("redis is reachable again: circuit breaker closed");
+                    tracing::info!("redis is reachable again: circuit breaker closed");
                     self.sync_breaker_gauge();
                 }
             }
             Err(e) => {
                 self.metrics.errors.with_label_values(&[op]).inc();
                 if self.breaker.failure() {
-                    log::warn!("redis {op} failed ({e}): circuit breaker open");
+                    tracing::warn!("redis {op} failed ({e}): circuit breaker open");
                     self.sync_breaker_gauge();
                 } else {
-                    log::debug!("redis {op} failed: {e}");
+                    tracing::debug!("redis {op} failed: {e}");
                 }
             }
         }

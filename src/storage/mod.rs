@@ -9,13 +9,11 @@
 //! values in the [`envelope`] format) and [`TieredStore`] (L1 then L2, with
 //! promotion). Either tier works alone.
 
-pub mod envelope;
-pub mod hit;
 pub mod memory;
 pub mod redis;
-pub mod servable;
 pub mod tiered;
-pub mod wire;
+
+internal_mods!(envelope, hit, servable, wire);
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

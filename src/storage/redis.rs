@@ -93,7 +93,7 @@ impl RedisStore {
                     .l2
                     .with_label_values(&["rejected"])
                     .inc();
-                log::debug!("ignored an unreadable redis entry: {e}");
+                tracing::debug!("ignored an unreadable redis entry: {e}");
                 None
             }
         }
@@ -183,7 +183,7 @@ impl RedisStore {
             match EnvelopeWriter::new(meta, self.compress_above, hint) {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    log::debug!("entry not stored in redis: {e}");
+                    tracing::debug!("entry not stored in redis: {e}");
                     None
                 }
             }

@@ -41,14 +41,33 @@ routes:
 }
 
 fn run(config: &std::path::Path) -> Child {
+    run_logging(config, "warn")
+}
+
+/// `tagcache run` with its process log at `level` (`RUST_LOG` unset, so that
+/// the level applies), stderr piped.
+fn run_logging(config: &std::path::Path, level: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tagcache"))
         .args(["run", "-c"])
         .arg(config)
-        .env("TAGCACHE_LOG", "warn")
+        .env_remove("RUST_LOG")
+        .env("TAGCACHE_LOG", level)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start tagcache")
+}
+
+/// Everything the exited `child` wrote to its piped stderr.
+fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
 }
 
 /// Waits up to `limit` for the process to exit; its exit code and how long it took.
@@ -94,13 +113,7 @@ fn a_taken_admin_port_ends_the_process_at_once_naming_the_address() {
         exit_within(&mut child, Duration::from_secs(5)).expect("still running with a taken port");
     assert_ne!(code, 0);
     assert!(took < Duration::from_secs(5));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     assert!(err.contains(&format!("127.0.0.1:{admin}")), "{err}");
     drop(taken);
 }
@@ -294,4 +307,25 @@ fn a_binary_upgrade_hands_the_sockets_over_without_a_failed_request() {
     );
     signal(&new, "TERM");
     assert!(exit_within(&mut new, Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn pingora_log_records_and_tagcache_events_reach_the_same_log() {
+    // Pingora logs through the `log` crate and tagcache through `tracing`:
+    // the subscriber's bridge must carry both to stderr.
+    let origin = Origin::start();
+    let (listen, admin) = (free_port(), free_port());
+    let mut child = run_logging(&config(listen, admin, &origin.addr.to_string()), "info");
+    wait_for_port(listen);
+    signal(&child, "TERM");
+    exit_within(&mut child, Duration::from_secs(5)).expect("idle SIGTERM waited");
+    let err = stderr_of(&mut child);
+    assert!(
+        err.contains("pingora_core::server: Server starting"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tagcache::cli::run: tagcache started"),
+        "{err}"
+    );
 }

@@ -3,9 +3,6 @@
 
 use super::*;
 
-/// `max_ttl` when an origin-mode route gives none.
-const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
-
 /// The fields of a route that say where its freshness comes from.
 pub(super) struct FreshnessFields<'a> {
     pub freshness: Option<raw::Freshness>,
@@ -34,7 +31,7 @@ impl Cx<'_> {
                     );
                 }
             }
-            let ttl = self.positive_duration(raw.ttl, Duration::from_secs(1), "ttl");
+            let ttl = self.positive_duration(raw.ttl, defaults::ROUTE_TTL, "ttl");
             return (ttl, crate::config::Freshness::Config);
         }
         if let Some(ttl) = raw.ttl {
@@ -47,10 +44,10 @@ impl Cx<'_> {
                 ),
             );
         }
-        let max_ttl = self.positive_duration(raw.max_ttl, DEFAULT_MAX_TTL, "max_ttl");
+        let max_ttl = self.positive_duration(raw.max_ttl, defaults::ROUTE_MAX_TTL, "max_ttl");
         let default_ttl = raw
             .default_ttl
-            .map(|d| self.positive_duration(Some(d), Duration::from_secs(1), "default_ttl"));
+            .map(|d| self.positive_duration(Some(d), defaults::ROUTE_DEFAULT_TTL, "default_ttl"));
         (
             max_ttl,
             crate::config::Freshness::Origin {

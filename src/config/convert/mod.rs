@@ -6,11 +6,12 @@
 //! is only handed out when the report has no errors.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::HeaderName;
 
+use super::defaults;
 use super::diagnostic::{did_you_mean, nearest, Pos, Report};
 use super::model::{
     AccessFormat, AccessLogConfig, Admin, BypassCondition, BypassRule, Coalescing, Config,
@@ -31,31 +32,6 @@ mod server;
 mod storage;
 mod tenant;
 
-const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
-const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
-const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9091);
-const DEFAULT_MEMORY_SIZE: usize = 256 << 20;
-const DEFAULT_MAX_OBJECT_SIZE: usize = 8 << 20;
-const DEFAULT_ADMIN_MAX_BODY: usize = 1 << 20;
-const DEFAULT_LEGACY_PATH: &str = "/purge/legacy";
-const DEFAULT_LEGACY_TAG: &str = "board:{workspace_id}:{board_id}";
-
-/// Request headers that change many origins' responses without being part of
-/// the URL: the default `unkeyed_header_names`.
-pub(crate) const DEFAULT_UNKEYED_HEADERS: [&str; 10] = [
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-scheme",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "forwarded",
-    "x-host",
-];
-const DEFAULT_MAX_HEADER_SIZE: usize = 32 << 10;
-
 /// Whether two listeners would bind the same port on a common address.
 fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0
@@ -71,12 +47,12 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
     let raw = raw.value;
     let mut cx = Cx { report };
 
-    let listen = cx.socket_addr(raw.listen.as_ref(), DEFAULT_LISTEN, "listen");
+    let listen = cx.socket_addr(raw.listen.as_ref(), defaults::LISTEN, "listen");
     let upstream = cx.upstream(raw.upstream, root);
     let admin = cx.admin(raw.admin, listen);
     let storage = cx.storage(raw.storage);
     let tenant = cx.tenant(raw.tenant);
-    let unkeyed_default = unkeyed_action(raw.unkeyed_headers).unwrap_or_default();
+    let unkeyed_default = unkeyed_action(raw.unkeyed_headers).unwrap_or(defaults::UNKEYED_ACTION);
     let unkeyed_headers = cx.unkeyed_header_names(raw.unkeyed_header_names);
     let debug_headers = cx.debug_headers(raw.debug_headers, raw.debug_headers_force, listen);
 

@@ -60,7 +60,7 @@ impl Cx<'_> {
     pub(super) fn purge(&mut self, raw: Option<Spanned<raw::Purge>>, has_redis: bool) -> Purge {
         let raw = raw.map(|r| r.value).unwrap_or_default();
         let consistency = match &raw.consistency {
-            None => Consistency::Async,
+            None => defaults::PURGE_CONSISTENCY,
             Some(field) => {
                 if field.value == raw::Consistency::Sync && !has_redis {
                     self.report.warning(
@@ -79,20 +79,17 @@ impl Cx<'_> {
         };
         let sync_timeout = self.positive_duration(
             raw.sync_timeout.as_ref(),
-            Duration::from_secs(2),
+            defaults::PURGE_SYNC_TIMEOUT,
             "purge.sync_timeout",
         );
         let tag_headers = match raw.tag_headers {
-            None => vec![
-                TagHeader {
-                    name: HeaderName::from_static("surrogate-key"),
-                    separator: ' ',
-                },
-                TagHeader {
-                    name: HeaderName::from_static("cache-tag"),
-                    separator: ',',
-                },
-            ],
+            None => defaults::TAG_HEADERS
+                .iter()
+                .map(|&(name, separator)| TagHeader {
+                    name: HeaderName::from_static(name),
+                    separator,
+                })
+                .collect(),
             Some(headers) => headers
                 .into_iter()
                 .filter_map(|h| self.tag_header(h))
@@ -103,15 +100,15 @@ impl Cx<'_> {
                 self.error(
                     field.pos,
                     format!("purge.legacy_path {:?} must start with \"/\"", field.value),
-                    Some(format!("e.g. {DEFAULT_LEGACY_PATH:?}")),
+                    Some(format!("e.g. {:?}", defaults::LEGACY_PATH)),
                 );
-                DEFAULT_LEGACY_PATH.to_string()
+                defaults::LEGACY_PATH.to_string()
             }
             Some(field) => field.value,
-            None => DEFAULT_LEGACY_PATH.to_string(),
+            None => defaults::LEGACY_PATH.to_string(),
         };
         let legacy_tags = match raw.legacy_tags {
-            None => template::parse(DEFAULT_LEGACY_TAG)
+            None => template::parse(defaults::LEGACY_TAG)
                 .into_iter()
                 .map(|t| LegacyRule {
                     alternatives: vec![t],
@@ -139,7 +136,7 @@ impl Cx<'_> {
             &[("header", value.header.is_some(), "header: Surrogate-Key")],
         );
         let separator = match &value.separator {
-            None => ' ',
+            None => defaults::TAG_SEPARATOR,
             Some(field) if field.value == " " => ' ',
             Some(field) if field.value == "," => ',',
             Some(field) => {

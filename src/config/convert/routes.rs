@@ -9,7 +9,7 @@ impl Cx<'_> {
         raw: Option<Spanned<Vec<Spanned<String>>>>,
     ) -> Vec<HeaderName> {
         let Some(list) = raw else {
-            return DEFAULT_UNKEYED_HEADERS
+            return defaults::UNKEYED_HEADER_NAMES
                 .iter()
                 .map(|h| HeaderName::from_static(h))
                 .collect();
@@ -87,9 +87,12 @@ impl Cx<'_> {
             },
             &label,
         );
-        let stale_while_revalidate =
-            self.duration(raw.stale_while_revalidate.as_ref(), Duration::ZERO);
-        let stale_if_error = self.duration(raw.stale_if_error.as_ref(), Duration::ZERO);
+        let stale_while_revalidate = self.duration(
+            raw.stale_while_revalidate.as_ref(),
+            defaults::ROUTE_STALE_WHILE_REVALIDATE,
+        );
+        let stale_if_error =
+            self.duration(raw.stale_if_error.as_ref(), defaults::ROUTE_STALE_IF_ERROR);
 
         let key_pos = raw.key.as_ref().map(|k| k.pos);
         let key = raw.key.map(|k| k.value).unwrap_or_default();
@@ -173,7 +176,8 @@ impl Cx<'_> {
                 self.require_user(&scope, field.pos, "key.per_user");
                 true
             }
-            _ => false,
+            Some(_) => false,
+            None => defaults::PER_USER,
         };
 
         let bypass_when = raw
@@ -188,7 +192,7 @@ impl Cx<'_> {
             .collect();
         let statuses = match (&freshness, &raw.statuses) {
             (crate::config::Freshness::Origin { .. }, None) => {
-                crate::config::ORIGIN_STATUSES.to_vec()
+                defaults::ORIGIN_ROUTE_STATUSES.to_vec()
             }
             _ => self.statuses(raw.statuses, &label),
         };
@@ -211,12 +215,15 @@ impl Cx<'_> {
             },
             unknown_query: match raw.unknown_query {
                 Some(raw::UnknownQuery::Ignore) => UnknownQuery::Ignore,
-                Some(raw::UnknownQuery::Bypass) | None => UnknownQuery::Bypass,
+                Some(raw::UnknownQuery::Bypass) => UnknownQuery::Bypass,
+                None => defaults::UNKNOWN_QUERY,
             },
             bypass_when,
             tags,
             statuses,
-            honor_client_no_cache: raw.honor_client_no_cache.unwrap_or(true),
+            honor_client_no_cache: raw
+                .honor_client_no_cache
+                .unwrap_or(defaults::HONOR_CLIENT_NO_CACHE),
             unkeyed_headers: unkeyed_action(raw.unkeyed_headers).unwrap_or(unkeyed_default),
             vary,
             key_fingerprint: [0; 8],
@@ -420,15 +427,18 @@ impl Cx<'_> {
 
     fn statuses(&mut self, raw: Option<Spanned<Vec<Spanned<i64>>>>, label: &str) -> Vec<u16> {
         let Some(Spanned { value, pos }) = raw else {
-            return vec![200];
+            return defaults::ROUTE_STATUSES.to_vec();
         };
         if value.is_empty() {
             self.error(
                 pos,
                 format!("statuses of {label} is empty: nothing would be stored"),
-                Some("remove it for the default [200]".to_string()),
+                Some(format!(
+                    "remove it for the default {:?}",
+                    defaults::ROUTE_STATUSES
+                )),
             );
-            return vec![200];
+            return defaults::ROUTE_STATUSES.to_vec();
         }
         let mut statuses = Vec::new();
         for status in value {

@@ -17,13 +17,13 @@ impl Cx<'_> {
             );
             return Upstream {
                 address: String::new(),
-                tls: false,
+                tls: defaults::UPSTREAM_TLS,
                 sni: String::new(),
-                connect_timeout: Duration::from_secs(2),
-                read_timeout: Duration::from_secs(30),
-                write_timeout: Duration::from_secs(30),
-                idle_timeout: Duration::from_secs(60),
-                retries: 1,
+                connect_timeout: defaults::UPSTREAM_CONNECT_TIMEOUT,
+                read_timeout: defaults::UPSTREAM_READ_TIMEOUT,
+                write_timeout: defaults::UPSTREAM_WRITE_TIMEOUT,
+                idle_timeout: defaults::UPSTREAM_IDLE_TIMEOUT,
+                retries: defaults::UPSTREAM_RETRIES,
             };
         };
         self.missing_keys(
@@ -66,52 +66,59 @@ impl Cx<'_> {
         };
         Upstream {
             address,
-            tls: raw.tls.unwrap_or(false),
+            tls: raw.tls.unwrap_or(defaults::UPSTREAM_TLS),
             sni,
             connect_timeout: self.positive_duration(
                 raw.connect_timeout.as_ref(),
-                Duration::from_secs(2),
+                defaults::UPSTREAM_CONNECT_TIMEOUT,
                 "connect_timeout",
             ),
             read_timeout: self.positive_duration(
                 raw.read_timeout.as_ref(),
-                Duration::from_secs(30),
+                defaults::UPSTREAM_READ_TIMEOUT,
                 "read_timeout",
             ),
             write_timeout: self.positive_duration(
                 raw.write_timeout.as_ref(),
-                Duration::from_secs(30),
+                defaults::UPSTREAM_WRITE_TIMEOUT,
                 "write_timeout",
             ),
             idle_timeout: self.positive_duration(
                 raw.idle_timeout.as_ref(),
-                Duration::from_secs(60),
+                defaults::UPSTREAM_IDLE_TIMEOUT,
                 "idle_timeout",
             ),
             retries: match &raw.retries {
-                Some(field) if field.value > 1 => {
+                Some(field) if field.value > usize::from(defaults::UPSTREAM_RETRIES) => {
                     self.error(
                         field.pos,
-                        format!("upstream.retries is {}, at most 1", field.value),
+                        format!(
+                            "upstream.retries is {}, at most {}",
+                            field.value,
+                            defaults::UPSTREAM_RETRIES
+                        ),
                         Some(
                             "a failed request is retried at most once, on a new connection"
                                 .to_string(),
                         ),
                     );
-                    1
+                    defaults::UPSTREAM_RETRIES
                 }
                 Some(field) => field.value as u8,
-                None => 1,
+                None => defaults::UPSTREAM_RETRIES,
             },
         }
     }
 
     pub(super) fn admin(&mut self, raw: Option<Spanned<raw::Admin>>, proxy: SocketAddr) -> Admin {
         let raw = raw.map(|r| r.value).unwrap_or_default();
-        let listen = self.socket_addr(raw.listen.as_ref(), DEFAULT_ADMIN_LISTEN, "admin listen");
+        let listen = self.socket_addr(raw.listen.as_ref(), defaults::ADMIN_LISTEN, "admin listen");
         let metrics_listen = raw.metrics_listen.as_ref().map(|field| {
-            let addr =
-                self.socket_addr(Some(field), DEFAULT_METRICS_LISTEN, "admin.metrics_listen");
+            let addr = self.socket_addr(
+                Some(field),
+                defaults::METRICS_LISTEN,
+                "admin.metrics_listen",
+            );
             for (other, name) in [(proxy, "listen"), (listen, "admin.listen")] {
                 if same_socket(addr, other) {
                     self.error(
@@ -120,7 +127,7 @@ impl Cx<'_> {
                         Some(format!(
                             "use another port, e.g. \"{}:{}\"",
                             addr.ip(),
-                            DEFAULT_METRICS_LISTEN.port()
+                            defaults::METRICS_LISTEN.port()
                         )),
                     );
                 }
@@ -147,7 +154,7 @@ impl Cx<'_> {
             token,
             max_body: self.size(
                 raw.max_body.as_ref(),
-                DEFAULT_ADMIN_MAX_BODY,
+                defaults::ADMIN_MAX_BODY,
                 "admin.max_body",
             ),
             webhook_secret,
@@ -163,9 +170,12 @@ impl Cx<'_> {
         listen: SocketAddr,
     ) -> bool {
         let Some(field) = raw else {
-            return false;
+            return defaults::DEBUG_HEADERS;
         };
-        if field.value && !listen.ip().is_loopback() && force != Some(true) {
+        if field.value
+            && !listen.ip().is_loopback()
+            && !force.unwrap_or(defaults::DEBUG_HEADERS_FORCE)
+        {
             self.error(
                 field.pos,
                 format!("debug_headers exposes cache keys (workspaces, users, query) to every client, and listen {listen} is reachable from other hosts"),
@@ -188,10 +198,10 @@ impl Cx<'_> {
                 }
                 field.value
             }
-            None => "info".to_string(),
+            None => defaults::LOG_LEVEL.to_string(),
         };
         let access = raw.access.map(|a| a.value).and_then(|a| {
-            if a.enabled == Some(false) {
+            if !a.enabled.unwrap_or(defaults::ACCESS_LOG_ENABLED) {
                 return None;
             }
             let path = a
@@ -214,50 +224,54 @@ impl Cx<'_> {
             Some(AccessLogConfig {
                 format: match a.format {
                     Some(raw::AccessFormat::Text) => AccessFormat::Text,
-                    Some(raw::AccessFormat::Json) | None => AccessFormat::Json,
+                    Some(raw::AccessFormat::Json) => AccessFormat::Json,
+                    None => defaults::ACCESS_LOG_FORMAT,
                 },
                 path,
-                query: a.query.unwrap_or(true),
+                query: a.query.unwrap_or(defaults::ACCESS_LOG_QUERY),
                 max_size,
             })
         });
         Log {
             level,
-            hash_identities: raw.hash_identities.unwrap_or(false),
+            hash_identities: raw.hash_identities.unwrap_or(defaults::LOG_HASH_IDENTITIES),
             access,
         }
     }
 
     pub(super) fn server(&mut self, raw: Option<Spanned<raw::Server>>) -> Server {
         let raw = raw.map(|r| r.value).unwrap_or_default();
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         Server {
-            threads: self.count(raw.threads.as_ref(), cpus, "server.threads"),
-            grace_period: self.duration(raw.grace_period.as_ref(), Duration::from_secs(10)),
+            threads: self.count(
+                raw.threads.as_ref(),
+                defaults::server_threads(),
+                "server.threads",
+            ),
+            grace_period: self.duration(raw.grace_period.as_ref(), defaults::GRACE_PERIOD),
             write_buffer: self.write_buffer(raw.write_buffer.as_ref()),
             upgrade_sock: raw
                 .upgrade_sock
                 .map(|s| s.value.trim().to_string())
                 .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "/tmp/tagcache-upgrade.sock".to_string()),
+                .unwrap_or_else(|| defaults::UPGRADE_SOCK.to_string()),
         }
     }
 
     /// `server.write_buffer`: between 1 KiB and 1 MiB (every client connection
     /// holds one).
     fn write_buffer(&mut self, field: Option<&Spanned<String>>) -> usize {
-        const DEFAULT: usize = 32 << 10;
-        let size = self.size(field, DEFAULT, "server.write_buffer");
+        let size = self.size(field, defaults::WRITE_BUFFER, "server.write_buffer");
         match field {
             Some(field) if !(1 << 10..=1 << 20).contains(&size) => {
                 self.error(
                     field.pos,
                     "server.write_buffer must be between 1KiB and 1MiB".to_string(),
-                    Some(
-                        "every client connection holds one; 32KiB fits most cached answers".into(),
-                    ),
+                    Some(format!(
+                        "every client connection holds one; {} fits most cached answers",
+                        defaults::size_text(defaults::WRITE_BUFFER)
+                    )),
                 );
-                DEFAULT
+                defaults::WRITE_BUFFER
             }
             _ => size,
         }
@@ -266,16 +280,18 @@ impl Cx<'_> {
     pub(super) fn coalescing(&mut self, raw: Option<Spanned<raw::Coalescing>>) -> Coalescing {
         let raw = raw.map(|r| r.value).unwrap_or_default();
         Coalescing {
-            enabled: raw.enabled.unwrap_or(true),
-            across_instances: raw.across_instances.unwrap_or(true),
+            enabled: raw.enabled.unwrap_or(defaults::COALESCING_ENABLED),
+            across_instances: raw
+                .across_instances
+                .unwrap_or(defaults::COALESCING_ACROSS_INSTANCES),
             wait_timeout: self.positive_duration(
                 raw.wait_timeout.as_ref(),
-                Duration::from_secs(10),
+                defaults::COALESCING_WAIT_TIMEOUT,
                 "coalescing.wait_timeout",
             ),
             lock_lease: self.positive_duration(
                 raw.lock_lease.as_ref(),
-                Duration::from_secs(1),
+                defaults::COALESCING_LOCK_LEASE,
                 "coalescing.lock_lease",
             ),
         }
@@ -293,10 +309,10 @@ impl Cx<'_> {
                     ),
                     Some("each workspace adds seven series to every scrape".to_string()),
                 );
-                0
+                defaults::WORKSPACE_LABELS
             }
             Some(field) => field.value,
-            None => 0,
+            None => defaults::WORKSPACE_LABELS,
         };
         MetricsConfig { workspace_labels }
     }
@@ -304,15 +320,19 @@ impl Cx<'_> {
     pub(super) fn limits(&mut self, raw: Option<Spanned<raw::Limits>>) -> Limits {
         let raw = raw.map(|r| r.value).unwrap_or_default();
         Limits {
-            max_uri_len: self.count(raw.max_uri_len.as_ref(), 8192, "limits.max_uri_len"),
+            max_uri_len: self.count(
+                raw.max_uri_len.as_ref(),
+                defaults::MAX_URI_LEN,
+                "limits.max_uri_len",
+            ),
             max_query_params: self.count(
                 raw.max_query_params.as_ref(),
-                64,
+                defaults::MAX_QUERY_PARAMS,
                 "limits.max_query_params",
             ),
             max_header_size: self.size(
                 raw.max_header_size.as_ref(),
-                DEFAULT_MAX_HEADER_SIZE,
+                defaults::MAX_HEADER_SIZE,
                 "limits.max_header_size",
             ),
         }

@@ -7,8 +7,8 @@ impl Cx<'_> {
         let Some(Spanned { value: raw, pos }) = raw else {
             return Storage {
                 memory: Some(MemoryStorage {
-                    max_size: DEFAULT_MEMORY_SIZE,
-                    max_object_size: DEFAULT_MAX_OBJECT_SIZE,
+                    max_size: defaults::MEMORY_MAX_SIZE,
+                    max_object_size: defaults::MAX_OBJECT_SIZE,
                     per_workspace_max: None,
                 }),
                 redis: None,
@@ -30,10 +30,10 @@ impl Cx<'_> {
             self.error(
                 pos,
                 "storage has no tier: nothing could be cached",
-                Some(
-                    "add memory: { max_size: 256MiB }, or remove storage for that default"
-                        .to_string(),
-                ),
+                Some(format!(
+                    "add memory: {{ max_size: {} }}, or remove storage for that default",
+                    defaults::size_text(defaults::MEMORY_MAX_SIZE)
+                )),
             );
             return Storage {
                 memory: None,
@@ -45,10 +45,14 @@ impl Cx<'_> {
             "storage.memory",
             &[("max_size", memory.max_size.is_some(), "max_size: 256MiB")],
         );
-        let max_size = self.size(memory.max_size.as_ref(), DEFAULT_MEMORY_SIZE, "max_size");
+        let max_size = self.size(
+            memory.max_size.as_ref(),
+            defaults::MEMORY_MAX_SIZE,
+            "max_size",
+        );
         let max_object_size = match &memory.max_object_size {
             Some(field) => {
-                let size = self.size(Some(field), DEFAULT_MAX_OBJECT_SIZE, "max_object_size");
+                let size = self.size(Some(field), defaults::MAX_OBJECT_SIZE, "max_object_size");
                 if size > max_size {
                     self.error(
                         field.pos,
@@ -59,7 +63,7 @@ impl Cx<'_> {
                 size
             }
             // The default never exceeds the store itself.
-            None => DEFAULT_MAX_OBJECT_SIZE.min(max_size),
+            None => defaults::MAX_OBJECT_SIZE.min(max_size),
         };
         let per_workspace_max = memory.per_workspace_max.as_ref().map(|field| {
             let size = self.size(Some(field), max_size, "per_workspace_max");
@@ -159,7 +163,7 @@ impl Cx<'_> {
             }
         };
         let prefix = match raw.prefix {
-            None => "tagcache".to_string(),
+            None => defaults::REDIS_PREFIX.to_string(),
             Some(field) => {
                 let p = field.value.trim();
                 let valid = !p.is_empty()
@@ -182,38 +186,38 @@ impl Cx<'_> {
         };
         let timeout = self.positive_duration(
             raw.timeout.as_ref(),
-            Duration::from_millis(25),
+            defaults::REDIS_TIMEOUT,
             "storage.redis.timeout",
         );
         let connect_timeout = self.positive_duration(
             raw.connect_timeout.as_ref(),
-            Duration::from_secs(1),
+            defaults::REDIS_CONNECT_TIMEOUT,
             "storage.redis.connect_timeout",
         );
         let compress_above = self.size(
             raw.compress_above.as_ref(),
-            4 << 10,
+            defaults::REDIS_COMPRESS_ABOVE,
             "storage.redis.compress_above",
         );
         let max_object_size = self.size(
             raw.max_object_size.as_ref(),
-            memory_max_object.unwrap_or(DEFAULT_MAX_OBJECT_SIZE),
+            memory_max_object.unwrap_or(defaults::MAX_OBJECT_SIZE),
             "storage.redis.max_object_size",
         );
         let breaker = raw.breaker.map(|b| b.value).unwrap_or_default();
         let breaker_failures = self.count(
             breaker.failures.as_ref(),
-            5,
+            defaults::REDIS_BREAKER_FAILURES,
             "storage.redis.breaker.failures",
         );
         let probe_interval = self.positive_duration(
             breaker.probe_interval.as_ref(),
-            Duration::from_secs(1),
+            defaults::REDIS_BREAKER_PROBE_INTERVAL,
             "storage.redis.breaker.probe_interval",
         );
         let heartbeat = self.positive_duration(
             raw.heartbeat.as_ref(),
-            Duration::from_secs(1),
+            defaults::REDIS_HEARTBEAT,
             "storage.redis.heartbeat",
         );
         Some(RedisStorage {

@@ -113,9 +113,15 @@ impl Cx<'_> {
             raw.workspace,
             "tenant.workspace",
             "claim: workspace_id",
-            "x-workspace-id",
+            defaults::JWT_WORKSPACE_HEADER,
         );
-        let user = identity(self, raw.user, "tenant.user", "claim: sub", "x-user-id");
+        let user = identity(
+            self,
+            raw.user,
+            "tenant.user",
+            "claim: sub",
+            defaults::JWT_USER_HEADER,
+        );
         if workspace.is_none() {
             self.error(
                 pos,
@@ -130,10 +136,10 @@ impl Cx<'_> {
                     "tenant.workspace_param is empty",
                     Some("e.g. workspace_param: workspace_id".to_string()),
                 );
-                "workspace_id".to_string()
+                defaults::WORKSPACE_PARAM.to_string()
             }
             Some(field) => field.value.trim().to_string(),
-            None => "workspace_id".to_string(),
+            None => defaults::WORKSPACE_PARAM.to_string(),
         };
         let (workspace_claim, workspace_header) = workspace.unwrap_or((None, None));
         let (user_claim, user_header) = match user {
@@ -272,7 +278,7 @@ impl Cx<'_> {
             };
         let reload_interval = self.positive_duration(
             raw.reload_interval.as_ref(),
-            Duration::from_secs(60),
+            defaults::JWT_RELOAD_INTERVAL,
             "tenant.jwt.reload_interval",
         );
         if let (Some(field), None) = (&raw.reload_interval, &raw.jwks_file) {
@@ -369,7 +375,7 @@ impl Cx<'_> {
             };
         let issuer = list(self, raw.issuer, "issuer");
         let audience = list(self, raw.audience, "audience");
-        let leeway = self.duration(raw.leeway.as_ref(), Duration::from_secs(30));
+        let leeway = self.duration(raw.leeway.as_ref(), defaults::JWT_LEEWAY);
         if let Some(field) = &raw.leeway {
             if leeway > MAX_LEEWAY {
                 self.error(
@@ -384,7 +390,8 @@ impl Cx<'_> {
         }
         let on_invalid = match raw.on_invalid {
             Some(raw::OnInvalid::Pass) => OnInvalid::Pass,
-            Some(raw::OnInvalid::Reject) | None => OnInvalid::Reject,
+            Some(raw::OnInvalid::Reject) => OnInvalid::Reject,
+            None => defaults::JWT_ON_INVALID,
         };
         let key = key.filter(|_| ok)?;
         Some(Jwt {

@@ -92,7 +92,7 @@ impl Fanout {
                         .inc();
                 }
             }
-            None => log::debug!("ignored a malformed purge message"),
+            None => tracing::debug!("ignored a malformed purge message"),
         }
     }
 
@@ -146,7 +146,7 @@ impl Fanout {
         let epoch = u64::try_from(epoch).unwrap_or(0);
         let floor = u64::try_from(floor).unwrap_or(0);
         if lost {
-            log::warn!(
+            tracing::warn!(
                 "redis lost its purge state: every entry born before epoch {floor} is purged"
             );
             self.shared
@@ -303,7 +303,7 @@ impl Fanout {
                 let started = Instant::now();
                 match self.resync().await {
                     Ok(()) => self.lease.replayed(started),
-                    Err(e) => log::debug!("purge replay after joining failed: {e}"),
+                    Err(e) => tracing::debug!("purge replay after joining failed: {e}"),
                 }
             }
             if self.state.lock().known_id.is_some() {
@@ -346,7 +346,7 @@ impl Fanout {
             // Messages published from now on are buffered in `stream` while we replay.
             let started = Instant::now();
             if let Err(e) = self.resync().await {
-                log::debug!("purge resync failed: {e}");
+                tracing::debug!("purge resync failed: {e}");
                 tokio::select! {
                     _ = self.stop.notified() => return,
                     _ = tokio::time::sleep(hb.min(Duration::from_millis(500))) => {}

@@ -243,7 +243,7 @@ impl Fanout {
         let suspect = suspect || self.halted.load(std::sync::atomic::Ordering::SeqCst);
         match (suspect, since.is_some()) {
             (true, false) => {
-                log::warn!("purge subscription lost: serving only entries younger than the resync window until it is back");
+                tracing::warn!("purge subscription lost: serving only entries younger than the resync window until it is back");
                 *since = Some(Instant::now());
             }
             (false, true) => *since = None,

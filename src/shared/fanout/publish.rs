@@ -286,9 +286,9 @@ impl Fanout {
                     outbox.overflow = false;
                     outbox.hard.clear();
                     outbox.soft.clear();
-                    log::info!("sent the purge of everything made while redis was unreachable");
+                    tracing::info!("sent the purge of everything made while redis was unreachable");
                 }
-                Err(e) => log::debug!("outbox not sent yet: {e}"),
+                Err(e) => tracing::debug!("outbox not sent yet: {e}"),
             }
             return;
         }
@@ -323,13 +323,13 @@ impl Fanout {
                     for t in &tags {
                         set.remove(t);
                     }
-                    log::info!(
+                    tracing::info!(
                         "sent {} tags purged while redis was unreachable",
                         tags.len()
                     );
                 }
                 Err(e) => {
-                    log::debug!("outbox not sent yet: {e}");
+                    tracing::debug!("outbox not sent yet: {e}");
                     return;
                 }
             }

@@ -161,7 +161,6 @@ impl MemoryHit {
 pub(super) struct Entry {
     /// The full 128-bit key, checked on every read: TinyUFO indexes by a 64-bit hash of it.
     pub(super) key: u128,
-    pub(super) generation: u64,
     pub(super) meta: EntryMeta,
     pub(super) body: Bytes,
     pub(super) dead_at: Option<SystemTime>,
@@ -170,12 +169,11 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    pub(super) fn new(key: u128, generation: u64, meta: EntryMeta, body: Bytes) -> Self {
+    pub(super) fn new(key: u128, meta: EntryMeta, body: Bytes) -> Self {
         let dead_at = meta.dead_at();
         let weight = meta.weight() + body.len();
         Entry {
             key,
-            generation,
             meta,
             body,
             dead_at,
@@ -185,11 +183,6 @@ impl Entry {
 
     pub(super) fn is_dead(&self, now: SystemTime) -> bool {
         self.dead_at.is_some_and(|dead_at| now > dead_at)
-    }
-
-    /// Whether this entry is in the gauges: it belongs to the store's current generation.
-    pub(super) fn is_counted(&self, generation: u64) -> bool {
-        self.generation == generation
     }
 }
 

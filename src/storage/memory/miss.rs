@@ -18,7 +18,6 @@ use super::store::*;
 pub(super) struct MemoryMissHandler {
     pub(super) store: &'static MemoryStore,
     pub(super) key: u128,
-    pub(super) generation: u64,
     pub(super) meta: EntryMeta,
     pub(super) chunks: Vec<Bytes>,
     pub(super) len: usize,
@@ -45,7 +44,6 @@ impl HandleMiss for MemoryMissHandler {
         let MemoryMissHandler {
             store,
             key,
-            generation,
             meta,
             chunks,
             len,
@@ -62,7 +60,7 @@ impl HandleMiss for MemoryMissHandler {
         for chunk in &chunks {
             body.extend_from_slice(chunk);
         }
-        let entry = Entry::new(key, generation, meta, Bytes::from(body));
+        let entry = Entry::new(key, meta, Bytes::from(body));
         let weight = entry.weight;
         Ok(MissFinishType::Created(if store.admit(entry) {
             weight

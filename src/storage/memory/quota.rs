@@ -121,13 +121,8 @@ impl MemoryStore {
             self.quota_refused.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let generation = self.current_generation();
         let freed = match previous {
-            Some(Some(old))
-                if old.is_counted(generation) && workspace_of(old).is_some_and(|w| w == ws) =>
-            {
-                old.weight
-            }
+            Some(Some(old)) if workspace_of(old).is_some_and(|w| w == ws) => old.weight,
             _ => 0,
         };
         loop {

@@ -25,7 +25,7 @@ use super::quota::*;
 /// Counters and gauges of a [`MemoryStore`], read with [`MemoryStore::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryStats {
-    /// Entries currently stored (tombstones and cleared entries are not counted).
+    /// Entries currently stored (tombstones are not counted).
     pub entries: usize,
     /// Bytes charged for the stored entries: headers, body, [`EntryInfo`] and overheads.
     /// Never above the configured `max_size`.
@@ -61,8 +61,6 @@ pub struct MemoryStore {
     /// TinyUFO's weight limit, in units.
     pub(super) limit_units: usize,
     pub(super) tombstone_units: u16,
-    /// Bumped by [`MemoryStore::clear`]; entries of an older generation are invisible.
-    pub(super) generation: AtomicU64,
     pub(super) entries: AtomicUsize,
     pub(super) bytes: AtomicUsize,
     pub(super) evictions: AtomicU64,
@@ -100,7 +98,6 @@ impl MemoryStore {
             limit_units,
             // Clamped to 1..=u16::MAX just above.
             tombstone_units: u16::try_from(tombstone_units).unwrap_or(u16::MAX),
-            generation: AtomicU64::new(0),
             entries: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             evictions: AtomicU64::new(0),
@@ -140,31 +137,6 @@ impl MemoryStore {
         }
     }
 
-    /// Removes the entry for `key`; returns whether there was one.
-    pub fn remove(&self, key: &CacheKey) -> bool {
-        self.remove_key(store_key(key), None)
-    }
-
-    /// Drops every entry.
-    ///
-    /// Constant time: it starts a new generation and zeroes the gauges. Entries of the old
-    /// generation become invisible at once and give their memory back as TinyUFO evicts them
-    /// or fills replace them; until then they still count against TinyUFO's limit, so memory
-    /// stays within `max_size`. Fills in flight when this runs are not stored.
-    pub fn clear(&self) {
-        let _write = self.write.lock();
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries.store(0, Ordering::Relaxed);
-        self.bytes.store(0, Ordering::Relaxed);
-        if let Some(q) = &self.quota {
-            q.usage.lock().clear();
-        }
-    }
-
-    pub(super) fn current_generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
     /// The entry under `hash` (a [`CacheHashKey::combined_bin`]), if one is
     /// stored: what the hit fast path reads without asking pingora-cache (see
     /// `TagCache::serve_fresh_hit`). Whether it may be served as it is (fresh,
@@ -173,10 +145,10 @@ impl MemoryStore {
         self.get(u128::from_be_bytes(*hash)).map(MemoryHit)
     }
 
-    /// The live entry at `key`, if any: not a tombstone, not a hash collision, not cleared.
+    /// The live entry at `key`, if any: not a tombstone, not a hash collision.
     pub(super) fn get(&self, key: u128) -> Option<Arc<Entry>> {
         let entry = self.cache.get(&key)??;
-        (entry.key == key && entry.generation == self.current_generation()).then_some(entry)
+        (entry.key == key).then_some(entry)
     }
 
     /// Weight units for `bytes`, or `None` if the entry cannot fit the store.
@@ -213,14 +185,11 @@ impl MemoryStore {
         previous: Option<Slot>,
         gauges: &mut Gauges,
     ) -> bool {
-        let generation = self.current_generation();
         let existed = previous.is_some();
         if let Some(Some(old)) = previous {
-            if old.is_counted(generation) {
-                gauges.entries = gauges.entries.saturating_sub(1);
-                gauges.bytes = gauges.bytes.saturating_sub(old.weight);
-                self.charge(key, &old, false);
-            }
+            gauges.entries = gauges.entries.saturating_sub(1);
+            gauges.bytes = gauges.bytes.saturating_sub(old.weight);
+            self.charge(key, &old, false);
         }
         let new = slot.clone();
         if let Some(entry) = &new {
@@ -229,7 +198,7 @@ impl MemoryStore {
             self.charge(key, entry, true);
         }
         let evicted = self.cache.put(key, slot, units);
-        let kept = self.settle(evicted, new.as_ref(), existed, generation, gauges);
+        let kept = self.settle(evicted, new.as_ref(), existed, gauges);
 
         // TinyUFO's weight limit already bounds `bytes` (each entry is charged at most its units
         // times the unit). Should that ever not hold, the new entry gives way.
@@ -240,7 +209,7 @@ impl MemoryStore {
                 gauges.bytes = gauges.bytes.saturating_sub(entry.weight);
                 self.charge(key, &entry, false);
                 self.rejected.fetch_add(1, Ordering::Relaxed);
-                self.settle(evicted, None, true, generation, gauges);
+                self.settle(evicted, None, true, gauges);
                 return false;
             }
         }
@@ -253,7 +222,6 @@ impl MemoryStore {
         evicted: Vec<KV<Slot>>,
         new: Option<&Arc<Entry>>,
         existed: bool,
-        generation: u64,
         gauges: &mut Gauges,
     ) -> bool {
         let mut kept = true;
@@ -262,17 +230,15 @@ impl MemoryStore {
                 continue; // a tombstone: not in the gauges
             };
             let is_new = new.is_some_and(|new| Arc::ptr_eq(new, &entry));
-            if entry.is_counted(generation) {
-                gauges.entries = gauges.entries.saturating_sub(1);
-                gauges.bytes = gauges.bytes.saturating_sub(entry.weight);
-                self.charge(entry.key, &entry, false);
-                if is_new && !existed {
-                    // TinyLFU preferred the entry it would have displaced.
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    // Includes a replacement evicting itself, which TinyUFO allows.
-                    self.evictions.fetch_add(1, Ordering::Relaxed);
-                }
+            gauges.entries = gauges.entries.saturating_sub(1);
+            gauges.bytes = gauges.bytes.saturating_sub(entry.weight);
+            self.charge(entry.key, &entry, false);
+            if is_new && !existed {
+                // TinyLFU preferred the entry it would have displaced.
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // Includes a replacement evicting itself, which TinyUFO allows.
+                self.evictions.fetch_add(1, Ordering::Relaxed);
             }
             if is_new {
                 kept = false;
@@ -290,10 +256,6 @@ impl MemoryStore {
         let key = entry.key;
         let entry = Arc::new(entry);
         let _write = self.write.lock();
-        if entry.generation != self.current_generation() {
-            // The fill started before a clear().
-            return false;
-        }
         let mut gauges = self.gauges();
         let mut previous = self.cache.get(&key);
         if !self.make_room(key, &entry, previous.as_ref(), &mut gauges) {
@@ -338,7 +300,7 @@ impl MemoryStore {
         let Some(old) = self.get(key) else {
             return false;
         };
-        let entry = Entry::new(key, old.generation, rebuild(&old), old.body.clone());
+        let entry = Entry::new(key, rebuild(&old), old.body.clone());
         let mut gauges = self.gauges();
         match self.units(entry.weight) {
             Some(units) => {
@@ -412,7 +374,6 @@ impl Storage for MemoryStore {
         Ok(Box::new(MemoryMissHandler {
             store: self,
             key: store_key(key),
-            generation: self.current_generation(),
             meta,
             chunks: Vec::new(),
             len: 0,
