@@ -295,22 +295,22 @@ impl TagCache {
     }
 
     /// The counters of the current config's routes, the unmatched bucket last.
-    pub fn route_counters(&self) -> Vec<crate::metrics::RouteCounters> {
+    pub(crate) fn route_counters(&self) -> Vec<crate::metrics::RouteCounters> {
         self.active.load().all_counters().to_vec()
     }
 
     /// The metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
     /// The per-workspace figures.
-    pub fn workspaces(&self) -> &crate::workspaces::WorkspaceStats {
+    pub(crate) fn workspaces(&self) -> &crate::workspaces::WorkspaceStats {
         &self.workspaces
     }
 
     /// The tag generation registry.
-    pub fn registry(&self) -> &Arc<TagRegistry> {
+    pub(crate) fn registry(&self) -> &Arc<TagRegistry> {
         &self.registry
     }
 
