@@ -11,6 +11,7 @@
 #
 #   bench/instructions.sh [BIN] [N]    default: target/release/tagcache, 3000
 #   L2=1 bench/instructions.sh [BIN] [N]
+#   CG_OUT=cg.out TOP=30 bench/instructions.sh   keeps the profile, lists the top functions
 #
 # Needs valgrind and python3 (and redis-server for L2=1). Uses
 # bench/tagcache.yaml (port 18080, origin on 18000, Redis on 16379), so it
@@ -89,6 +90,8 @@ callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 1
 dump="$(ls -t "$work"/cg.out.* | head -1)"
 total="$(awk '/^summary:/{print $2}' "$dump")"
+# CG_OUT=FILE keeps the profile, for callgrind_annotate --inclusive=yes.
+[[ -n "${CG_OUT:-}" ]] && cp "$dump" "$CG_OUT"
 if [[ "${L2:-0}" == 1 ]]; then
   layer="$(curl -s -D - -o /dev/null -H 'X-Workspace-ID: w1' \
     'http://127.0.0.1:18080/api/boards/b1/contacts?page=1&pageSize=50&filter=all' | tr -d '\r' |
