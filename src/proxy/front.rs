@@ -55,6 +55,9 @@ pub struct Front {
     shutdown: Notify,
     /// Hits the front answered (`tagcache_front_hits_total`): memory, Redis.
     hits: [prometheus::IntCounter; 2],
+    /// What a written hit's session keeps of its request header: cloned,
+    /// it costs a tenth of what building one did.
+    placeholder: Option<RequestHeader>,
 }
 
 /// A hit the front answers, decided before anything is written.
@@ -85,6 +88,7 @@ impl Front {
             shutdown_flag: AtomicBool::new(false),
             shutdown: Notify::new(),
             hits,
+            placeholder: RequestHeader::build("GET", b"/", Some(0)).ok(),
         }
     }
 
@@ -249,7 +253,7 @@ impl Front {
         self.hits[usize::from(response.layer() == Layer::Redis)].inc();
         // The request header outlives the session for the log line; the
         // session, about to be dropped, keeps a placeholder.
-        let placeholder = RequestHeader::build("GET", b"/", Some(0)).ok()?;
+        let placeholder = self.placeholder.clone()?;
         let req = std::mem::replace(session.req_header_mut(), placeholder);
         let ServerSession::H1(h1) = session else {
             return None;
