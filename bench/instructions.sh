@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# User-space instructions per hot-key memory hit, counted by callgrind.
+# User-space instructions per hot-key memory hit, counted by callgrind; with
+# L2=1, per hot-key Redis (L2) hit with the memory tier off, as workload (e)
+# of bench/run.sh configures it.
 #
 # Throughput on a shared VM moves 10-25% between runs; an instruction count
 # does not (two runs of one binary agree within ~1%). This is how each
@@ -8,9 +10,14 @@
 # loopback) is not counted.
 #
 #   bench/instructions.sh [BIN] [N]    default: target/release/tagcache, 3000
+#   L2=1 bench/instructions.sh [BIN] [N]
+#   CG_OUT=cg.out TOP=30 bench/instructions.sh   keeps the profile, lists the top functions
+#   SCOPE=request ...                  only the per-request future (see below)
 #
-# Needs valgrind and python3. Uses bench/tagcache.yaml (port 18080, origin
-# on 18000), so it must not run next to bench/run.sh.
+# Needs valgrind and python3 (and redis-server for L2=1). Uses
+# bench/tagcache.yaml (port 18080, origin on 18000, Redis on 16379), so it
+# must not run next to bench/run.sh. Only tagcache's instructions are
+# counted: Redis's own work, like the kernel's, is not.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$(realpath "${1:-$root/target/release/tagcache}")"
@@ -28,9 +35,36 @@ trap cleanup EXIT
 
 "$origin_bin" --listen 127.0.0.1:18000 --delay-ms 5 --threads 2 >/dev/null 2>&1 &
 pids+=($!)
-TAGCACHE_ADMIN_TOKEN=instructions-count-token valgrind --tool=callgrind \
+config="$root/bench/tagcache.yaml"
+what="hit"
+if [[ "${L2:-0}" == 1 ]]; then
+  command -v redis-server >/dev/null || { echo "L2=1 needs redis-server" >&2; exit 2; }
+  redis-server --bind 127.0.0.1 --port 16379 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
+  pids+=($!)
+  # The memory tier off: every hit after the fill is a Redis hit.
+  python3 - "$config" "$work/l2.yaml" <<'EOF'
+import sys
+src, dst = sys.argv[1], sys.argv[2]
+text = open(src).read()
+memory = "storage:\n  memory:\n    max_size: 256MiB\n"
+assert memory in text, "bench/tagcache.yaml changed its storage block"
+open(dst, "w").write(text.replace(memory, 'storage:\n  redis:\n    url: "redis://127.0.0.1:16379"\n'))
+EOF
+  config="$work/l2.yaml"
+  what="L2 (Redis) hit"
+  for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/16379) 2>/dev/null && break
+    sleep 0.1
+  done
+fi
+# SCOPE=request counts only what runs inside the listener's per-request
+# future (Front::process_new): not the Redis connection's own task, the
+# runtime's parking or background work, whose share moves with timing.
+scope=()
+[[ "${SCOPE:-}" == request ]] && scope=(--toggle-collect='<tagcache::proxy::front::Front as pingora_core::apps::ServerApp>::process_new*')
+TAGCACHE_ADMIN_TOKEN=instructions-count-token valgrind --tool=callgrind "${scope[@]}" \
   --compress-strings=no --compress-pos=no --callgrind-out-file="$work/cg.out" \
-  "$bin" run --config "$root/bench/tagcache.yaml" >"$work/server.log" 2>&1 &
+  "$bin" run --config "$config" >"$work/server.log" 2>&1 &
 vg=$!
 pids+=($vg)
 for _ in $(seq 100); do
@@ -39,10 +73,14 @@ for _ in $(seq 100); do
 done
 
 # N requests for one key over 4 keep-alive connections (the first fills it).
+# With L2=1, over one: how many Redis lookups leave in one write depends on
+# how requests interleave, which moved the count by 10% between runs.
+conns=4
+[[ "${L2:-0}" == 1 ]] && conns=1
 load() {
-  python3 - "$1" <<'EOF'
+  python3 - "$1" "$conns" <<'EOF'
 import http.client, sys, threading
-n = int(sys.argv[1]); conns = 4
+n = int(sys.argv[1]); conns = int(sys.argv[2])
 path = "/api/boards/b1/contacts?page=1&pageSize=50&filter=all"
 def run(k):
     c = http.client.HTTPConnection("127.0.0.1", 18080, timeout=30)
@@ -62,7 +100,15 @@ callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 1
 dump="$(ls -t "$work"/cg.out.* | head -1)"
 total="$(awk '/^summary:/{print $2}' "$dump")"
-echo "$(basename "$bin"): $((total / n)) user-space instructions per hit ($n hits)"
+# CG_OUT=FILE keeps the profile, for callgrind_annotate --inclusive=yes.
+[[ -n "${CG_OUT:-}" ]] && cp "$dump" "$CG_OUT"
+if [[ "${L2:-0}" == 1 ]]; then
+  layer="$(curl -s -D - -o /dev/null -H 'X-Workspace-ID: w1' \
+    'http://127.0.0.1:18080/api/boards/b1/contacts?page=1&pageSize=50&filter=all' | tr -d '\r' |
+    awk -F': ' 'tolower($1)=="x-cache-layer"{print $2}')"
+  [[ "$layer" == REDIS ]] || { echo "expected Redis hits, X-Cache-Layer: $layer" >&2; exit 1; }
+fi
+echo "$(basename "$bin"): $((total / n)) user-space instructions per $what ($n hits)"
 # TOP=30 also lists the functions with the most instructions of their own.
 if [[ "${TOP:-0}" -gt 0 ]]; then
   python3 - "$dump" "$n" "$TOP" <<'EOF'

@@ -25,10 +25,13 @@ impl TagCache {
     /// Call from `ProxyHttp::request_filter`, after [`Self::request_filter`];
     /// the proxy stops when it returns `true`.
     ///
-    /// On tagcache's own listener, the front path ([`Self::front_hit`])
-    /// answers a plain HTTP/1 request's fresh memory hit before the proxy
-    /// runs, with the same checks; this one then serves the rest (HTTP/2,
-    /// pipelined requests, Redis hits) and embedders.
+    /// On tagcache's own listener, the front path ([`Self::front_hit`],
+    /// [`Self::front_redis_hit`]) answers a plain HTTP/1 request's fresh
+    /// memory or Redis hit before the proxy runs, with the same checks; this
+    /// one then serves the rest (HTTP/2, pipelined requests, entries the
+    /// front found in memory but could not write as bytes) and embedders.
+    /// A request the front handed over after asking Redis is not asked
+    /// again ([`super::front::FrontAsked`]).
     ///
     /// A hit served here does not reach the proxy's `response_filter`:
     /// embedders that change every response there should not call it.
@@ -73,6 +76,13 @@ impl TagCache {
         match &self.redis {
             // Ask Redis only for what the proxy could then write itself.
             Some(parts) if self.answers_as_stored(active, session.req_header(), route, ctx) => {
+                // The front path asked Redis already: what it found, it
+                // could not write as it is, so only pingora-cache's lookup
+                // may use it; if nothing, that lookup skips Redis too.
+                if let Some(found) = super::front::FrontAsked::take(&hash) {
+                    ctx.redis_asked = !found;
+                    return Ok(false);
+                }
                 self.serve_fresh_l2_hit(active, session, ctx, parts.store, hash, started)
                     .await
             }

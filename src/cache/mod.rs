@@ -60,7 +60,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 pub use ctx::RequestCtx;
-pub use front::{FrontHit, FrontResponse};
+pub use front::{FrontAsked, FrontHit, FrontResponse, FrontStep, RedisLookup};
 pub use reload::{ReloadError, ReloadReport};
 pub use runtime_settings::{Change, SettingsWriteError};
 pub use storability::NotStored;

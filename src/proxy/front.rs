@@ -1,18 +1,22 @@
-//! The proxy listener's front: answers fresh memory hits before Pingora's
-//! proxy builds its per-request machinery, and hands everything else to the
-//! proxy unchanged.
+//! The proxy listener's front: answers fresh memory and Redis hits before
+//! Pingora's proxy builds its per-request machinery, and hands everything
+//! else to the proxy unchanged.
 //!
 //! ```text
 //! connection ──► Front::process_new
 //!                  │ not plain HTTP/1 (TLS ALPN h2, h2c, custom) ──► HttpProxy, whole connection
 //!                  ▼
 //!                one request: Pingora's HTTP/1 session over a Recorder reads the header
-//!                  │ TagCache::front_hit: a fresh, clean memory hit that the same checks allow
-//!                  ├──► written as bytes (the entry's stored header block + the hit's fields + body),
+//!                  │ TagCache::front_hit: a fresh, clean memory hit that the same checks allow,
+//!                  │ or when memory has nothing, TagCache::front_redis_hit: the same for Redis
+//!                  │ (one bounded GET; promoted into memory as the proxy would)
+//!                  ├──► written as bytes (the entry's header block + the hit's fields + body),
 //!                  │    counted and logged as the proxy would; the connection is kept for the next request
 //!                  │ anything else (no hit, refusal, parse error, body, pipelined bytes, upgrade)
 //!                  └──► a new session for the proxy, with the recorded bytes as its pipelined
-//!                       prefix: the proxy parses them with the same parser, as if read from the socket
+//!                       prefix: the proxy parses them with the same parser, as if read from the socket;
+//!                       after a Redis lookup, with what Redis answered (FrontAsked), so the proxy
+//!                       does not ask again
 //! ```
 //!
 //! One parser: the front never interprets a byte Pingora's session did not
@@ -38,7 +42,8 @@ use tokio::sync::Notify;
 
 use super::recorder::Recorder;
 use super::TagCacheProxy;
-use crate::cache::{FrontHit, RequestCtx, TagCache};
+use crate::cache::{FrontAsked, FrontHit, FrontStep, RequestCtx, TagCache};
+use crate::storage::Layer;
 
 /// The proxy listener's application: the front path, then Pingora's proxy.
 pub struct Front {
@@ -48,6 +53,11 @@ pub struct Front {
     /// ends waits for a next request on kept-alive connections.
     shutdown_flag: AtomicBool,
     shutdown: Notify,
+    /// Hits the front answered (`tagcache_front_hits_total`): memory, Redis.
+    hits: [prometheus::IntCounter; 2],
+    /// What a written hit's session keeps of its request header: cloned,
+    /// it costs a tenth of what building one did.
+    placeholder: Option<RequestHeader>,
 }
 
 /// A hit the front answers, decided before anything is written.
@@ -62,11 +72,23 @@ impl Front {
     /// The front of `proxy`, answering hits from `cache` (the one `proxy`'s
     /// `TagCacheProxy` uses).
     pub fn new(proxy: HttpProxy<TagCacheProxy>, cache: Arc<TagCache>) -> Self {
+        let hits = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "tagcache_front_hits_total",
+                "Hits answered before the proxy, by layer (MEMORY, REDIS)",
+            ),
+            &["layer"],
+        )
+        .expect("valid metric");
+        cache.metrics().register(Box::new(hits.clone()));
+        let hits = [Layer::Memory, Layer::Redis].map(|l| hits.with_label_values(&[l.as_str()]));
         Front {
             proxy: Arc::new(proxy),
             cache,
             shutdown_flag: AtomicBool::new(false),
             shutdown: Notify::new(),
+            hits,
+            placeholder: RequestHeader::build("GET", b"/", Some(0)).ok(),
         }
     }
 
@@ -122,12 +144,12 @@ impl Front {
             () = self.await_shutdown() => return None,
         };
         let mut session = session;
+        let mut asked = None;
         match read {
-            Ok(true) => {
-                if let Some(decided) = self.decide(&mut session, shutdown) {
-                    return self.write_hit(session, decided).await;
-                }
-            }
+            Ok(true) => match self.decide(&mut session, shutdown).await {
+                Ok(decided) => return self.write_hit(session, decided).await,
+                Err(redis) => asked = redis,
+            },
             // The client closed, or the keep-alive wait ended: the proxy
             // would end the connection too.
             Ok(false) => return None,
@@ -142,17 +164,20 @@ impl Front {
                 return None;
             }
         }
-        self.hand_over(session, keepalive, reuses, shutdown).await
+        self.hand_over(session, keepalive, reuses, asked, shutdown)
+            .await
     }
 
     /// Gives the request the front read to the proxy: a new session over the
     /// same connection, with the bytes read so far as its pipelined prefix
-    /// and the keep-alive state the front's session started with.
+    /// and the keep-alive state the front's session started with; and
+    /// `asked`, what Redis answered the front, if it asked.
     async fn hand_over(
         self: &Arc<Self>,
         session: ServerSession,
         keepalive: Option<u64>,
         reuses: Option<u32>,
+        asked: Option<FrontAsked>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let ServerSession::H1(h1) = session else {
@@ -166,23 +191,44 @@ impl Front {
         if !read.is_empty() {
             session.set_pipelined_prefix(read);
         }
-        self.proxy.process_new_http(session, shutdown).await
+        let proxy = self.proxy.process_new_http(session, shutdown);
+        match asked {
+            Some(asked) => asked.hand_over(proxy).await,
+            None => proxy.await,
+        }
     }
 
     /// Whether the front answers the request the session read: a fresh
-    /// memory hit that every check allows ([`TagCache::front_hit`]).
-    fn decide(&self, session: &mut ServerSession, shutdown: &ShutdownWatch) -> Option<Decided> {
+    /// memory or Redis hit that every check allows ([`TagCache::front_hit`],
+    /// [`TagCache::front_redis_hit`]). `Err` leaves it to the proxy, with
+    /// what Redis answered if it was asked.
+    async fn decide(
+        &self,
+        session: &mut ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Result<Decided, Option<FrontAsked>> {
         if !self.may_answer(session) {
-            return None;
+            return Err(None);
         }
         let mut ctx = self.cache.new_ctx();
-        let hit = self.cache.front_hit(session.req_header(), &mut ctx)?;
+        let hit = match self.cache.front_hit(session.req_header(), &mut ctx) {
+            FrontStep::Hit(hit) => hit,
+            // Boxed: a memory hit's future stays as small as it was.
+            FrontStep::Redis(lookup) => Box::pin(self.cache.front_redis_hit(
+                lookup,
+                session.req_header(),
+                &mut ctx,
+            ))
+            .await
+            .map_err(Some)?,
+            FrontStep::Pass => return Err(None),
+        };
         if *shutdown.borrow() {
             // As the proxy: a stopping service keeps no connection.
             session.set_keepalive(None);
         }
         let keepalive = session.as_http1().is_some_and(|h1| h1.will_keepalive());
-        Some(Decided {
+        Ok(Decided {
             hit,
             ctx,
             keepalive,
@@ -204,9 +250,10 @@ impl Front {
             settings,
         } = decided;
         let response = self.cache.front_response(&hit, &mut ctx, keepalive);
+        self.hits[usize::from(response.layer() == Layer::Redis)].inc();
         // The request header outlives the session for the log line; the
         // session, about to be dropped, keeps a placeholder.
-        let placeholder = RequestHeader::build("GET", b"/", Some(0)).ok()?;
+        let placeholder = self.placeholder.clone()?;
         let req = std::mem::replace(session.req_header_mut(), placeholder);
         let ServerSession::H1(h1) = session else {
             return None;

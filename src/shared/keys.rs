@@ -22,6 +22,9 @@ pub struct Keys {
     prefix: String,
 }
 
+/// Lower-case hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Lower-case hex of a 128-bit cache key.
 fn hex16(key: &[u8; 16]) -> String {
     hex::encode(key)
@@ -42,7 +45,17 @@ impl Keys {
 
     /// The key of an entry: `combined_bin()` of its cache key.
     pub fn entry(&self, key: &[u8; 16]) -> String {
-        format!("{}:{{{}}}", self.prefix, hex16(key))
+        // By hand: `format!` and a hex string of its own cost an L2 hit
+        // about 2,000 instructions, on every lookup.
+        let mut name = String::with_capacity(self.prefix.len() + 35);
+        name.push_str(&self.prefix);
+        name.push_str(":{");
+        for b in key {
+            name.push(char::from(HEX[usize::from(b >> 4)]));
+            name.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        name.push('}');
+        name
     }
 
     /// The coalescing lock of an entry (same slot as the entry).

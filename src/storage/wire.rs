@@ -74,11 +74,7 @@ impl WireHead {
         } else {
             Framing::Chunked
         };
-        let mut kept = header.clone();
-        for name in &PER_HIT {
-            kept.remove_header(name);
-        }
-        let fields: usize = kept
+        let fields: usize = header
             .headers
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
@@ -86,13 +82,17 @@ impl WireHead {
         let mut buf = BytesMut::with_capacity(fields + 64);
         // The status line as Pingora writes it: hits always go as HTTP/1.1.
         buf.put_slice(b"HTTP/1.1 ");
-        buf.put_slice(kept.status.as_str().as_bytes());
+        buf.put_slice(header.status.as_str().as_bytes());
         buf.put_u8(b' ');
-        if let Some(reason) = kept.get_reason_phrase() {
+        if let Some(reason) = header.get_reason_phrase() {
             buf.put_slice(reason.as_bytes());
         }
         buf.put_slice(b"\r\n");
-        kept.header_to_h1_wire(&mut buf);
+        let fields_at = buf.len();
+        // Written whole, then the per-hit lines dropped: cheaper than a
+        // copy of the header without them, which a Redis hit paid each time.
+        header.header_to_h1_wire(&mut buf);
+        drop_per_hit_lines(&mut buf, fields_at);
         Some(WireHead {
             bytes: buf.freeze(),
             framing,
@@ -118,6 +118,31 @@ impl WireHead {
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
+}
+
+/// Removes from `buf`, past `from`, the field lines of the [`PER_HIT`]
+/// names. Each line is `name: value` and CRLF; a value holds no CR or LF
+/// (`HeaderValue` refuses them), so lines split exactly.
+fn drop_per_hit_lines(buf: &mut BytesMut, from: usize) {
+    let mut read = from;
+    let mut write = from;
+    while read < buf.len() {
+        let end = buf[read..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(buf.len(), |i| read + i + 1);
+        let line = &buf[read..end];
+        let name = line.split(|b| *b == b':').next().unwrap_or(line);
+        let per_hit = PER_HIT
+            .iter()
+            .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name));
+        if !per_hit {
+            buf.copy_within(read..end, write);
+            write += end - read;
+        }
+        read = end;
+    }
+    buf.truncate(write);
 }
 
 /// Appends one header line, with the name as Pingora writes it (its titled
@@ -241,6 +266,27 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
              Age: 7\r\nx-cache-status: HIT\r\nDate: Sun, 29 Nov 2026 08:00:00 GMT\r\n\
              Connection: keep-alive\r\n\r\nok"
+        );
+    }
+
+    #[test]
+    fn every_line_of_a_per_hit_field_is_left_out_whatever_its_case() {
+        // A header read from the network keeps its case map.
+        let mut h = ResponseHeader::build(200, None).unwrap();
+        h.append_header("Content-Length", "2").unwrap();
+        h.append_header("DATE", "Mon, 01 Jan 2024 00:00:00 GMT")
+            .unwrap();
+        h.append_header("Set-Cookie", "a=1").unwrap();
+        h.append_header("x-cache-status", "MISS").unwrap();
+        h.append_header("Set-Cookie", "b=2").unwrap();
+        h.append_header("X-Cache-Status", "MISS").unwrap();
+        h.append_header("Connection", "keep-alive").unwrap();
+        h.append_header("X-Note", "age: 5").unwrap();
+        let head = WireHead::of(&h).unwrap();
+        assert_eq!(
+            std::str::from_utf8(head.bytes()).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\n\
+             Set-Cookie: b=2\r\nX-Note: age: 5\r\n"
         );
     }
 

@@ -7,6 +7,7 @@ mod cluster;
 mod coalescing;
 mod failopen;
 mod fanout;
+mod front;
 mod hit_policy;
 mod link;
 mod lock_faults;
