@@ -248,9 +248,14 @@ impl HandleMiss for RedisMiss {
             return Ok(MissFinishType::Created(0));
         };
         let len = value.len();
-        // A failed write is only a missed store: the client already has its response.
-        let stored = self.store.put(&self.key, value, ttl).await;
-        Ok(MissFinishType::Created(if stored { len } else { 0 }))
+        // Pingora holds the response's last bytes until this returns, so
+        // the write goes on without the client: a slow Redis is a missed
+        // store, never a wait. A failed write is counted and forgotten.
+        let (store, key) = (self.store, self.key);
+        tokio::spawn(async move {
+            store.put(&key, value, ttl).await;
+        });
+        Ok(MissFinishType::Created(len))
     }
 }
 

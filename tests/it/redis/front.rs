@@ -106,3 +106,30 @@ async fn a_frozen_redis_costs_the_front_one_timeout_then_the_proxy_answers() {
     assert_eq!(metric(&b, FRONT_REDIS).await, 0.0);
     assert_eq!(origin.hits("/item/frozen"), 1);
 }
+
+/// A fill's write to a frozen Redis does not hold the client's response:
+/// the miss costs the lookup's timeout, and the write times out on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_does_not_wait_for_a_frozen_redis_to_take_its_write() {
+    let mut redis = RedisServer::start();
+    let origin = Origin::start();
+    let mut opts = RedisOpts::server(&redis).extra("coalescing: { across_instances: false }");
+    opts.timeout = "1s".into();
+    let timeout = Duration::from_secs(1);
+    let b = proxy(origin.clone(), &opts);
+    wait_synced(&b).await;
+
+    redis.pause();
+    let t = Instant::now();
+    let r = b.get("/item/frozen-fill", Some("w1"), None).await;
+    let took = t.elapsed();
+    assert_eq!((r.status, r.cache()), (200, "MISS"));
+    // The lookup's timeout, not a second one for the write.
+    assert!(took >= timeout, "{took:?}");
+    assert!(took < timeout * 2 - Duration::from_millis(200), "{took:?}");
+    // The entry still went to memory: the next request is a hit there.
+    let again = b.get("/item/frozen-fill", Some("w1"), None).await;
+    assert_eq!((again.cache(), again.layer()), ("HIT", "MEMORY"));
+    redis.resume();
+    assert_eq!(origin.hits("/item/frozen-fill"), 1);
+}
