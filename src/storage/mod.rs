@@ -25,7 +25,7 @@ use pingora_http::ResponseHeader;
 /// `Transfer-Encoding`, `X-Cache-Status`, `X-Cache-Layer`, `Cache-Status`,
 /// `X-Cache-Key`). A clone keeps the map's index table, so a hit's inserts
 /// do not rehash it.
-pub const HIT_HEADER_ROOM: usize = 6;
+pub(crate) const HIT_HEADER_ROOM: usize = 6;
 
 /// A pingora header without a case map, from bare `http` pieces, keeping
 /// `reason` where it is not the status' canonical one. Hits, stored headers
@@ -34,7 +34,7 @@ pub const HIT_HEADER_ROOM: usize = 6;
 ///
 /// # Errors
 /// When `reason` is not a valid reason phrase.
-pub fn bare_header(
+pub(crate) fn bare_header(
     status: http::StatusCode,
     version: http::Version,
     headers: http::HeaderMap,
@@ -53,8 +53,9 @@ pub fn bare_header(
 
 pub use memory::{MemoryHit, MemoryStats, MemoryStore};
 pub use redis::RedisStore;
-pub use servable::{dead_at, Servable};
-pub use tiered::{promote, TieredStore};
+pub(crate) use servable::{dead_at, Servable};
+pub(crate) use tiered::promote;
+pub use tiered::TieredStore;
 
 /// The tier an entry was found in, carried in the `CacheMeta` extensions of
 /// a hit (absent means memory). Shown as `X-Cache-Layer`.
@@ -103,7 +104,7 @@ impl Layer {
 /// first: a request that then waits on pingora's cache lock looks again and
 /// finds the entry the lock holder stored.
 #[derive(Debug, Clone)]
-pub struct RedisAsked(Arc<AtomicBool>);
+pub(crate) struct RedisAsked(Arc<AtomicBool>);
 
 impl RedisAsked {
     /// A fresh marker, good for one skipped lookup.

@@ -49,7 +49,12 @@ impl TieredStore {
 
 /// Copies an entry found in Redis into memory, with the time it has left.
 /// A failure only costs a later Redis read.
-pub async fn promote(memory: &'static MemoryStore, key: &CacheKey, meta: &CacheMeta, body: &Bytes) {
+pub(crate) async fn promote(
+    memory: &'static MemoryStore,
+    key: &CacheKey,
+    meta: &CacheMeta,
+    body: &Bytes,
+) {
     let trace = pingora_cache::trace::Span::inactive().handle();
     let Ok(mut miss) = memory.get_miss_handler(key, meta, &trace).await else {
         return;
