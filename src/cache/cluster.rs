@@ -306,6 +306,12 @@ impl TagCache {
         if !self.may_serve(active, &found, session.req_header(), ctx) {
             return Ok(false);
         }
+        // As every Redis hit: copied into memory, so the next one is local.
+        // The request's key is pingora-cache's by now (its lookup missed).
+        if let Some(memory) = self.fast.filter(|_| session.cache.enabled()) {
+            let key = session.cache.cache_key().clone();
+            crate::storage::promote(memory, &key, &found.meta, &found.body).await;
+        }
         ctx.coalesced = true;
         self.write_hit(session, ctx, found.servable(), None).await?;
         if let Some(r) = &self.redis {

@@ -197,6 +197,10 @@ impl RedisStore {
     }
 }
 
+/// How long a fill's response waits for its Redis write before leaving it
+/// to finish on its own.
+const FILL_WRITE_GRACE: Duration = Duration::from_millis(5);
+
 /// Builds the value while the body streams in, and stores it on `finish`.
 #[derive(Debug)]
 pub struct RedisMiss {
@@ -248,14 +252,19 @@ impl HandleMiss for RedisMiss {
             return Ok(MissFinishType::Created(0));
         };
         let len = value.len();
-        // Pingora holds the response's last bytes until this returns, so
-        // the write goes on without the client: a slow Redis is a missed
-        // store, never a wait. A failed write is counted and forgotten.
+        // Pingora holds the response's last bytes until this returns. A
+        // healthy Redis takes the write well within `FILL_WRITE_GRACE`, so
+        // the entry is there before the client has its answer (and before
+        // the coalescing lock says it is stored); a slow one does not hold
+        // the client longer than that: the write goes on without it, and a
+        // failed one is counted and forgotten.
         let (store, key) = (self.store, self.key);
-        tokio::spawn(async move {
-            store.put(&key, value, ttl).await;
-        });
-        Ok(MissFinishType::Created(len))
+        let write = tokio::spawn(async move { store.put(&key, value, ttl).await });
+        let stored = matches!(
+            tokio::time::timeout(FILL_WRITE_GRACE, write).await,
+            Ok(Ok(true))
+        );
+        Ok(MissFinishType::Created(if stored { len } else { 0 }))
     }
 }
 
