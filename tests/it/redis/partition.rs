@@ -51,15 +51,7 @@ async fn a_complete_sync_purge_is_never_older_than_what_a_cut_off_instance_serve
 
     // Whatever B answers now must be at least as new as the purge.
     for _ in 0..5 {
-        let after = b.get(path, Some("w1"), None).await;
-        assert_eq!(after.status, 200);
-        assert!(
-            after.json()["version"].as_u64().unwrap() >= new,
-            "B served version {} ({} {}) after a complete purge to {new}",
-            after.json()["version"],
-            after.cache(),
-            after.header("cache-status").unwrap_or_default()
-        );
+        assert_at_least(&b, path, new, "a complete purge").await;
     }
     let bypass = b.get(path, Some("w1"), None).await;
     assert_eq!(bypass.cache(), "BYPASS");
@@ -105,10 +97,7 @@ async fn an_instance_that_left_the_live_set_serves_nothing_stored() {
     wait_synced(&a).await;
     wait_synced(&b).await;
     let path = "/item/leaving";
-    b.get(path, Some("w1"), None).await;
-    let hit = b.get(path, Some("w1"), None).await;
-    assert_eq!(hit.cache(), "HIT");
-    let old = hit.json()["version"].as_u64().unwrap();
+    let old = stored_version(&b, path).await;
 
     // B starts its graceful shutdown: it leaves the live set.
     b.running.as_ref().expect("in-process").cache.leave().await;
@@ -122,15 +111,8 @@ async fn an_instance_that_left_the_live_set_serves_nothing_stored() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["shared"]["complete"], true, "{}", r.text);
 
-    let after = b.get(path, Some("w1"), None).await;
-    assert_eq!(after.status, 200);
-    assert!(
-        after.json()["version"].as_u64().unwrap() >= new,
-        "B served version {} ({}) after it left and a purge to {new} completed",
-        after.json()["version"],
-        after.cache()
-    );
-    assert_eq!(after.cache(), "BYPASS");
+    assert_at_least(&b, path, new, "it left and a purge completed").await;
+    assert_eq!(b.get(path, Some("w1"), None).await.cache(), "BYPASS");
 }
 
 /// Redis restarted empty loses the live set with everything else. An
@@ -154,10 +136,7 @@ async fn a_sync_purge_after_redis_lost_its_state_waits_out_the_old_leases() {
     wait_synced(&a).await;
     wait_synced(&b).await;
     let path = "/item/lost";
-    b.get(path, Some("w1"), None).await;
-    let hit = b.get(path, Some("w1"), None).await;
-    assert_eq!(hit.cache(), "HIT");
-    let old = hit.json()["version"].as_u64().unwrap();
+    let old = stored_version(&b, path).await;
 
     // B notices nothing; Redis comes back empty, without B's registration.
     link.freeze();
@@ -177,14 +156,27 @@ async fn a_sync_purge_after_redis_lost_its_state_waits_out_the_old_leases() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["shared"]["complete"], true, "{}", r.text);
 
-    let after = b.get(path, Some("w1"), None).await;
-    assert_eq!(after.status, 200);
-    assert!(
-        after.json()["version"].as_u64().unwrap() >= new,
-        "B served version {} ({} {}) after a complete purge to {new} on the new Redis state",
-        after.json()["version"],
-        after.cache(),
-        after.header("cache-status").unwrap_or_default()
-    );
+    assert_at_least(&b, path, new, "a complete purge on the new Redis state").await;
     link.thaw();
+}
+
+/// Fetches `path` on `p` until it is a hit; returns the version it holds.
+async fn stored_version(p: &crate::util::Proxy, path: &str) -> u64 {
+    p.get(path, Some("w1"), None).await;
+    let hit = p.get(path, Some("w1"), None).await;
+    assert_eq!(hit.cache(), "HIT");
+    hit.json()["version"].as_u64().unwrap()
+}
+
+/// What `p` answers for `path` now is at least as new as `version`.
+async fn assert_at_least(p: &crate::util::Proxy, path: &str, version: u64, after: &str) {
+    let r = p.get(path, Some("w1"), None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.json()["version"].as_u64().unwrap() >= version,
+        "B served version {} ({} {}) after {after}",
+        r.json()["version"],
+        r.cache(),
+        r.header("cache-status").unwrap_or_default()
+    );
 }
