@@ -246,7 +246,6 @@ impl Fanout {
     /// mode it is suspect (it serves only entries younger than the resync
     /// window). A graceful shutdown still answers requests while it drains.
     pub fn halt(&self) {
-        self.halted.store(true, std::sync::atomic::Ordering::SeqCst);
         self.lease.end();
         self.set_suspect(true);
         self.stop.notify_waiters();

@@ -110,6 +110,11 @@ impl Lease {
         state.ended = true;
         self.publish(&state);
     }
+
+    /// Whether [`Lease::end`] was called: the instance follows no purge.
+    pub(super) fn ended(&self) -> bool {
+        self.state.lock().ended
+    }
 }
 
 #[cfg(test)]

@@ -151,8 +151,6 @@ pub struct Fanout {
     acks: Notify,
     stop: Notify,
     started: std::sync::atomic::AtomicBool,
-    /// Set by [`Fanout::halt`]: purges are no longer followed, for good.
-    halted: std::sync::atomic::AtomicBool,
     /// When the instance last had a healthy subscription, for the suspect window.
     suspect_since: Mutex<Option<Instant>>,
     /// Sync mode: this instance's registration in the live set.
@@ -185,7 +183,6 @@ impl Fanout {
             acks: Notify::new(),
             stop: Notify::new(),
             started: std::sync::atomic::AtomicBool::new(false),
-            halted: std::sync::atomic::AtomicBool::new(false),
             suspect_since: Mutex::new(Some(Instant::now())),
             lease: Lease::new(),
         })
@@ -240,7 +237,7 @@ impl Fanout {
         let mut since = self.suspect_since.lock();
         // A replay that ends after `halt` does not make a halted instance
         // trusted again.
-        let suspect = suspect || self.halted.load(std::sync::atomic::Ordering::SeqCst);
+        let suspect = suspect || self.lease.ended();
         match (suspect, since.is_some()) {
             (true, false) => {
                 tracing::warn!("purge subscription lost: serving only entries younger than the resync window until it is back");
