@@ -225,6 +225,14 @@ impl TagRegistry {
         stale.map_or(Verdict::Valid, Verdict::Stale)
     }
 
+    /// The generations recorded for one tag: `(hard, soft)`, `None` when the
+    /// tag has no record (never purged, or its record was swept). For
+    /// explaining a verdict, not for the hit path.
+    pub fn tag_generations(&self, tag: u64) -> Option<(u64, u64)> {
+        let shard = self.shards[shard_of(tag)].read();
+        shard.get(&tag).map(|st| (st.hard, st.soft))
+    }
+
     /// Drops records older than the retention. Returns how many remain.
     pub fn sweep(&self) -> usize {
         let retention = self.retention();

@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod client;
+mod explain;
 mod settings;
 mod ui;
 
@@ -134,14 +135,19 @@ pub enum UrlItem {
 /// # Errors
 /// The parser's message, and the field it is about when it names one.
 pub fn parse_purge_body(body: &[u8]) -> Result<PurgeBody, (String, Option<String>)> {
+    parse_json(body)
+}
+
+/// Parses a JSON body into `T`, or says what is wrong and at which field.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (String, Option<String>)> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.inner().to_string();
-        // An unknown key is reported at its parent; name the key itself.
+        // An unknown or missing key is reported at its parent; name the key itself.
         let field = field_of_serde_error(&msg)
-            .filter(|_| msg.starts_with("unknown field"))
-            .or_else(|| (path != ".").then(|| path.clone()));
+            .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"))
+            .or_else(|| (path != "." && path != "?").then(|| path.clone()));
         (msg, field)
     })
 }
@@ -207,11 +213,19 @@ impl ServeHttp for AdminApp {
                 }
             }
             ("GET", "/stats/workspaces") => self.workspace_stats(session),
+            ("POST", "/explain") => {
+                match read_body(session, admin.max_body, self.cache().metrics()).await {
+                    Ok(body) => {
+                        explain::respond(self.cache(), self.header_identity(session), &body).await
+                    }
+                    Err(resp) => resp,
+                }
+            }
             ("PURGE", _) => self.purge_method(session).await,
             (
                 _,
                 "/health" | "/stats" | "/metrics" | "/purge" | "/events" | "/reload" | "/warm"
-                | "/stats/workspaces",
+                | "/stats/workspaces" | "/explain",
             ) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",

@@ -30,6 +30,7 @@ mod cluster;
 mod ctx;
 mod directives;
 mod entry_tags;
+mod explain;
 mod fast_path;
 mod freshness_policy;
 mod front;
@@ -59,7 +60,9 @@ use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
+pub use crate::shared::fanout::{FanoutView, LeaseView};
 pub use ctx::RequestCtx;
+pub use explain::{EntryView, Explanation, TagView};
 pub use front::{FrontAsked, FrontHit, FrontResponse, FrontStep, RedisLookup};
 pub use reload::{ReloadError, ReloadReport};
 pub use runtime_settings::{Change, SettingsWriteError};

@@ -109,9 +109,18 @@ impl Tally {
     }
 }
 
-/// Per key: when its last purge was acknowledged and the data version it
-/// purged up to.
-type Floors = Mutex<HashMap<String, (Instant, u64)>>;
+/// Per tag: its last acknowledged purge.
+type Floors = Mutex<HashMap<String, Floor>>;
+
+/// An acknowledged purge: when, the data version it purged up to, and what
+/// the purging instance answered (for the report of a read older than it).
+#[derive(Debug, Clone)]
+struct Floor {
+    acked: Instant,
+    version: u64,
+    via: &'static str,
+    answer: String,
+}
 
 struct Run {
     origin: Origin,
@@ -263,13 +272,21 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
                     }
                 }
                 let version = v["version"].as_u64().unwrap_or(0);
-                if let Some((acked, floor)) = run.floors.lock().unwrap().get(&tag).copied() {
-                    if acked < start && version < floor {
+                let floor = run.floors.lock().unwrap().get(&tag).cloned();
+                if let Some(floor) = floor {
+                    if floor.acked < start && version < floor.version {
+                        // What both instances hold for the key now, while it
+                        // is still there: the entry's birth, its tags'
+                        // generations, the floor and each lease.
+                        let explained = explain_both(&run, &path, &ws, user.as_deref(), &tag).await;
                         run.tally.fail(format!(
-                            "{path} ({ws}) on {}: version {version} read {} ms after the purge to {floor} was acknowledged, {:.1} s into the run ({detail})",
+                            "{path} ({ws}) on {}: version {version} read {} ms after the purge to {} was acknowledged, {:.1} s into the run ({detail}); the purge went through {} and answered {}; {explained}",
                             if on_b { "B" } else { "A" },
-                            (start - acked).as_millis(),
+                            (start - floor.acked).as_millis(),
+                            floor.version,
                             (start - run.started).as_secs_f64(),
+                            floor.via,
+                            floor.answer,
                         ));
                     }
                 }
@@ -327,10 +344,10 @@ async fn writer_loop(run: Arc<Run>) {
         tokio::time::sleep(Duration::from_millis(40)).await;
         let (_, _, _, tag) = pick(&mut d);
         let version = run.origin.bump();
-        let p = if d.next(2) == 0 {
-            Some(run.a.clone())
+        let (via, p) = if d.next(2) == 0 {
+            ("A", Some(run.a.clone()))
         } else {
-            run.b.read().unwrap().clone()
+            ("B", run.b.read().unwrap().clone())
         };
         let Some(p) = p else { continue };
         let r = run
@@ -340,23 +357,55 @@ async fn writer_loop(run: Arc<Run>) {
             .body(serde_json::json!({ "tags": [tag] }).to_string())
             .send()
             .await;
-        let acked = match r {
-            Ok(r) if r.status() == 200 => {
-                let v: serde_json::Value = r.json().await.unwrap_or_default();
-                v["shared"]["complete"] == true
-            }
-            _ => false,
+        let answer = match r {
+            Ok(r) if r.status() == 200 => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .filter(|v| v["shared"]["complete"] == true),
+            _ => None,
         };
-        if acked {
+        if let Some(answer) = answer {
             run.tally.purges_acked.fetch_add(1, Ordering::Relaxed);
-            run.floors
-                .lock()
-                .unwrap()
-                .insert(tag, (Instant::now(), version));
+            run.floors.lock().unwrap().insert(
+                tag,
+                Floor {
+                    acked: Instant::now(),
+                    version,
+                    via,
+                    answer: answer.to_string(),
+                },
+            );
         } else {
             run.tally.purges_refused.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Both instances' `POST /explain` of a key, for a broken promise's report.
+async fn explain_both(run: &Run, path: &str, ws: &str, user: Option<&str>, tag: &str) -> String {
+    let b = run.b.read().unwrap().clone();
+    let mut out = Vec::new();
+    for (name, p) in [("A", Some(run.a.clone())), ("B", b)] {
+        let Some(p) = p else {
+            out.push(format!("{name}: not running"));
+            continue;
+        };
+        let body = serde_json::json!({ "url": path, "workspace": ws, "user": user, "tags": [tag] });
+        let answer = run
+            .client
+            .post(p.admin_url("/explain"))
+            .bearer_auth(util::TOKEN)
+            .body(body.to_string())
+            .send()
+            .await;
+        let text = match answer {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => format!("no answer: {e}"),
+        };
+        out.push(format!("{name} explains: {text}"));
+    }
+    out.join("; ")
 }
 
 async fn restart_b(run: &Run) {

@@ -102,3 +102,102 @@ async fn eviction_keeps_bytes_under_max_size() {
     assert!(s["entries"].as_u64().unwrap() < 200);
     assert!(s["evictions"].as_u64().unwrap() > 0 || s["entries"].as_u64().unwrap() < 60);
 }
+
+#[tokio::test]
+async fn explain_shows_an_entrys_birth_its_tags_and_the_verdict_a_purge_gives() {
+    let p = Proxy::start();
+    let path = "/api/boards/b7/contacts?page=1";
+    let explain = || async {
+        let body = serde_json::json!({
+            "url": path,
+            "workspace": "w1",
+            "tags": ["board:w1:b7", "workspace:w1"],
+        });
+        p.admin_post("/explain", &body.to_string()).await
+    };
+
+    // Nothing stored yet: no entry, but the key and the epoch.
+    let before = explain().await;
+    assert_eq!(before.status, 200, "{}", before.text);
+    let before = before.json();
+    assert!(before["memory"].is_null(), "{before}");
+    assert_eq!(before["key"].as_str().map(str::len), Some(32), "{before}");
+
+    assert_eq!(p.get(path, Some("w1"), None).await.cache(), "MISS");
+    let stored = explain().await.json();
+    let entry = &stored["memory"];
+    assert_eq!(entry["verdict"], "valid", "{stored}");
+    assert_eq!(entry["fresh"], true, "{stored}");
+    assert_eq!(entry["trusted"], true, "{stored}");
+    assert_eq!(entry["route"], "contact_list", "{stored}");
+    assert_eq!(entry["workspace"], "w1", "{stored}");
+    let born = entry["born"].as_u64().expect("born");
+    let board = entry["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "board:w1:b7")
+        .unwrap_or_else(|| panic!("the named tag is among the entry's: {stored}"))
+        .clone();
+    assert_eq!(board["hard"], 0, "{stored}");
+    // The same key for the same request, whoever asks.
+    assert_eq!(stored["key"], before["key"]);
+
+    p.purge_tags(&["board:w1:b7"], false).await;
+    let purged = explain().await.json();
+    let entry = &purged["memory"];
+    assert_eq!(entry["verdict"], "purged", "{purged}");
+    let board = entry["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "board:w1:b7")
+        .unwrap()
+        .clone();
+    assert!(board["hard"].as_u64().unwrap() > born, "{purged}");
+    assert!(purged["epoch"].as_u64().unwrap() > born, "{purged}");
+    // What the proxy does agrees with the explanation.
+    assert_eq!(p.get(path, Some("w1"), None).await.cache(), "MISS");
+
+    // Another workspace's key is another key.
+    let other = p
+        .admin_post(
+            "/explain",
+            &serde_json::json!({ "url": path, "workspace": "w2" }).to_string(),
+        )
+        .await
+        .json();
+    assert_ne!(other["key"], purged["key"]);
+    assert!(other["memory"].is_null(), "{other}");
+}
+
+#[tokio::test]
+async fn explain_refuses_a_bad_body_or_an_uncached_url_naming_the_field() {
+    let p = Proxy::start();
+    for (body, status, field) in [
+        ("{", 400, serde_json::Value::Null),
+        (r#"{"workspace":"w1"}"#, 400, "url".into()),
+        (
+            r#"{"url":"/api/boards/b1/contacts","colour":1}"#,
+            400,
+            "colour".into(),
+        ),
+        (
+            r#"{"url":"/not/a/route","workspace":"w1"}"#,
+            422,
+            "url".into(),
+        ),
+    ] {
+        let r = p.admin_post("/explain", body).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+        assert_eq!(r.json()["field"], field, "{body}: {}", r.text);
+    }
+    let r = p
+        .client
+        .post(p.admin_url("/explain"))
+        .body(r#"{"url":"/api/boards/b1/contacts"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

@@ -111,10 +111,42 @@ impl Lease {
         self.publish(&state);
     }
 
+    /// What the lease holds now, for an operator.
+    pub(super) fn view(&self) -> LeaseView {
+        let state = self.state.lock();
+        let now = Instant::now();
+        LeaseView {
+            confirmed: self.confirmed(),
+            registered_ms_ago: state
+                .registered
+                .map(|r| now.saturating_duration_since(r).as_millis() as u64),
+            remaining_ms: state
+                .until
+                .map(|u| u.saturating_duration_since(now).as_millis() as u64),
+            replayed: state.replayed,
+            ended: state.ended,
+        }
+    }
+
     /// Whether [`Lease::end`] was called: the instance follows no purge.
     pub(super) fn ended(&self) -> bool {
         self.state.lock().ended
     }
+}
+
+/// A lease as an operator sees it ([`Lease::view`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeaseView {
+    /// Stored responses may be served now.
+    pub confirmed: bool,
+    /// How long ago the current unbroken registration began, if there is one.
+    pub registered_ms_ago: Option<u64>,
+    /// How long the last heartbeat's registration still certainly holds.
+    pub remaining_ms: Option<u64>,
+    /// A replay begun after the registration has completed.
+    pub replayed: bool,
+    /// The instance stopped following purges (shutdown).
+    pub ended: bool,
 }
 
 #[cfg(test)]

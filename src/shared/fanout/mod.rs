@@ -109,6 +109,7 @@ mod publish;
 mod wire;
 
 use follow::SyncState;
+pub use lease::LeaseView;
 use lease::Lease;
 use publish::Outbox;
 
@@ -128,6 +129,24 @@ pub struct FanoutReport {
     /// Live instances that had not acknowledged it in time (sync only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+}
+
+/// One instance's view of the fan-out ([`Fanout::view`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FanoutView {
+    /// This instance's identity in the live set and in acknowledgements.
+    pub instance: String,
+    /// `async` or `sync`.
+    pub consistency: &'static str,
+    /// The subscription is down or not yet replayed.
+    pub suspect: bool,
+    /// The registry has been synchronized with Redis at least once.
+    pub synced: bool,
+    /// The id of the newest purge log entry applied.
+    pub last_log_id: Option<String>,
+    /// Sync mode: the lease in the live set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseView>,
 }
 
 /// A purge that could not be shared.
@@ -231,6 +250,24 @@ impl Fanout {
     /// `redis.heartbeat`.
     pub(super) fn registration_ttl(&self) -> Duration {
         self.shared.settings().heartbeat * 3
+    }
+
+    /// What this instance knows of its place among the others, for an
+    /// operator explaining a verdict: its identity in Redis, whether it is
+    /// suspect (async) and its lease (sync), and the last purge it applied.
+    pub fn view(&self) -> FanoutView {
+        let state = self.state.lock();
+        FanoutView {
+            instance: self.shared.instance().to_string(),
+            consistency: match self.consistency {
+                Consistency::Sync => "sync",
+                Consistency::Async => "async",
+            },
+            suspect: self.suspect_since.lock().is_some(),
+            synced: state.synced,
+            last_log_id: state.last_log_id.clone(),
+            lease: (self.consistency == Consistency::Sync).then(|| self.lease.view()),
+        }
     }
 
     fn set_suspect(&self, suspect: bool) {

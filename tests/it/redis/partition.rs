@@ -180,3 +180,64 @@ async fn assert_at_least(p: &crate::util::Proxy, path: &str, version: u64, after
         r.header("cache-status").unwrap_or_default()
     );
 }
+
+/// `POST /explain` with the Redis tier shows both tiers' copies of an entry,
+/// this instance's place in the live set, and a cut-off instance losing its
+/// lease: what an operator needs to say why an instance served what it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_both_tiers_and_the_lease() {
+    let redis = RedisServer::start();
+    let origin = Origin::start();
+    let link = Link::to(redis.url().trim_start_matches("redis://"));
+    let opts_a = RedisOpts::server(&redis).extra("purge: { consistency: sync, sync_timeout: 3s }");
+    let mut opts_b = opts_a.clone();
+    opts_b.target = format!("url: \"{}\"", link.url());
+    let a = proxy(origin.clone(), &opts_a);
+    let b = proxy(origin.clone(), &opts_b);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    let path = "/item/explained";
+    let explain = |p: &crate::util::Proxy| {
+        let body =
+            serde_json::json!({ "url": path, "workspace": "w1", "tags": ["item:w1:explained"] });
+        let p = p.admin_url("/explain");
+        async move {
+            let r = reqwest::Client::new()
+                .post(p)
+                .bearer_auth(crate::util::TOKEN)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    assert_eq!(a.get(path, Some("w1"), None).await.cache(), "MISS");
+
+    let on_a = explain(&a).await;
+    assert_eq!(on_a["memory"]["verdict"], "valid", "{on_a}");
+    assert_eq!(on_a["redis"]["verdict"], "valid", "{on_a}");
+    assert_eq!(on_a["redis"]["born"], on_a["memory"]["born"], "{on_a}");
+    assert_eq!(on_a["fanout"]["consistency"], "sync", "{on_a}");
+    assert_eq!(on_a["fanout"]["lease"]["confirmed"], true, "{on_a}");
+    // B has it in Redis only, with the same key.
+    let on_b = explain(&b).await;
+    assert!(on_b["memory"].is_null(), "{on_b}");
+    assert_eq!(on_b["redis"]["verdict"], "valid", "{on_b}");
+    assert_eq!(on_b["key"], on_a["key"]);
+    assert_ne!(on_b["fanout"]["instance"], on_a["fanout"]["instance"]);
+
+    // B cut off from Redis: its lease runs out, and it says so.
+    link.freeze();
+    let start = Instant::now();
+    loop {
+        let on_b = explain(&b).await;
+        if on_b["fanout"]["lease"]["confirmed"] == false {
+            assert!(on_b["redis"].is_null(), "Redis out of reach: {on_b}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{on_b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,154 @@
+//! Explaining a key: what each tier holds under it, its tags' generations on
+//! this instance, and whether a hit would serve it, for an operator asking
+//! "why was this served?".
+
+use std::time::SystemTime;
+
+use pingora_cache::key::CacheHashKey;
+use serde::Serialize;
+
+use super::TagCache;
+use super::Unkeyable;
+use crate::generations::Verdict;
+use crate::key::Identity;
+use crate::shared::fanout::FanoutView;
+use crate::storage::Servable;
+
+/// What this instance knows about the entry a request would be served from.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    /// The entry's key (`CacheKey::combined`, hex), as Redis and the memory tier name it.
+    pub key: String,
+    /// This instance's purge epoch (with Redis, its mirror of the shared one):
+    /// a fill starting now would be born at it.
+    pub epoch: u64,
+    /// Entries born before this are purged, whatever their tags.
+    pub floor: u64,
+    /// The memory tier's entry, if any.
+    pub memory: Option<EntryView>,
+    /// The Redis tier's entry: absent without a Redis tier, `null` when
+    /// Redis has none (or did not answer in time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Option<EntryView>>,
+    /// This instance among the others, with a Redis tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<FanoutView>,
+}
+
+/// One stored entry and the verdict its tags give on this instance.
+#[derive(Debug, Serialize)]
+pub struct EntryView {
+    /// The epoch its origin fetch started at.
+    pub born: Option<u64>,
+    /// Seconds since it was fetched or last revalidated.
+    pub age: u64,
+    /// Whether it is fresh now.
+    pub fresh: bool,
+    /// The route it was stored for.
+    pub route: Option<String>,
+    /// The workspace it was stored for.
+    pub workspace: Option<String>,
+    /// Every tag of the entry with this instance's generations for it.
+    pub tags: Vec<TagView>,
+    /// `valid`, `stale` (soft-purged) or `purged`, by this instance's
+    /// registry; `untracked` for an entry without tag information.
+    pub verdict: &'static str,
+    /// Whether this instance may serve stored entries of that age now (sync
+    /// mode: its lease; async mode: its subscription or the resync window).
+    pub trusted: bool,
+}
+
+/// One tag of an entry.
+#[derive(Debug, Serialize)]
+pub struct TagView {
+    /// The tag's hash (hex), as the registry keys it.
+    pub hash: String,
+    /// The tag's name, when the caller named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The generation of its last hard purge on this instance (0: none known).
+    pub hard: u64,
+    /// The generation of its last soft purge on this instance (0: none known).
+    pub soft: u64,
+}
+
+impl TagCache {
+    /// Explains the entry a `GET` of `path_and_query` for `who` would be
+    /// served from. `names` are tag names the caller wants recognized among
+    /// the entry's tag hashes.
+    ///
+    /// # Errors
+    /// When such a request could not be cached ([`Self::key_for`]).
+    pub async fn explain(
+        &self,
+        path_and_query: &str,
+        who: Identity<'_>,
+        names: &[String],
+    ) -> Result<Explanation, Unkeyable> {
+        let key = self.key_for(path_and_query, who)?;
+        let hash = key.combined_bin();
+        let named: Vec<(u64, &String)> = names.iter().map(|n| (crate::tags::hash(n), n)).collect();
+        let memory = self
+            .memory
+            .and_then(|m| m.servable(&hash))
+            .map(|hit| self.entry_view(&hit.servable(), &named));
+        let redis = match &self.redis {
+            Some(parts) => Some(
+                parts
+                    .store
+                    .fetch(&hash)
+                    .await
+                    .map(|found| self.entry_view(&found.servable(), &named)),
+            ),
+            None => None,
+        };
+        Ok(Explanation {
+            key: key.combined(),
+            epoch: self.registry.epoch(),
+            floor: self.registry.floor(),
+            memory,
+            redis,
+            fanout: self.redis.as_ref().map(|r| r.fanout.view()),
+        })
+    }
+
+    fn entry_view(&self, stored: &Servable<'_>, named: &[(u64, &String)]) -> EntryView {
+        let now = SystemTime::now();
+        let routes = &self.active.load().config.routes;
+        let info = stored.info;
+        let tags = info.map_or_else(Vec::new, |info| {
+            info.tags
+                .iter()
+                .map(|&tag| {
+                    let (hard, soft) = self.registry.tag_generations(tag).unwrap_or((0, 0));
+                    TagView {
+                        hash: format!("{tag:016x}"),
+                        name: named
+                            .iter()
+                            .find(|(h, _)| *h == tag)
+                            .map(|(_, n)| (*n).clone()),
+                        hard,
+                        soft,
+                    }
+                })
+                .collect()
+        });
+        EntryView {
+            born: info.map(|i| i.born),
+            age: stored.age(now).as_secs(),
+            fresh: stored.is_fresh(now),
+            route: info
+                .and_then(|i| routes.get(usize::from(i.route)))
+                .map(|r| r.name.clone()),
+            workspace: info.and_then(|i| i.workspace.as_deref().map(str::to_string)),
+            tags,
+            verdict: match info.map(|i| self.registry.check(i.born, &i.tags)) {
+                None => "untracked",
+                Some(Verdict::Valid) => "valid",
+                Some(Verdict::Stale(_)) => "stale",
+                Some(Verdict::Purged) => "purged",
+            },
+            trusted: !self.unsynced(stored.epoch),
+        }
+    }
+}
