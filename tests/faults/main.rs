@@ -220,6 +220,9 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
             req = req.header("x-user-id", u);
         }
         let result = req.send().await;
+        // Where the time of a slow answer went, for its report.
+        let headers_after = start.elapsed();
+        let mut answered = String::from("no answer");
         let body = match result {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -237,6 +240,10 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
                     header("x-cache-layer"),
                     header("age"),
                     header("cache-status")
+                );
+                answered = format!(
+                    "status {status}, {detail}, request id {}, headers after {headers_after:?}",
+                    header("x-request-id")
                 );
                 r.text().await.map(|t| (status, (cache, detail), t))
             }
@@ -329,8 +336,10 @@ async fn client_loop(run: Arc<Run>, seed: u64) {
             let mut slowest = run.tally.slowest_outside.lock().unwrap();
             *slowest = (*slowest).max(took);
             if took > BOUND {
-                run.tally
-                    .fail(format!("{path} ({ws}) took {took:?} (faults: {faults:?})"));
+                run.tally.fail(format!(
+                    "{path} ({ws}) on {} took {took:?} (faults: {faults:?}; {answered})",
+                    if on_b { "B" } else { "A" }
+                ));
             }
         }
     }
