@@ -375,6 +375,11 @@ async fn writer_loop(run: Arc<Run>) {
             _ => None,
         };
         if let Some(answer) = answer {
+            // The promise checked here is sync mode's: make sure it is the one in force.
+            if answer["shared"]["consistency"] != "sync" {
+                run.tally
+                    .fail(format!("a purge was not answered in sync mode: {answer}"));
+            }
             run.tally.purges_acked.fetch_add(1, Ordering::Relaxed);
             run.floors.lock().unwrap().insert(
                 tag,
@@ -458,7 +463,12 @@ async fn two_instances_under_faults_keep_every_promise() {
     let total = Duration::from_secs(secs);
     let mut redis = RedisServer::start();
     let origin = Origin::start();
-    let opts = RedisOpts::server(&redis);
+    // Redis as in production: the default timeout and circuit breaker (the
+    // other tests' 500 ms timeout would make every frozen-Redis call a
+    // half-second wait).
+    let mut opts = RedisOpts::server(&redis);
+    opts.timeout = "25ms".into();
+    opts.breaker_failures = 5;
     let a = proxy_with(origin.clone(), &opts, options());
     let b = proxy_with(origin.clone(), &opts, options_b());
     wait_synced(&a).await;

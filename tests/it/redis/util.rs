@@ -423,7 +423,8 @@ pub fn proxy_with(origin: Origin, opts: &RedisOpts, base: Options) -> Proxy {
         origin,
         Options {
             storage: Some(storage),
-            extra: opts.extra.clone(),
+            // The caller's extra lines first, then the Redis options' own.
+            extra: format!("{}\n{}", base.extra, opts.extra),
             ..base
         },
     )
