@@ -155,17 +155,22 @@ fn decode(path: &str) -> Option<Vec<Cow<'_, str>>> {
     let rest = path.strip_prefix('/')?;
     // A trailing slash is a different resource to most origins: no match.
     let mut decoded: Vec<Cow<'_, str>> = Vec::with_capacity(8);
-    for raw in rest.split('/') {
+    for raw in split_ascii(rest, b'/') {
         if raw.is_empty() || raw == "." || raw == ".." {
             return None;
         }
-        let seg = if raw.contains('%') {
+        let seg = if raw.as_bytes().contains(&b'%') {
             percent_decode_str(raw).decode_utf8().ok()?
         } else {
             // Nothing to decode, and a `&str` is valid UTF-8 already.
             Cow::Borrowed(raw)
         };
-        if seg == "." || seg == ".." || seg.is_empty() || seg.chars().any(ambiguous) {
+        let ambiguous = if seg.is_ascii() {
+            seg.bytes().any(ambiguous_byte)
+        } else {
+            seg.chars().any(ambiguous)
+        };
+        if seg == "." || seg == ".." || seg.is_empty() || ambiguous {
             return None;
         }
         decoded.push(seg);
@@ -178,9 +183,57 @@ fn ambiguous(c: char) -> bool {
     matches!(c, '/' | '\\' | ';' | '%') || c.is_control()
 }
 
+/// [`ambiguous`] for an ASCII character: ASCII's control characters are
+/// the ones below space and DEL.
+fn ambiguous_byte(b: u8) -> bool {
+    matches!(b, b'/' | b'\\' | b';' | b'%') || b.is_ascii_control()
+}
+
+/// The pieces of `s` between each `sep` (an ASCII byte), as
+/// `s.split(char::from(sep))` gives them: a plain scan of the bytes, cheaper
+/// than `str::split`'s searcher for the few short pieces of a path or a
+/// query, which every request on a route splits.
+pub(crate) fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    debug_assert!(sep.is_ascii());
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == sep) {
+            // An ASCII byte is a character of its own: both ends of it
+            // are character boundaries.
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_ascii_gives_the_pieces_str_split_gives() {
+        for s in [
+            "", "/", "a", "a/b", "/a/b/", "//", "é/ü/ß", "a//b", "x/%2F/y", "日本/語",
+        ] {
+            let ours: Vec<&str> = split_ascii(s, b'/').collect();
+            let std: Vec<&str> = s.split('/').collect();
+            assert_eq!(ours, std, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_and_char_checks_agree_on_every_ascii_character() {
+        for b in 0u8..=0x7f {
+            assert_eq!(ambiguous_byte(b), ambiguous(char::from(b)), "{b:#x}");
+        }
+    }
 
     fn seg(p: &str) -> Vec<Segment> {
         p.trim_start_matches('/')

@@ -196,15 +196,16 @@ impl TagCache {
         {
             return Err(BypassReason::Method);
         }
+        let present = Present::of(req, &config.unkeyed_headers);
         // A body can change the origin's answer (Express parses GET bodies)
         // and is not in the key.
-        if storability::has_body(req) {
+        if present.body && storability::has_body(req) {
             return Err(BypassReason::RequestBody);
         }
         // Pingora drops the fields a `Connection` header nominates before the
         // origin sees them: a keyed identity or `Vary` header could vanish
         // between the key and the origin, or an unkeyed one slip past its rule.
-        if storability::nominates_fields(req) {
+        if present.hop_by_hop && storability::nominates_fields(req) {
             return Err(BypassReason::HopByHop);
         }
         // `request_filter` answers 414 first; this keeps embedders that do
@@ -216,12 +217,7 @@ impl TagCache {
         if let Some(reason) = ctx.identity_bypass {
             return Err(reason);
         }
-        // A request carries a handful of headers: comparing names is cheaper
-        // than hashing each of the (ten or so) unkeyed names for a lookup.
-        let unkeyed = req
-            .headers
-            .keys()
-            .any(|h| config.unkeyed_headers.contains(h));
+        let unkeyed = present.unkeyed;
         if unkeyed && route.unkeyed_headers == UnkeyedAction::Bypass {
             return Err(BypassReason::UnkeyedHeader);
         }
@@ -268,9 +264,9 @@ impl TagCache {
         // RFC 9111 §3.5: a response to a request with Authorization is only
         // shared when the key holds the requester's identity, or when the
         // origin marked it shareable (checked on hit and on store).
-        ctx.auth_unscoped = workspace.is_none() && req.headers.contains_key(header::AUTHORIZATION);
+        ctx.auth_unscoped = workspace.is_none() && present.authorization;
         ctx.strip_unkeyed = unkeyed && route.unkeyed_headers == UnkeyedAction::Strip;
-        if route.honor_client_no_cache && client_wants_fresh(req) {
+        if route.honor_client_no_cache && present.freshness && client_wants_fresh(req) {
             ctx.client_no_cache = true;
         }
         let primary = key::primary(route, Identity { workspace, user }, params, &values);
@@ -280,6 +276,42 @@ impl TagCache {
         ctx.workspace = workspace.map(Arc::from);
         ctx.user = user.map(Arc::from);
         Ok(primary)
+    }
+}
+
+/// Which of the request fields that [`TagCache::classify`] reads the request
+/// has, from one pass over its names. A request carries a handful of
+/// fields: comparing names is cheaper than a hash lookup per name asked
+/// about (one for each check, and one for each of the ten or so unkeyed
+/// names). Each check still reads its fields when they are there.
+#[derive(Debug, Default)]
+struct Present {
+    /// `Transfer-Encoding` or `Content-Length` ([`storability::has_body`]).
+    body: bool,
+    /// `Connection` or `Upgrade` ([`storability::nominates_fields`]).
+    hop_by_hop: bool,
+    /// `Cache-Control` or `Pragma` ([`client_wants_fresh`]).
+    freshness: bool,
+    /// `Authorization`.
+    authorization: bool,
+    /// One of the config's unkeyed headers.
+    unkeyed: bool,
+}
+
+impl Present {
+    fn of(req: &RequestHeader, unkeyed: &[http::HeaderName]) -> Self {
+        let mut present = Present::default();
+        for name in req.headers.keys() {
+            match *name {
+                header::TRANSFER_ENCODING | header::CONTENT_LENGTH => present.body = true,
+                header::CONNECTION | header::UPGRADE => present.hop_by_hop = true,
+                header::CACHE_CONTROL | header::PRAGMA => present.freshness = true,
+                header::AUTHORIZATION => present.authorization = true,
+                _ => {}
+            }
+            present.unkeyed = present.unkeyed || unkeyed.contains(name);
+        }
+        present
     }
 }
 

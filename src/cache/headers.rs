@@ -26,6 +26,18 @@ const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 /// skips pingora's per-insert name parsing.
 pub(super) trait Sink {
     fn put(&mut self, name: HeaderName, value: HeaderValue);
+
+    /// Puts a copy of `value`.
+    fn put_copy(&mut self, name: HeaderName, value: &HeaderValue) {
+        self.put(name, value.clone());
+    }
+
+    /// Puts `text`, if it is a valid field value (else nothing).
+    fn put_text(&mut self, name: HeaderName, text: String) {
+        if let Ok(value) = HeaderValue::try_from(text) {
+            self.put(name, value);
+        }
+    }
 }
 
 impl Sink for ResponseHeader {
@@ -43,9 +55,23 @@ impl Sink for HeaderMap {
 
 /// A hit's header block being written as bytes (the front path): each field
 /// is appended as a line, the stored block holding none of these names.
+///
+/// Values are appended from where they are, without the `HeaderValue` a
+/// map needs: a copy of the request id and of `Cache-Status` per hit.
 impl Sink for Vec<u8> {
     fn put(&mut self, name: HeaderName, value: HeaderValue) {
         crate::storage::wire::put_field(self, &name, value.as_bytes());
+    }
+
+    fn put_copy(&mut self, name: HeaderName, value: &HeaderValue) {
+        crate::storage::wire::put_field(self, &name, value.as_bytes());
+    }
+
+    fn put_text(&mut self, name: HeaderName, text: String) {
+        // What `HeaderValue` accepts: no control characters but tab.
+        if text.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
+            crate::storage::wire::put_field(self, &name, text.as_bytes());
+        }
     }
 }
 
@@ -109,7 +135,7 @@ fn write(
     ctx.status = Some(status);
     ctx.layer = Some(layer);
     if let Some(id) = &ctx.request_id {
-        resp.put(super::request_id::HEADER, id.clone());
+        resp.put_copy(super::request_id::HEADER, id);
     }
 
     let mut cs = String::with_capacity(64);
@@ -122,7 +148,8 @@ fn write(
                     Ok(d) => d.as_secs() as i64,
                     Err(e) => -(e.duration().as_secs() as i64),
                 };
-                let _ = write!(cs, "; ttl={ttl}");
+                cs.push_str("; ttl=");
+                cs.push_str(itoa::Buffer::new().format(ttl));
             }
             if ctx.coalesced {
                 cs.push_str("; detail=coalesced");
@@ -180,9 +207,7 @@ fn write(
     resp.put(X_CACHE_STATUS, HeaderValue::from_static(status.as_str()));
     resp.put(X_CACHE_LAYER, HeaderValue::from_static(layer));
     // Built from constants, numbers and sanitized text: always valid.
-    if let Ok(value) = HeaderValue::try_from(cs) {
-        resp.put(CACHE_STATUS, value);
-    }
+    resp.put_text(CACHE_STATUS, cs);
 }
 
 /// `X-Cache-Layer`: the tier a stored response came from (the store marks

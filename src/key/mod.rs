@@ -13,6 +13,8 @@ use std::borrow::Cow;
 
 use percent_encoding::percent_decode;
 
+use crate::route::split_ascii;
+
 use crate::config::{BypassCondition, Route, UnknownQuery};
 
 /// Version of the key layout; bump when the framing changes so old entries
@@ -117,7 +119,7 @@ pub fn query_values<'a>(
     let allow = &route.key.query;
     let mut values: Vec<Option<Cow<'a, str>>> = vec![None; allow.len()];
     let mut seen = 0usize;
-    for pair in query.unwrap_or("").split('&') {
+    for pair in split_ascii(query.unwrap_or(""), b'&') {
         if pair.is_empty() {
             continue;
         }
@@ -125,7 +127,7 @@ pub fn query_values<'a>(
         if seen > max_params {
             return Err(BypassReason::TooManyParams);
         }
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = split_pair(pair);
         let name = decode(name)?;
         match allow.binary_search_by(|a| a.as_str().cmp(&name)) {
             Ok(i) => {
@@ -169,7 +171,7 @@ fn all_values<'a>(
 ) -> Result<QueryValues<'a>, BypassReason> {
     let mut all: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
     let mut seen = 0usize;
-    for pair in query.unwrap_or("").split('&') {
+    for pair in split_ascii(query.unwrap_or(""), b'&') {
         if pair.is_empty() {
             continue;
         }
@@ -177,7 +179,7 @@ fn all_values<'a>(
         if seen > max_params {
             return Err(BypassReason::TooManyParams);
         }
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = split_pair(pair);
         all.push((decode(name)?, decode(value)?));
     }
     all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -200,6 +202,19 @@ fn all_values<'a>(
         listed: Vec::new(),
         all,
     })
+}
+
+/// A query parameter's name and value, split at its first `=` (as
+/// `split_once('=')`; no `=` is an empty value), by a scan of its bytes.
+fn split_pair(pair: &str) -> (&str, &str) {
+    match pair.bytes().position(|b| b == b'=') {
+        // `=` is ASCII: both ends of it are character boundaries.
+        Some(i) => (
+            pair.get(..i).unwrap_or(pair),
+            pair.get(i + 1..).unwrap_or(""),
+        ),
+        None => (pair, ""),
+    }
 }
 
 /// Percent-decodes a query component, `+` meaning space (form encoding, as
@@ -365,6 +380,17 @@ mod tests {
     use super::*;
     use crate::config::{BypassRule, KeySpec, PerUserRule, RouteMethod};
     use std::time::Duration;
+
+    #[test]
+    fn split_pair_splits_as_split_once_does() {
+        for pair in ["a=b", "a", "=b", "a=", "a=b=c", "é=ü", ""] {
+            assert_eq!(
+                split_pair(pair),
+                pair.split_once('=').unwrap_or((pair, "")),
+                "{pair:?}"
+            );
+        }
+    }
 
     fn route(unknown: UnknownQuery) -> Route {
         let mut query: Vec<String> = [
