@@ -16,16 +16,10 @@ use crate::util::Origin;
 async fn a_complete_sync_purge_is_never_older_than_what_a_cut_off_instance_serves() {
     let redis = RedisServer::start();
     let origin = Origin::start();
-    let link = Link::to(redis.url().trim_start_matches("redis://"));
-    let opts_a = RedisOpts::server(&redis)
+    let opts = RedisOpts::server(&redis)
         .strict()
         .extra("purge: { consistency: sync, sync_timeout: 3s }");
-    let mut opts_b = opts_a.clone();
-    opts_b.target = format!("url: \"{}\"", link.url());
-    let a = proxy(origin.clone(), &opts_a);
-    let b = proxy(origin.clone(), &opts_b);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let (link, a, b) = b_through_a_link(&redis, &origin, opts).await;
     let start = Instant::now();
     while redis.cli(&["ZCARD", "{tc}:instances"]) != "2" {
         assert!(start.elapsed() < Duration::from_secs(5), "never both live");
@@ -123,18 +117,12 @@ async fn an_instance_that_left_the_live_set_serves_nothing_stored() {
 async fn a_sync_purge_after_redis_lost_its_state_waits_out_the_old_leases() {
     let mut redis = RedisServer::start();
     let origin = Origin::start();
-    let link = Link::to(redis.url().trim_start_matches("redis://"));
     // A long heartbeat, so that B's lease outlasts the restart by far.
-    let mut opts_a = RedisOpts::server(&redis)
+    let mut opts = RedisOpts::server(&redis)
         .strict()
         .extra("purge: { consistency: sync, sync_timeout: 6s }");
-    opts_a.heartbeat_ms = 1_000;
-    let mut opts_b = opts_a.clone();
-    opts_b.target = format!("url: \"{}\"", link.url());
-    let a = proxy(origin.clone(), &opts_a);
-    let b = proxy(origin.clone(), &opts_b);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    opts.heartbeat_ms = 1_000;
+    let (link, a, b) = b_through_a_link(&redis, &origin, opts).await;
     let path = "/item/lost";
     let old = stored_version(&b, path).await;
 
@@ -158,6 +146,23 @@ async fn a_sync_purge_after_redis_lost_its_state_waits_out_the_old_leases() {
 
     assert_at_least(&b, path, new, "a complete purge on the new Redis state").await;
     link.thaw();
+}
+
+/// Instances A and B with `opts` on `redis`, B through a [`Link`] the test
+/// can freeze, both synchronized.
+async fn b_through_a_link(
+    redis: &RedisServer,
+    origin: &Origin,
+    opts: RedisOpts,
+) -> (Link, crate::util::Proxy, crate::util::Proxy) {
+    let link = Link::to(redis.url().trim_start_matches("redis://"));
+    let mut opts_b = opts.clone();
+    opts_b.target = format!("url: \"{}\"", link.url());
+    let a = proxy(origin.clone(), &opts);
+    let b = proxy(origin.clone(), &opts_b);
+    wait_synced(&a).await;
+    wait_synced(&b).await;
+    (link, a, b)
 }
 
 /// Fetches `path` on `p` until it is a hit; returns the version it holds.
@@ -188,14 +193,8 @@ async fn assert_at_least(p: &crate::util::Proxy, path: &str, version: u64, after
 async fn explain_shows_both_tiers_and_the_lease() {
     let redis = RedisServer::start();
     let origin = Origin::start();
-    let link = Link::to(redis.url().trim_start_matches("redis://"));
-    let opts_a = RedisOpts::server(&redis).extra("purge: { consistency: sync, sync_timeout: 3s }");
-    let mut opts_b = opts_a.clone();
-    opts_b.target = format!("url: \"{}\"", link.url());
-    let a = proxy(origin.clone(), &opts_a);
-    let b = proxy(origin.clone(), &opts_b);
-    wait_synced(&a).await;
-    wait_synced(&b).await;
+    let opts = RedisOpts::server(&redis).extra("purge: { consistency: sync, sync_timeout: 3s }");
+    let (link, a, b) = b_through_a_link(&redis, &origin, opts).await;
     let path = "/item/explained";
     let explain = |p: &crate::util::Proxy| {
         let body =
