@@ -344,13 +344,25 @@ impl TagCache {
         if !self.may_serve(active, &found, session.req_header(), ctx) {
             return Ok(false);
         }
+        self.promote_under_request_key(ctx, hash, &found).await;
+        self.write_hit(session, ctx, found.servable(), Some(started))
+            .await?;
+        Ok(true)
+    }
+
+    /// Copies an entry read from Redis under `hash` into memory (with a
+    /// memory tier), under the key this request's classification built, as
+    /// the tiered store copies its Redis hits.
+    pub(super) async fn promote_under_request_key(
+        &self,
+        ctx: &RequestCtx,
+        hash: HashBinary,
+        found: &Decoded,
+    ) {
         if let (Some(memory), Some(primary)) = (self.fast, &ctx.primary) {
             let key = cache_key(primary.clone(), ctx.workspace.as_deref(), hash);
             crate::storage::promote(memory, &key, &found.meta, &found.body).await;
         }
-        self.write_hit(session, ctx, found.servable(), Some(started))
-            .await?;
-        Ok(true)
     }
 
     /// Whether an entry read from Redis may be written to this request as

@@ -241,10 +241,7 @@ impl TagCache {
         let Some(head) = WireHead::of(found.meta.response_header()) else {
             return Err(asked);
         };
-        if let (Some(memory), Some(primary)) = (self.fast, &ctx.primary) {
-            let key = super::cache_key(primary.clone(), ctx.workspace.as_deref(), hash);
-            crate::storage::promote(memory, &key, &found.meta, &found.body).await;
-        }
+        self.promote_under_request_key(ctx, hash, &found).await;
         self.count_admission(&Admission::Admitted { found: None, auth });
         Ok(FrontHit {
             found: Found::Redis(Box::new((found, head))),
