@@ -223,3 +223,27 @@ fn layer(session: &Session, status: CacheStatus) -> Option<Layer> {
         CacheStatus::Miss | CacheStatus::Expired | CacheStatus::Bypass => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte sink checks a value itself (no `HeaderValue` per hit): it
+    /// must accept exactly what `HeaderValue` accepts.
+    #[test]
+    fn the_byte_sink_takes_exactly_the_values_header_value_takes() {
+        let samples = (0u32..0x100)
+            .filter_map(char::from_u32)
+            .chain(['\u{2028}', '€', '日']);
+        for c in samples {
+            let text = format!("a{c}b");
+            let mut out = Vec::new();
+            out.put_text(CACHE_STATUS, text.clone());
+            assert_eq!(
+                !out.is_empty(),
+                HeaderValue::try_from(text).is_ok(),
+                "{c:?}"
+            );
+        }
+    }
+}
