@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::util::{metric, two_synced, wait_for_version, RedisCluster, RedisOpts};
+use super::util::{metric, two_synced, wait_for_version, wait_l2_stored, RedisCluster, RedisOpts};
 use crate::util::{cold_herd, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,6 +17,7 @@ async fn fill_hit_and_purge_on_a_three_master_cluster() {
         let path = format!("/api/boards/b{i}/contacts");
         let r = a.get(&path, Some("w1"), None).await;
         assert_eq!(r.cache(), "MISS");
+        wait_l2_stored(&a, i + 1).await;
         let r = b.get(&path, Some("w1"), None).await;
         assert_eq!((r.cache(), r.layer()), ("HIT", "REDIS"), "{path}");
     }

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::util::{
-    proxy, two_synced, wait_for_version, wait_synced, RedisOpts, RedisServer, HEARTBEAT_MS,
+    proxy, two_synced, wait_for_version, wait_l2_stored, wait_synced, RedisOpts, RedisServer,
+    HEARTBEAT_MS,
 };
 use crate::util::Origin;
 
@@ -17,6 +18,7 @@ async fn a_purge_on_one_instance_reaches_the_others_within_the_bound() {
 
     let path = "/api/boards/b1/contacts?page=2";
     a.get(path, Some("w1"), None).await;
+    wait_l2_stored(&a, 1).await;
     assert_eq!(b.get(path, Some("w1"), None).await.layer(), "REDIS");
     assert_eq!(b.get(path, Some("w1"), None).await.layer(), "MEMORY");
 
@@ -109,6 +111,7 @@ async fn nothing_stale_is_served_after_redis_restarts_empty() {
     }
     let path = "/item/restart";
     a.get(path, Some("w1"), None).await;
+    wait_l2_stored(&a, 1).await;
     assert_eq!(b.get(path, Some("w1"), None).await.layer(), "REDIS");
     assert_eq!(b.get(path, Some("w1"), None).await.layer(), "MEMORY");
     // Let the entry age past the resync window, so only resynchronization can save it.
@@ -214,6 +217,7 @@ async fn without_its_subscription_an_instance_serves_only_entries_younger_than_t
 
     let path = "/item/window";
     a.get(path, Some("w1"), None).await;
+    wait_l2_stored(&a, 1).await;
     // Fetched moments ago: within the window (2 x 1s), B may serve it.
     let fresh = b.get(path, Some("w1"), None).await;
     assert_eq!((fresh.cache(), fresh.layer()), ("HIT", "REDIS"));

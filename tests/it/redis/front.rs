@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::util::{metric, proxy, wait_synced, RedisOpts, RedisServer};
+use super::util::{metric, proxy, wait_l2_stored, wait_synced, RedisOpts, RedisServer};
 use crate::util::Origin;
 
 const FRONT_REDIS: &str = "tagcache_front_hits_total{layer=\"REDIS\"}";
@@ -22,6 +22,7 @@ async fn a_redis_hit_is_answered_by_the_front_and_promoted_into_memory() {
     let b = proxy(origin.clone(), &opts);
     let filled = a.get("/item/front", Some("w1"), None).await;
     assert_eq!((filled.cache(), filled.layer()), ("MISS", "ORIGIN"));
+    wait_l2_stored(&a, 1).await;
 
     let hit = b.get("/item/front", Some("w1"), None).await;
     assert_eq!(
@@ -66,6 +67,7 @@ async fn with_the_memory_tier_off_every_redis_hit_is_the_fronts() {
     let a = proxy(origin.clone(), &opts);
     let filled = a.get("/item/redis-only", Some("w1"), None).await;
     assert_eq!(filled.cache(), "MISS");
+    wait_l2_stored(&a, 1).await;
     for _ in 0..3 {
         let hit = a.get("/item/redis-only", Some("w1"), None).await;
         assert_eq!((hit.cache(), hit.layer()), ("HIT", "REDIS"));

@@ -1,7 +1,8 @@
 //! The L2 tier: what is stored, how it is read back, and promotion into L1.
 
 use super::util::{
-    metric, proxy, proxy_with, two_synced, wait_for_version, wait_synced, RedisOpts, RedisServer,
+    metric, proxy, proxy_with, two_synced, wait_for_version, wait_l2_stored, wait_synced,
+    RedisOpts, RedisServer,
 };
 use crate::util::{Options, Origin};
 
@@ -21,6 +22,7 @@ async fn an_entry_filled_on_one_instance_is_a_redis_hit_on_another_then_memory()
     let on_a = a.get("/item/1", Some("w1"), None).await;
     assert_eq!((on_a.cache(), on_a.layer()), ("HIT", "MEMORY"));
 
+    wait_l2_stored(&a, 1).await;
     // B has never seen the key: its L1 misses, L2 has A's fill.
     let on_b = b.get("/item/1", Some("w1"), None).await;
     assert_eq!(
@@ -58,6 +60,7 @@ async fn redis_keeps_an_entry_through_its_stale_windows_and_serves_them() {
     // Route `swr_soft`: ttl 300s, swr 60s, sie 60s. Route `sie`: ttl 1s, sie 60s.
     a.get("/soft/1", Some("w1"), None).await;
     a.get("/sie/1", Some("w1"), None).await;
+    wait_l2_stored(&a, 2).await;
     let ttl = |pattern: &str| -> Vec<i64> {
         redis
             .cli(&["KEYS", pattern])
@@ -99,6 +102,7 @@ async fn large_bodies_are_compressed_and_come_back_whole() {
     let h = [("x-origin-body-size", "200000")];
     let filled = a.get_with("/item/big", Some("w1"), None, &h).await;
     assert_eq!(filled.text.len(), size);
+    wait_l2_stored(&a, 1).await;
     let keys = redis.cli(&["KEYS", "tc:{*}"]);
     let stored: usize = redis.cli(&["STRLEN", keys.trim()]).parse().unwrap();
     assert!(stored < size / 20, "{size} bytes of 'a' stored as {stored}");
@@ -115,6 +119,7 @@ async fn foreign_or_old_values_under_our_keys_are_misses() {
     let opts = RedisOpts::server(&redis);
     let a = proxy(origin.clone(), &opts);
     a.get("/item/x", Some("w1"), None).await;
+    wait_l2_stored(&a, 1).await;
     let keys = redis.cli(&["KEYS", "tc:{*}"]);
     let key = keys.trim().to_string();
     // An older format version, then something that is not ours at all.
@@ -135,6 +140,7 @@ async fn foreign_or_old_values_under_our_keys_are_misses() {
         );
         assert!(metric(&b, "tagcache_l2_lookups_total{result=\"rejected\"}").await >= 1.0);
         // The miss refilled it in the current format.
+        wait_l2_stored(&b, 1).await;
         assert!(redis.cli(&["GET", &key]).starts_with(&current));
     }
 }
@@ -148,6 +154,7 @@ async fn redis_alone_serves_every_hit_from_redis() {
     wait_synced(&a).await;
     let miss = a.get("/item/only", Some("w1"), None).await;
     assert_eq!(miss.cache(), "MISS");
+    wait_l2_stored(&a, 1).await;
     for _ in 0..3 {
         let hit = a.get("/item/only", Some("w1"), None).await;
         assert_eq!((hit.cache(), hit.layer()), ("HIT", "REDIS"));
@@ -170,6 +177,7 @@ async fn redis_hits_from_the_fast_path_answer_like_the_full_path() {
     let etag = [("x-origin-header", "ETag: \"e1\"")];
     let miss = a.get_with("/item/fast", Some("w1"), None, &etag).await;
     assert_eq!(miss.cache(), "MISS");
+    wait_l2_stored(&a, 1).await;
     let hit = a.get("/item/fast", Some("w1"), None).await;
     assert_eq!(
         (hit.status, hit.cache(), hit.layer()),
@@ -232,6 +240,7 @@ routes:
     };
     let a = proxy_with(origin.clone(), &opts, base());
     crate::assert_cache!(a, "/public/1", None, "MISS");
+    wait_l2_stored(&a, 1).await;
     let anon = a.get("/public/1", None, None).await;
     assert_eq!((anon.cache(), anon.layer()), ("HIT", "REDIS"));
     let bob = a
@@ -250,6 +259,7 @@ routes:
         a.get_with("/public/2", None, None, &public).await.cache(),
         "MISS"
     );
+    wait_l2_stored(&a, 2).await;
     // A second instance: its memory is empty, so the hit can only come from Redis.
     let b = proxy_with(origin.clone(), &opts, base());
     let shared = b
@@ -268,6 +278,7 @@ async fn the_redis_tier_works_over_a_unix_socket() {
     let opts = RedisOpts::server(&redis);
     let (a, b) = two_synced(&origin, &opts).await;
     crate::assert_cache!(a, "/item/u", Some("w1"), "MISS");
+    wait_l2_stored(&a, 1).await;
     let on_b = b.get("/item/u", Some("w1"), None).await;
     assert_eq!((on_b.cache(), on_b.layer()), ("HIT", "REDIS"));
     let on_b = b.get("/item/u", Some("w1"), None).await;

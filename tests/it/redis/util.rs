@@ -513,3 +513,24 @@ pub async fn metric(p: &Proxy, line_prefix: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Waits until `p` has written `fills` entries to Redis in all.
+///
+/// A fill answers its client after at most a few milliseconds of its Redis
+/// write (a slow Redis never holds a client), so on a loaded machine the
+/// client can have its answer before the entry is in Redis. A test that then
+/// expects a Redis hit, or reads Redis itself, waits here first.
+pub async fn wait_l2_stored(p: &Proxy, fills: u32) {
+    let start = Instant::now();
+    loop {
+        let stored = metric(p, "tagcache_l2_writes_total{result=\"stored\"}").await;
+        if stored >= f64::from(fills) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{stored} of {fills} fills in Redis after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
