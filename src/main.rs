@@ -3,6 +3,8 @@
 //! live in `cli/`; this file only hands over to them, and sets the binary's
 //! allocator.
 
+#[cfg(feature = "mimalloc")]
+mod allocator;
 mod cli;
 
 /// mimalloc, whose allocations and frees cost a memory hit less than half of
@@ -10,7 +12,7 @@ mod cli;
 /// no allocator: an embedder chooses its own.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
 
 /// mimalloc's `mi_option_purge_delay`: its index in `mi_option_e`, the same
 /// in mimalloc 2 and 3, which the Rust bindings do not name.
