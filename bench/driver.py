@@ -42,6 +42,8 @@ Environment:
   PRESSURE_CONNECTIONS  connections replaying it (default 8)
   LATENCY_RATES   fixed rates of workload latency, in % of each server's peak
                   (default 50,90)
+  LATENCY_FIXED_RPS  fixed rates of workload latency in req/s, the same for
+                  every server (default none), e.g. 30000,45000
   LOAD_BIN        the fixed-rate load generator (default
                   target/release/examples/bench_load)
   TAGCACHE_BIN    tagcache binary (default target/release/tagcache)
@@ -254,6 +256,7 @@ class Bench:
             "zipf_s": cfg.zipf_s, "purge_sizes": cfg.purge_sizes, "full_contacts": cfg.full_contacts,
             "twocore_conns": cfg.twocore_conns, "pressure_mib": cfg.pressure_mib,
             "pressure_factor": cfg.pressure_factor, "latency_rates": cfg.latency_rates,
+            "latency_fixed": cfg.latency_fixed,
             "notes": self.notes,
         }
 

@@ -535,10 +535,14 @@ def markdown_latency(run, results, cols):
     """The section of workload latency: fixed-rate open-loop load at shares
     of each server's own peak."""
     rates = getattr(run, "latency_rates", [])
+    fixed = getattr(run, "latency_fixed", [])
+    shares = f"{' and '.join(f'{r} %' for r in rates)} of that peak"
+    if fixed:
+        shares += f" and at {' and '.join(f'{r:,} req/s' for r in fixed)} (the same rates for every server)"
     L = ["## Latency at fixed rates, without coordinated omission", ""]
     L.append(f"Each server on its core, as in (a). First its peak on the hot key (wrk, closed loop, {run.conns} "
              f"connections, {run.duration} s), then `examples/bench_load.rs` at "
-             f"{' and '.join(f'{r} %' for r in rates)} of that peak, {run.conns} connections, {run.duration} s "
+             f"{shares}, {run.conns} connections, {run.duration} s "
              "after 1 s of warm-up: each connection sends on a fixed schedule, and each request's latency is "
              "measured from when it was due, so a stall is charged to every request it delayed (what wrk2 "
              "does). \"Send lag\" is how late requests left (a busy connection or a late generator); a run that "
@@ -554,12 +558,13 @@ def markdown_latency(run, results, cols):
         if "failed" in d or "rates" not in d:
             L.append(f"| {s} | failed |" + " |" * 10)
             continue
-        for pct in rates:
-            r = d["rates"].get(str(pct))
+        shown = [(f"{pct} %", d["rates"].get(str(pct))) for pct in rates]
+        shown += [("same for all", d.get("fixed", {}).get(str(rps))) for rps in fixed]
+        for what, r in shown:
             if r is None:
                 continue
             held = "" if r["rps"] >= RATE_HELD * r["target_rps"] else " (not held)"
-            L.append(f"| {s} | {d['peak_rps']:,.0f} | {pct} % | {r['target_rps']:,.0f} | {r['rps']:,.0f}{held} | "
+            L.append(f"| {s} | {d['peak_rps']:,.0f} | {what} | {r['target_rps']:,.0f} | {r['rps']:,.0f}{held} | "
                      f"{r['p50'] / 1e3:.3f} | {r['p99'] / 1e3:.3f} | {r['p999'] / 1e3:.3f} | {r['max'] / 1e3:.2f} | "
                      f"{r['lag_p99'] / 1e3:.3f} | {r['errors']} / {r['non2xx']} | {r.get('cpu_pct', 0):.0f} |")
     L.append("")
@@ -589,6 +594,9 @@ def _summary_rows(run):
         for pct in getattr(run, "latency_rates", []):
             rows.append(("latency", f"p99 ms at {pct} % of own peak (fixed rate)",
                          lambda d, k=str(pct): d.get("rates", {}).get(k, {}).get("p99"), 1e-3, 3))
+        for rps in getattr(run, "latency_fixed", []):
+            rows.append(("latency", f"p99 ms at {rps:,} req/s, every server (fixed rate)",
+                         lambda d, k=str(rps): d.get("fixed", {}).get(k, {}).get("p99"), 1e-3, 3))
     return rows
 
 
@@ -683,12 +691,14 @@ def auto_notes(results):
         if w == "latency" and d.get("second") and d["second"] != "HIT":
             notes.append(f"**latency/{s}: the second request for the hot key was `{d['second']}`, not HIT.**")
         if w == "latency":
-            for pct, r in sorted(d.get("rates", {}).items(), key=lambda kv: int(kv[0])):
+            at = [(f"{k} %", r) for k, r in sorted(d.get("rates", {}).items(), key=lambda kv: int(kv[0]))]
+            at += [(f"{int(k):,} req/s", r) for k, r in sorted(d.get("fixed", {}).items(), key=lambda kv: int(kv[0]))]
+            for what, r in at:
                 if r.get("rps", 0) < RATE_HELD * r.get("target_rps", 0):
-                    notes.append(f"**latency/{s} at {pct} %: sent {r['rps']:,.0f} of {r['target_rps']:,.0f} req/s: "
+                    notes.append(f"**latency/{s} at {what}: sent {r['rps']:,.0f} of {r['target_rps']:,.0f} req/s: "
                                  "the rate was not held (server or generator saturated).**")
                 if r.get("errors") or r.get("non2xx"):
-                    notes.append(f"**latency/{s} at {pct} %: {r['errors']} errors and {r['non2xx']} non-2xx answers.**")
+                    notes.append(f"**latency/{s} at {what}: {r['errors']} errors and {r['non2xx']} non-2xx answers.**")
         if w == "herd" and d.get("origin", 0) > 1:
             notes.append(f"**herd/{s}: {d['origin']} origin requests for one key (coalescing let them through).**")
         if w == "herd" and d.get("non200", 0):

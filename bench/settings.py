@@ -48,6 +48,9 @@ class Settings:
         self.pressure_conns = env_int("PRESSURE_CONNECTIONS", 8)
         # latency: fixed rates, in % of each server's measured peak.
         self.latency_rates = [int(x) for x in env_list("LATENCY_RATES", ["50", "90"])]
+        # The same absolute rates for every server: a server with a higher
+        # peak is otherwise measured at a higher rate than its peers.
+        self.latency_fixed = [int(x) for x in env_list("LATENCY_FIXED_RPS", [])]
         self.load_bin = os.path.abspath(
             os.environ.get("LOAD_BIN") or os.path.join(root_dir, "target/release/examples/bench_load"))
         self.origin_delay_ms = env_int("ORIGIN_DELAY_MS", 50)

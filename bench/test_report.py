@@ -253,6 +253,20 @@ class NewWorkloads(unittest.TestCase):
         self.assertIn("- latency/tagcache: first request `MISS`, second `HIT`; peak 70,000 req/s (closed loop: "
                       "p50 0.60 ms, p99 1.30 ms) at 99 % of its core", md)
 
+    def test_latency_at_the_same_rate_for_every_server(self):
+        res = new_results()
+        res[("latency", "tagcache")]["fixed"] = {"30000": rate(30000.0, 30000.0, 700.0)}
+        res[("latency", "nginx")]["fixed"] = {"30000": rate(30000.0, 25000.0, 600.0)}
+        run = new_run(latency_fixed=[30000])
+        md = report.render_markdown(run, results(res))
+        self.assertIn("at 50 % and 90 % of that peak and at 30,000 req/s (the same rates for every server)", md)
+        self.assertEqual(row(md, "| tagcache | 70,000 | same for all |")[3:7], ["30,000", "30,000", "0.080", "0.700"])
+        self.assertEqual(row(md, "| nginx | 60,000 | same for all |")[4], "25,000 (not held)")
+        self.assertIn("**latency/nginx at 30,000 req/s: sent 25,000 of 30,000 req/s: the rate was not held", md)
+        section = report.processor_section(run, results(res))
+        line = next(l for l in section.splitlines() if l.startswith("| p99 ms at 30,000 req/s, every server"))
+        self.assertIn("| 0.700 | 0.600 |", line)
+
     def test_absent_without_the_workloads(self):
         md = report.render_markdown(run_facts(), results())
         for title in ("## Two cores", "## Efficiency under memory pressure", "## Latency at fixed rates"):

@@ -348,8 +348,9 @@ def pressure(b, server, proc):
 def latency(b, server, proc):
     """Latency without coordinated omission: the server's peak on the hot key
     (wrk, closed loop, as in (a)), then fixed-rate open-loop load
-    (examples/bench_load.rs) at LATENCY_RATES % of that peak, latency measured
-    from when each request was due."""
+    (examples/bench_load.rs) at LATENCY_RATES % of that peak and at the
+    LATENCY_FIXED_RPS rates every server gets, latency measured from when each
+    request was due."""
     cfg, port = b.cfg, b.ports.proxy
     b.origin.delay(cfg.origin_delay_ms)
     b.origin.reset()
@@ -360,15 +361,27 @@ def latency(b, server, proc):
            "peak_p99": peak["p99"], "peak_p999": peak["p999"], "cpu_pct": cpu, "rates": {}}
     res.update(b.meter.take_foreign())
     hz = os.sysconf("SC_CLK_TCK")
-    for pct in cfg.latency_rates:
-        target = peak["rps"] * pct / 100.0
+
+    def at(target):
         b.meter.wait_quiet()
         c0, t0 = proc.cpu_ticks(), time.perf_counter()
         r = run_rate(cfg.load_bin, port, HOT_PATH, HOT_WS, target, cfg.duration, cfg.conns)
         r["cpu_pct"] = 100.0 * (proc.cpu_ticks() - c0) / hz / (time.perf_counter() - t0)
-        res["rates"][str(pct)] = r
-        log(f"latency/{server} {pct} % = {target:,.0f} req/s: sent {r['rps']:,.0f}/s, p50 {r['p50']:.0f} us, "
+        return r
+
+    def logged(what, target, r):
+        log(f"latency/{server} {what} = {target:,.0f} req/s: sent {r['rps']:,.0f}/s, p50 {r['p50']:.0f} us, "
             f"p99 {r['p99']:.0f} us, p99.9 {r['p999']:.0f} us, errors {r['errors']}, non-2xx {r['non2xx']}")
+
+    for pct in cfg.latency_rates:
+        target = peak["rps"] * pct / 100.0
+        r = res["rates"][str(pct)] = at(target)
+        logged(f"{pct} %", target, r)
+    if cfg.latency_fixed:
+        res["fixed"] = {}
+    for rps in cfg.latency_fixed:
+        r = res["fixed"][str(rps)] = at(rps)
+        logged("fixed", rps, r)
     res["origin"] = b.origin.count()
     return res
 
