@@ -26,6 +26,7 @@ const LAYERS: &[&str] = &[
     "metrics",
     "config",
     "jwt_keys",
+    "allocator",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
