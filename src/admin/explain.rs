@@ -2,7 +2,9 @@
 //! or would not serve it (the entry's birth, its tags' generations, the
 //! purge floor, the lease).
 
-use http::{Response, StatusCode};
+use std::collections::BTreeMap;
+
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,6 +29,10 @@ struct ExplainBody {
     /// Tag names to recognize among the entry's tag hashes.
     #[serde(default)]
     tags: Vec<String>,
+    /// Request fields a `Vary` may select a variant by (`Accept-Encoding`,
+    /// the route's `vary` list), as the client would send them.
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
 /// Answers `POST /explain` with `body`; `headers` is the identity the admin
@@ -47,13 +53,30 @@ pub(super) async fn respond(
             )
         }
     };
+    let mut fields = Vec::with_capacity(parsed.headers.len());
+    for (name, value) in &parsed.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => fields.push((name, value)),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    &format!("headers: {name:?} is not a valid request field"),
+                    Some("headers"),
+                )
+            }
+        }
+    }
     let workspace = parsed.workspace.or(headers.0);
     let user = parsed.user.or(headers.1);
     let who = Identity {
         workspace: workspace.as_deref(),
         user: user.as_deref(),
     };
-    match cache.explain(&parsed.url, who, &parsed.tags).await {
+    match cache.explain(&parsed.url, who, &fields, &parsed.tags).await {
         Ok(explained) => json_response(
             StatusCode::OK,
             &serde_json::to_value(&explained).unwrap_or_else(|_| json!({})),

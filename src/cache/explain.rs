@@ -4,7 +4,9 @@
 
 use std::time::SystemTime;
 
-use pingora_cache::key::CacheHashKey;
+use http::{HeaderName, HeaderValue};
+use pingora_cache::key::{CacheHashKey, HashBinary};
+use pingora_http::RequestHeader;
 use serde::Serialize;
 
 use super::TagCache;
@@ -19,6 +21,12 @@ use crate::storage::Servable;
 pub struct Explanation {
     /// The entry's key (`CacheKey::combined`, hex), as Redis and the memory tier name it.
     pub key: String,
+    /// The `Vary` variance of the entry shown (hex), when the response
+    /// varies: the request's fields select it. pingora-cache keeps the first
+    /// variant it stored under the primary key and the others under the key
+    /// with their variance; the entries shown are the request's variant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variance: Option<String>,
     /// This instance's purge epoch (with Redis, its mirror of the shared one):
     /// a fill starting now would be born at it.
     pub epoch: u64,
@@ -73,9 +81,10 @@ pub struct TagView {
 }
 
 impl TagCache {
-    /// Explains the entry a `GET` of `path_and_query` for `who` would be
-    /// served from. `names` are tag names the caller wants recognized among
-    /// the entry's tag hashes.
+    /// Explains the entry a `GET` of `path_and_query` for `who`, with the
+    /// request `fields` a `Vary` may select a variant by, would be served
+    /// from. `names` are tag names the caller wants recognized among the
+    /// entry's tag hashes.
     ///
     /// # Errors
     /// When such a request could not be cached ([`Self::key_for`]).
@@ -83,33 +92,70 @@ impl TagCache {
         &self,
         path_and_query: &str,
         who: Identity<'_>,
+        fields: &[(HeaderName, HeaderValue)],
         names: &[String],
     ) -> Result<Explanation, Unkeyable> {
-        let key = self.key_for(path_and_query, who)?;
-        let hash = key.combined_bin();
+        let mut key = self.key_for(path_and_query, who)?;
         let named: Vec<(u64, &String)> = names.iter().map(|n| (crate::tags::hash(n), n)).collect();
-        let memory = self
-            .memory
-            .and_then(|m| m.servable(&hash))
-            .map(|hit| self.entry_view(&hit.servable(), &named));
-        let redis = match &self.redis {
-            Some(parts) => Some(
-                parts
-                    .store
-                    .fetch(&hash)
-                    .await
-                    .map(|found| self.entry_view(&found.servable(), &named)),
-            ),
-            None => None,
-        };
+        let mut found = self.lookup_both(&key.combined_bin()).await;
+        // A varied entry under the primary key is the first variant stored;
+        // the request's own, if another, is under its variance (as
+        // pingora-cache's `cache_vary_lookup` finds it).
+        let mut variance = None;
+        if let Some(stored) = found.varied() {
+            let req = self.explained_request(path_and_query, fields)?;
+            let active = self.active.load();
+            let route = active
+                .router
+                .find(req.uri.path())
+                .and_then(|f| active.config.routes.get(f.index));
+            if let Some(wanted) = super::variance::of(&stored.0, &req, route) {
+                if Some(wanted) != stored.1 {
+                    key.set_variance_key(wanted);
+                    found = self.lookup_both(&key.combined_bin()).await;
+                }
+                variance = Some(wanted);
+            }
+        }
         Ok(Explanation {
             key: key.combined(),
+            variance: variance.map(|v| hex(&v)),
             epoch: self.registry.epoch(),
             floor: self.registry.floor(),
-            memory,
-            redis,
+            memory: found
+                .memory
+                .map(|hit| self.entry_view(&hit.servable(), &named)),
+            redis: found
+                .redis
+                .map(|r| r.map(|d| self.entry_view(&d.servable(), &named))),
             fanout: self.redis.as_ref().map(|r| r.fanout.view()),
         })
+    }
+
+    /// What each tier holds under `hash`; Redis only with a Redis tier.
+    async fn lookup_both(&self, hash: &HashBinary) -> Found {
+        Found {
+            memory: self.memory.and_then(|m| m.servable(hash)),
+            redis: match &self.redis {
+                Some(parts) => Some(parts.store.fetch(hash).await),
+                None => None,
+            },
+        }
+    }
+
+    /// The `GET` the explanation is for, with the caller's fields.
+    fn explained_request(
+        &self,
+        path_and_query: &str,
+        fields: &[(HeaderName, HeaderValue)],
+    ) -> Result<RequestHeader, Unkeyable> {
+        let mut req = RequestHeader::build("GET", path_and_query.as_bytes(), None)
+            .map_err(|_| Unkeyable::Invalid)?;
+        for (name, value) in fields {
+            req.append_header(name.clone(), value.clone())
+                .map_err(|_| Unkeyable::Invalid)?;
+        }
+        Ok(req)
     }
 
     fn entry_view(&self, stored: &Servable<'_>, named: &[(u64, &String)]) -> EntryView {
@@ -151,4 +197,31 @@ impl TagCache {
             trusted: !self.unsynced(stored.epoch),
         }
     }
+}
+
+/// What the two tiers hold under one key.
+struct Found {
+    memory: Option<crate::storage::MemoryHit>,
+    redis: Option<Option<crate::storage::envelope::Decoded>>,
+}
+
+impl Found {
+    /// The stored header and variance of a varied entry found in either
+    /// tier (memory first), if one is.
+    fn varied(&self) -> Option<(pingora_http::ResponseHeader, Option<HashBinary>)> {
+        let memory = self.memory.as_ref().map(|m| {
+            let s = m.servable();
+            (s.header.clone(), s.variance)
+        });
+        let redis = self.redis.as_ref().and_then(Option::as_ref).map(|d| {
+            let s = d.servable();
+            (s.header.clone(), s.variance)
+        });
+        memory.or(redis).filter(|(_, v)| v.is_some())
+    }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -42,6 +42,7 @@ mod reload;
 mod request_id;
 mod runtime_settings;
 mod storability;
+mod variance;
 mod writes;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -54,7 +55,6 @@ use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_cache::storage::Storage;
 use pingora_cache::{
     CacheKey, CacheMeta, CacheOptionOverrides, ForcedFreshness, NoCacheReason, RespCacheable,
-    VarianceBuilder,
 };
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -725,33 +725,7 @@ impl TagCache {
         // holds the route's name and key definition.
         let active = self.active_of(ctx);
         let route = ctx.route.and_then(|i| active.config.routes.get(i));
-        let mut names: Vec<http::HeaderName> = Vec::new();
-        for vary in meta.headers().get_all(header::VARY) {
-            for name in vary.to_str().ok()?.split(',').map(str::trim) {
-                let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
-                    continue;
-                };
-                let allowed = name == header::ACCEPT_ENCODING
-                    || route.is_some_and(|r| r.vary.contains(&name));
-                if allowed && !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-        if names.is_empty() {
-            return None;
-        }
-        let mut builder = VarianceBuilder::new();
-        for name in &names {
-            // Every value, in order; absent and empty differ.
-            let mut value = Vec::new();
-            for v in req.headers.get_all(name) {
-                value.push(b'=');
-                value.extend_from_slice(v.as_bytes());
-            }
-            builder.add_owned_value(name.as_str(), value);
-        }
-        builder.finalize()
+        variance::of(meta.response_header(), req, route)
     }
 
     /// Adds the cache status headers. Call from `ProxyHttp::response_filter`.

@@ -59,7 +59,7 @@ impl TagCache {
         let now = SystemTime::now();
         let full_path_only = req.is_some_and(|req| {
             !stored.is_fresh(now)
-                || stored.varied
+                || stored.variance.is_some()
                 || !ctx
                     .route
                     .is_some_and(|route| self.answers_as_stored(active, req, route, ctx))

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use pingora_cache::key::HashBinary;
 use pingora_cache::CacheMeta;
 use pingora_http::ResponseHeader;
 
@@ -23,8 +24,8 @@ pub struct Servable<'a> {
     pub epoch: SystemTime,
     /// When it stops being fresh.
     pub fresh_until: SystemTime,
-    /// Whether it was stored under a `Vary` variance.
-    pub varied: bool,
+    /// The `Vary` variance it was stored under, if any.
+    pub variance: Option<HashBinary>,
     /// Its tags and birth epoch.
     pub info: Option<&'a EntryInfo>,
     /// The tier it was found in.
@@ -40,7 +41,7 @@ impl<'a> Servable<'a> {
             updated: meta.updated(),
             epoch: meta.epoch(),
             fresh_until: meta.fresh_until(),
-            varied: meta.variance().is_some(),
+            variance: meta.variance(),
             info: EntryInfo::of(meta).map(|i| &**i),
             layer,
         }
@@ -87,7 +88,7 @@ mod tests {
             updated: t,
             epoch: t,
             fresh_until: t + Duration::from_secs(10),
-            varied: false,
+            variance: None,
             info: None,
             layer: Layer::Memory,
         };

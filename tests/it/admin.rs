@@ -171,6 +171,58 @@ async fn explain_shows_an_entrys_birth_its_tags_and_the_verdict_a_purge_gives() 
     assert!(other["memory"].is_null(), "{other}");
 }
 
+/// On a response that varies, `/explain` shows the variant the request's
+/// fields select: pingora-cache keeps the first variant stored under the
+/// primary key and the others under their variance.
+#[tokio::test]
+async fn explain_shows_the_variant_a_requests_fields_select() {
+    let p = Proxy::start();
+    let path = "/item/explain-vary";
+    let vary = ("x-origin-header", "Vary: Accept-Encoding");
+    for encoding in ["gzip", "identity"] {
+        let r = p
+            .get_with(
+                path,
+                Some("w1"),
+                None,
+                &[vary, ("accept-encoding", encoding)],
+            )
+            .await;
+        assert_eq!(r.cache(), "MISS", "{encoding}");
+    }
+    let explain = |headers: serde_json::Value| {
+        let p = &p;
+        async move {
+            let body = serde_json::json!({ "url": path, "workspace": "w1", "headers": headers });
+            let r = p.admin_post("/explain", &body.to_string()).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.json()
+        }
+    };
+    let gzip = explain(serde_json::json!({ "accept-encoding": "gzip" })).await;
+    let identity = explain(serde_json::json!({ "Accept-Encoding": "identity" })).await;
+    let neither = explain(serde_json::json!({})).await;
+    for e in [&gzip, &identity] {
+        assert_eq!(e["memory"]["verdict"], "valid", "{e}");
+        assert_eq!(e["variance"].as_str().map(str::len), Some(32), "{e}");
+    }
+    assert_ne!(gzip["variance"], identity["variance"]);
+    // The first variant is under the primary key, the second under its own.
+    assert_ne!(gzip["key"], identity["key"]);
+    // No variant was stored for a request without the field.
+    assert!(neither["memory"].is_null(), "{neither}");
+    assert!(neither["variance"].is_string(), "{neither}");
+
+    // What the proxy does agrees with each explanation.
+    for encoding in ["identity", "gzip"] {
+        let r = p
+            .get_with(path, Some("w1"), None, &[("accept-encoding", encoding)])
+            .await;
+        assert_eq!(r.cache(), "HIT", "{encoding}");
+    }
+    assert_eq!(p.get(path, Some("w1"), None).await.cache(), "MISS");
+}
+
 #[tokio::test]
 async fn explain_refuses_a_bad_body_or_an_uncached_url_naming_the_field() {
     let p = Proxy::start();
@@ -186,6 +238,16 @@ async fn explain_refuses_a_bad_body_or_an_uncached_url_naming_the_field() {
             r#"{"url":"/not/a/route","workspace":"w1"}"#,
             422,
             "url".into(),
+        ),
+        (
+            r#"{"url":"/item/1","workspace":"w1","headers":{"bad name":"x"}}"#,
+            400,
+            "headers".into(),
+        ),
+        (
+            r#"{"url":"/item/1","workspace":"w1","headers":{"accept":"a\nb"}}"#,
+            400,
+            "headers".into(),
         ),
     ] {
         let r = p.admin_post("/explain", body).await;

@@ -145,7 +145,7 @@ impl MemoryHit {
             updated: meta.created,
             epoch: meta.epoch.unwrap_or(meta.created),
             fresh_until: meta.fresh_until,
-            varied: meta.variance.is_some(),
+            variance: meta.variance,
             info: meta.info.as_deref(),
             layer: Layer::Memory,
         }
