@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use http::{HeaderName, HeaderValue};
 use pingora_cache::key::{CacheHashKey, HashBinary};
-use pingora_http::RequestHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use serde::Serialize;
 
 use super::TagCache;
@@ -102,24 +102,22 @@ impl TagCache {
         // the request's own, if another, is under its variance (as
         // pingora-cache's `cache_vary_lookup` finds it).
         let mut variance = None;
-        if let Some(stored) = found.varied() {
-            let req = self.explained_request(path_and_query, fields)?;
+        if let Some(header) = found.varied() {
+            let req = explained_request(path_and_query, fields)?;
             let active = self.active.load();
             let route = active
                 .router
                 .find(req.uri.path())
                 .and_then(|f| active.config.routes.get(f.index));
-            if let Some(wanted) = super::variance::of(&stored.0, &req, route) {
-                if Some(wanted) != stored.1 {
-                    key.set_variance_key(wanted);
-                    found = self.lookup_both(&key.combined_bin()).await;
-                }
-                variance = Some(wanted);
-            }
+            variance = super::variance::of(header, &req, route);
+        }
+        if let Some(wanted) = variance.filter(|&wanted| Some(wanted) != found.variance()) {
+            key.set_variance_key(wanted);
+            found = self.lookup_both(&key.combined_bin()).await;
         }
         Ok(Explanation {
             key: key.combined(),
-            variance: variance.map(|v| hex(&v)),
+            variance: variance.map(|v| format!("{:032x}", u128::from_be_bytes(v))),
             epoch: self.registry.epoch(),
             floor: self.registry.floor(),
             memory: found
@@ -141,21 +139,6 @@ impl TagCache {
                 None => None,
             },
         }
-    }
-
-    /// The `GET` the explanation is for, with the caller's fields.
-    fn explained_request(
-        &self,
-        path_and_query: &str,
-        fields: &[(HeaderName, HeaderValue)],
-    ) -> Result<RequestHeader, Unkeyable> {
-        let mut req = RequestHeader::build("GET", path_and_query.as_bytes(), None)
-            .map_err(|_| Unkeyable::Invalid)?;
-        for (name, value) in fields {
-            req.append_header(name.clone(), value.clone())
-                .map_err(|_| Unkeyable::Invalid)?;
-        }
-        Ok(req)
     }
 
     fn entry_view(&self, stored: &Servable<'_>, named: &[(u64, &String)]) -> EntryView {
@@ -206,22 +189,39 @@ struct Found {
 }
 
 impl Found {
-    /// The stored header and variance of a varied entry found in either
-    /// tier (memory first), if one is.
-    fn varied(&self) -> Option<(pingora_http::ResponseHeader, Option<HashBinary>)> {
+    /// The entry found, memory first: its stored header and variance.
+    fn entry(&self) -> Option<(&ResponseHeader, Option<HashBinary>)> {
         let memory = self.memory.as_ref().map(|m| {
             let s = m.servable();
-            (s.header.clone(), s.variance)
+            (s.header, s.variance)
         });
-        let redis = self.redis.as_ref().and_then(Option::as_ref).map(|d| {
-            let s = d.servable();
-            (s.header.clone(), s.variance)
-        });
-        memory.or(redis).filter(|(_, v)| v.is_some())
+        memory.or_else(|| {
+            let d = self.redis.as_ref()?.as_ref()?;
+            Some((d.meta.response_header(), d.meta.variance()))
+        })
+    }
+
+    /// The stored header of the entry found, if it varies.
+    fn varied(&self) -> Option<&ResponseHeader> {
+        self.entry().filter(|(_, v)| v.is_some()).map(|(h, _)| h)
+    }
+
+    /// The variance of the entry found, if any.
+    fn variance(&self) -> Option<HashBinary> {
+        self.entry().and_then(|(_, v)| v)
     }
 }
 
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The `GET` the explanation is for, with the caller's fields.
+fn explained_request(
+    path_and_query: &str,
+    fields: &[(HeaderName, HeaderValue)],
+) -> Result<RequestHeader, Unkeyable> {
+    let mut req = RequestHeader::build("GET", path_and_query.as_bytes(), None)
+        .map_err(|_| Unkeyable::Invalid)?;
+    for (name, value) in fields {
+        req.append_header(name.clone(), value.clone())
+            .map_err(|_| Unkeyable::Invalid)?;
+    }
+    Ok(req)
 }
