@@ -42,7 +42,7 @@ use tokio::sync::Notify;
 
 use super::recorder::Recorder;
 use super::TagCacheProxy;
-use crate::cache::{FrontAsked, FrontHit, FrontStep, RequestCtx, TagCache};
+use crate::cache::{FrontAsked, FrontHit, FrontResponse, FrontStep, RequestCtx, TagCache};
 use crate::storage::Layer;
 
 /// The proxy listener's application: the front path, then Pingora's proxy.
@@ -55,15 +55,12 @@ pub struct Front {
     shutdown: Notify,
     /// Hits the front answered (`tagcache_front_hits_total`): memory, Redis.
     hits: [prometheus::IntCounter; 2],
-    /// What a written hit's session keeps of its request header: cloned,
-    /// it costs a tenth of what building one did.
-    placeholder: Option<RequestHeader>,
 }
 
-/// A hit the front answers, decided before anything is written.
-struct Decided {
-    hit: FrontHit,
-    ctx: RequestCtx,
+/// A hit ready to write ([`Front::ready`]).
+struct Ready {
+    response: FrontResponse,
+    req: RequestHeader,
     keepalive: bool,
     settings: HttpPersistentSettings,
 }
@@ -88,7 +85,6 @@ impl Front {
             shutdown_flag: AtomicBool::new(false),
             shutdown: Notify::new(),
             hits,
-            placeholder: RequestHeader::build("GET", b"/", Some(0)).ok(),
         }
     }
 
@@ -143,13 +139,37 @@ impl Front {
             // dropped when the service stops.
             () = self.await_shutdown() => return None,
         };
-        let mut session = session;
         let mut asked = None;
         match read {
-            Ok(true) => match self.decide(&mut session, shutdown).await {
-                Ok(decided) => return self.write_hit(session, decided).await,
-                Err(redis) => asked = redis,
-            },
+            Ok(true) => {
+                // The context lives in this frame: a hit's path never moves it.
+                let mut ctx = self.cache.new_ctx();
+                match self.decide(&mut session, &mut ctx, shutdown).await {
+                    Ok(hit) => {
+                        let ready = self.ready(&mut session, hit, &mut ctx);
+                        let ServerSession::H1(h1) = session else {
+                            return None;
+                        };
+                        let mut stream: Stream = h1.into_inner();
+                        let wire = &ready.response.wire;
+                        let written = write(&mut stream, [&wire.head, &wire.body, wire.tail])
+                            .await
+                            .map_err(|e| {
+                                Error::because(ErrorType::WriteError, "writing a hit", e)
+                                    .into_down()
+                            });
+                        self.cache.front_logged(
+                            &ready.req,
+                            &mut ctx,
+                            &ready.response,
+                            written.as_ref().err().map(|e| &**e),
+                        );
+                        drop(ctx);
+                        return after_hit(stream, written.is_ok(), ready.keepalive, ready.settings).await;
+                    }
+                    Err(redis) => asked = redis,
+                }
+            }
             // The client closed, or the keep-alive wait ended: the proxy
             // would end the connection too.
             Ok(false) => return None,
@@ -205,80 +225,54 @@ impl Front {
     async fn decide(
         &self,
         session: &mut ServerSession,
+        ctx: &mut RequestCtx,
         shutdown: &ShutdownWatch,
-    ) -> Result<Decided, Option<FrontAsked>> {
+    ) -> Result<FrontHit, Option<FrontAsked>> {
         if !self.may_answer(session) {
             return Err(None);
         }
-        let mut ctx = self.cache.new_ctx();
-        let hit = match self.cache.front_hit(session.req_header(), &mut ctx) {
+        let hit = match self.cache.front_hit(session.req_header(), ctx) {
             FrontStep::Hit(hit) => hit,
             // Boxed: a memory hit's future stays as small as it was.
-            FrontStep::Redis(lookup) => Box::pin(self.cache.front_redis_hit(
-                lookup,
-                session.req_header(),
-                &mut ctx,
-            ))
-            .await
-            .map_err(Some)?,
+            FrontStep::Redis(lookup) => {
+                Box::pin(
+                    self.cache
+                        .front_redis_hit(lookup, session.req_header(), ctx),
+                )
+                .await
+                .map_err(Some)?
+            }
             FrontStep::Pass => return Err(None),
         };
         if *shutdown.borrow() {
             // As the proxy: a stopping service keeps no connection.
             session.set_keepalive(None);
         }
-        let keepalive = session.as_http1().is_some_and(|h1| h1.will_keepalive());
-        Ok(Decided {
-            hit,
-            ctx,
-            keepalive,
-            settings: HttpPersistentSettings::for_session(session),
-        })
+        Ok(hit)
     }
 
-    /// Writes a decided hit, counts and logs it, and keeps the connection
-    /// when the session would have.
-    async fn write_hit(
+    /// A decided hit made ready to write: its bytes assembled and counted,
+    /// and the request header taken out of the session for the log line
+    /// (the session, about to be dropped, keeps a placeholder). The write
+    /// itself stays in [`Self::one_request`]'s frame, so that neither the
+    /// session nor the context is moved into another future.
+    fn ready(
         &self,
-        mut session: ServerSession,
-        decided: Decided,
-    ) -> Option<ReusedHttpStream> {
-        let Decided {
-            hit,
-            mut ctx,
+        session: &mut ServerSession,
+        hit: FrontHit,
+        ctx: &mut RequestCtx,
+    ) -> Ready {
+        let keepalive = session.as_http1().is_some_and(|h1| h1.will_keepalive());
+        let settings = HttpPersistentSettings::for_session(session);
+        let response = self.cache.front_response(&hit, ctx, keepalive);
+        drop(hit);
+        self.hits[usize::from(response.layer() == Layer::Redis)].inc();
+        let req = std::mem::replace(session.req_header_mut(), placeholder());
+        Ready {
+            response,
+            req,
             keepalive,
             settings,
-        } = decided;
-        let response = self.cache.front_response(&hit, &mut ctx, keepalive);
-        self.hits[usize::from(response.layer() == Layer::Redis)].inc();
-        // The request header outlives the session for the log line; the
-        // session, about to be dropped, keeps a placeholder.
-        let placeholder = self.placeholder.clone()?;
-        let req = std::mem::replace(session.req_header_mut(), placeholder);
-        let ServerSession::H1(h1) = session else {
-            return None;
-        };
-        let mut stream: Stream = h1.into_inner();
-        let parts = &response.wire;
-        let written = match write(&mut stream, [&parts.head, &parts.body, parts.tail]).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(Error::because(ErrorType::WriteError, "writing a hit", e).into_down()),
-        };
-        self.cache.front_logged(
-            &req,
-            &mut ctx,
-            &response,
-            written.as_ref().err().map(|e| &**e),
-        );
-        drop(ctx);
-        match written {
-            Ok(()) if keepalive => Some(ReusedHttpStream::new(stream, Some(settings))),
-            Ok(()) => {
-                // As Pingora ends a connection it does not keep.
-                let _ = stream.shutdown().await;
-                None
-            }
-            Err(_) => None,
         }
     }
 
@@ -300,6 +294,32 @@ impl Front {
             .map(Recorder::recorded);
         recorded == Some(h1.get_headers_raw_bytes().len())
     }
+}
+
+/// The connection after a hit: kept for the next request when the write
+/// went through and the session would have kept it, ended otherwise.
+async fn after_hit(
+    mut stream: Stream,
+    written: bool,
+    keepalive: bool,
+    settings: HttpPersistentSettings,
+) -> Option<ReusedHttpStream> {
+    match (written, keepalive) {
+        (true, true) => Some(ReusedHttpStream::new(stream, Some(settings))),
+        (true, false) => {
+            // As Pingora ends a connection it does not keep.
+            let _ = stream.shutdown().await;
+            None
+        }
+        (false, _) => None,
+    }
+}
+
+/// What a written hit's session keeps of its request header: an empty
+/// one, made from parts that allocate nothing (a clone of a built header
+/// costs far more: Pingora rebuilds its parts).
+fn placeholder() -> RequestHeader {
+    RequestHeader::from(http::Request::new(()).into_parts().0)
 }
 
 /// Writes a whole answer, in as few vectored writes as the connection
