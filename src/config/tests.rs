@@ -714,6 +714,39 @@ routes:
 }
 
 #[test]
+fn the_admin_listener_may_not_share_the_proxys_address() {
+    check(
+        r#"
+listen: "127.0.0.1:8080"
+upstream: { address: "127.0.0.1:3000" }
+admin:
+  listen: "127.0.0.1:8080"
+"#,
+        &[
+            r#"4:11: admin.listen 127.0.0.1:8080 is the same address as listen | hint: give the admin listener another port, e.g. admin: { listen: "127.0.0.1:9090" }"#,
+        ],
+    );
+    // The admin's default address, taken by the proxy: reported where the
+    // proxy's address is set.
+    check(
+        r#"
+listen: "0.0.0.0:9090"
+upstream: { address: "127.0.0.1:3000" }
+"#,
+        &[
+            r#"1:9: admin.listen 127.0.0.1:9090 is the same address as listen | hint: give the admin listener another port, e.g. admin: { listen: "127.0.0.1:9091" }"#,
+        ],
+    );
+    loads(
+        r#"
+listen: "127.0.0.1:9091"
+upstream: { address: "127.0.0.1:3000" }
+admin: { listen: "127.0.0.1:9090" }
+"#,
+    );
+}
+
+#[test]
 fn admin_listener_off_loopback_needs_a_token() {
     check(
         r#"

@@ -49,7 +49,11 @@ pub(crate) fn convert(raw: Spanned<raw::Config>, report: &mut Report) -> Config 
 
     let listen = cx.socket_addr(raw.listen.as_ref(), defaults::LISTEN, "listen");
     let upstream = cx.upstream(raw.upstream, root);
-    let admin = cx.admin(raw.admin, listen);
+    let admin = cx.admin(
+        raw.admin,
+        listen,
+        raw.listen.as_ref().map_or(root, |f| f.pos),
+    );
     let storage = cx.storage(raw.storage);
     let tenant = cx.tenant(raw.tenant);
     let unkeyed_default = unkeyed_action(raw.unkeyed_headers).unwrap_or(defaults::UNKEYED_ACTION);

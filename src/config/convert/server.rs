@@ -110,9 +110,32 @@ impl Cx<'_> {
         }
     }
 
-    pub(super) fn admin(&mut self, raw: Option<Spanned<raw::Admin>>, proxy: SocketAddr) -> Admin {
+    /// The admin section. `proxy` is the proxy's listening address, and
+    /// `proxy_pos` where the file sets it: a listener may not share it.
+    pub(super) fn admin(
+        &mut self,
+        raw: Option<Spanned<raw::Admin>>,
+        proxy: SocketAddr,
+        proxy_pos: Pos,
+    ) -> Admin {
         let raw = raw.map(|r| r.value).unwrap_or_default();
         let listen = self.socket_addr(raw.listen.as_ref(), defaults::ADMIN_LISTEN, "admin listen");
+        if same_socket(listen, proxy) {
+            // Two services on one address would share one socket: the
+            // proxy's clients would reach the admin API, or the reverse.
+            let other_port = if proxy.port() == defaults::ADMIN_LISTEN.port() {
+                defaults::ADMIN_LISTEN.port() + 1
+            } else {
+                defaults::ADMIN_LISTEN.port()
+            };
+            self.error(
+                raw.listen.as_ref().map_or(proxy_pos, |f| f.pos),
+                format!("admin.listen {listen} is the same address as listen"),
+                Some(format!(
+                    "give the admin listener another port, e.g. admin: {{ listen: \"127.0.0.1:{other_port}\" }}"
+                )),
+            );
+        }
         let metrics_listen = raw.metrics_listen.as_ref().map(|field| {
             let addr = self.socket_addr(
                 Some(field),
