@@ -103,8 +103,7 @@ fn missing_file_is_a_clear_error() {
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits() {
     let origin = crate::util::Origin::start();
-    let port = crate::util::free_port();
-    let admin = crate::util::free_port();
+    let [port, admin] = crate::util::free_ports();
     let path = write(
         "graceful.yaml",
         &format!(

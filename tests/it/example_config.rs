@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::util::{free_port, wait_for_port, Origin, Proxy, TOKEN};
+use crate::util::{free_ports, wait_for_port, Origin, Proxy, TOKEN};
 
 const EXAMPLE: &str = include_str!("../../conf/tagcache.example.yaml");
 
@@ -22,8 +22,7 @@ fn moved(yaml: String, from: &str, to: &str) -> String {
 fn start() -> Proxy {
     crate::util::init_tracing();
     let origin = Origin::start();
-    let port = free_port();
-    let admin_port = free_port();
+    let [port, admin_port] = free_ports();
     let yaml = moved(
         EXAMPLE.to_string(),
         "listen: \"0.0.0.0:8080\"",

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{free_port, wait_for_port, Origin};
+use crate::util::{free_port, free_ports, wait_for_port, Origin};
 
 fn config(listen: u16, admin: u16, upstream: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tagcache-process-{}", std::process::id()));
@@ -131,7 +131,7 @@ fn a_taken_proxy_port_ends_the_process_at_once() {
 #[test]
 fn sighup_does_not_stop_the_server_and_an_idle_sigterm_stops_it_at_once() {
     let origin = Origin::start();
-    let (listen, admin) = (free_port(), free_port());
+    let [listen, admin] = free_ports();
     let mut child = run(&config(listen, admin, &origin.addr.to_string()));
     wait_for_port(listen);
     wait_for_port(admin);
@@ -154,7 +154,7 @@ fn sighup_does_not_stop_the_server_and_an_idle_sigterm_stops_it_at_once() {
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_then_stops() {
     let origin = Origin::start();
-    let (listen, admin) = (free_port(), free_port());
+    let [listen, admin] = free_ports();
     let mut child = run(&config(listen, admin, &origin.addr.to_string()));
     wait_for_port(listen);
     let slow = std::thread::spawn(move || {
@@ -182,7 +182,7 @@ fn sigterm_lets_the_request_in_flight_finish_then_stops() {
 #[test]
 fn sighup_and_tagcache_reload_apply_the_edited_file() {
     let origin = Origin::start();
-    let (listen, admin) = (free_port(), free_port());
+    let [listen, admin] = free_ports();
     let path = config(listen, admin, &origin.addr.to_string());
     let mut child = run(&path);
     wait_for_port(listen);
@@ -244,7 +244,7 @@ fn a_binary_upgrade_hands_the_sockets_over_without_a_failed_request() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
     let origin = Origin::start();
-    let (listen, admin) = (free_port(), free_port());
+    let [listen, admin] = free_ports();
     let path = config(listen, admin, &origin.addr.to_string());
     let mut old = run(&path);
     wait_for_port(listen);
@@ -314,7 +314,7 @@ fn pingora_log_records_and_tagcache_events_reach_the_same_log() {
     // Pingora logs through the `log` crate and tagcache through `tracing`:
     // the subscriber's bridge must carry both to stderr.
     let origin = Origin::start();
-    let (listen, admin) = (free_port(), free_port());
+    let [listen, admin] = free_ports();
     let mut child = run_logging(&config(listen, admin, &origin.addr.to_string()), "info");
     wait_for_port(listen);
     signal(&child, "TERM");

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::util::{free_port, wait_for_port, Origin, Proxy, TOKEN};
+use crate::util::{free_ports, wait_for_port, Origin, Proxy, TOKEN};
 
 /// A config file for a proxy in front of `origin`; `routes` is YAML.
 struct File {
@@ -83,7 +83,7 @@ fn start(file: &File, origin: Origin, port: u16, admin: u16) -> Proxy {
 
 fn setup() -> (File, Proxy) {
     let origin = Origin::start();
-    let (port, admin) = (free_port(), free_port());
+    let [port, admin] = free_ports();
     let file = File::new(&origin, port, admin);
     file.write(ROUTES);
     let p = start(&file, origin, port, admin);

@@ -48,6 +48,16 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// `N` distinct free ports. Two calls of [`free_port`] may return the same
+/// port (the first listener is closed before the second is bound), which
+/// would give a proxy and its admin listener one address: each is held
+/// until all are chosen.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: [StdListener; N] =
+        std::array::from_fn(|_| StdListener::bind("127.0.0.1:0").expect("free port"));
+    held.map(|l| l.local_addr().expect("free port").port())
+}
+
 /// A shared multi-threaded runtime for origins (kept alive for the whole test binary).
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
@@ -434,8 +444,7 @@ impl Proxy {
     /// Starts a proxy in front of an existing origin.
     pub fn start_on(origin: Origin, opts: Options) -> Proxy {
         init_tracing();
-        let port = free_port();
-        let admin_port = free_port();
+        let [port, admin_port] = free_ports();
         let upstream = opts
             .upstream
             .clone()
