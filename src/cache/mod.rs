@@ -268,6 +268,13 @@ impl TagCache {
         }
     }
 
+    /// Counts a connection that waits for its first request as in flight
+    /// while the guard lives, so that a graceful stop lets that request
+    /// arrive and be answered (see `proxy::front`).
+    pub(crate) fn expecting(&self) -> ctx::InFlight {
+        ctx::InFlight::enter(self.in_flight)
+    }
+
     /// Requests whose context is alive.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)

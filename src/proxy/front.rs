@@ -45,6 +45,10 @@ use super::TagCacheProxy;
 use crate::cache::{FrontAsked, FrontHit, FrontResponse, FrontStep, RequestCtx, TagCache};
 use crate::storage::Layer;
 
+/// How long a connection accepted before a graceful stop may take to send
+/// its first request.
+const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The proxy listener's application: the front path, then Pingora's proxy.
 pub struct Front {
     proxy: Arc<HttpProxy<TagCacheProxy>>,
@@ -102,6 +106,16 @@ impl Front {
         .await;
     }
 
+    /// Resolves when a connection waiting for a request is to be dropped:
+    /// once the service stopped, and for a new connection's first request
+    /// [`FIRST_REQUEST_GRACE`] later.
+    async fn stop_waiting(&self, fresh: bool) {
+        self.await_shutdown().await;
+        if fresh {
+            tokio::time::sleep(FIRST_REQUEST_GRACE).await;
+        }
+    }
+
     /// One request on a plain HTTP/1 connection: read by the front, then
     /// answered here or handed to the proxy.
     async fn one_request(
@@ -111,6 +125,7 @@ impl Front {
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         recorder.record();
+        let fresh = settings.is_none();
         let mut session = ServerSession::new_http1(recorder);
         match settings {
             Some(settings) => settings.apply_to_session(&mut session),
@@ -132,12 +147,18 @@ impl Front {
         // What the proxy's session starts with when it gets the request.
         let keepalive = session.get_keepalive();
         let reuses = session.get_keepalive_reuses_remaining();
+        // A new connection was accepted before the service stopped: its
+        // first request is answered, and a graceful stop waits for it (up
+        // to FIRST_REQUEST_GRACE after the stop), as nginx closes only idle
+        // kept-alive connections. The guard lives until the request is
+        // answered, here or by the proxy.
+        let _expecting = fresh.then(|| self.cache.expecting());
         let read = tokio::select! {
             biased;
             read = session.read_request() => read,
             // As the proxy: a connection waiting for its next request is
             // dropped when the service stops.
-            () = self.await_shutdown() => return None,
+            () = self.stop_waiting(fresh) => return None,
         };
         let mut asked = None;
         match read {

@@ -152,6 +152,30 @@ fn sighup_does_not_stop_the_server_and_an_idle_sigterm_stops_it_at_once() {
 }
 
 #[test]
+fn sigterm_answers_a_connection_accepted_before_its_request_arrived() {
+    let origin = Origin::start();
+    let [listen, admin] = free_ports();
+    let mut child = run(&config(listen, admin, &origin.addr.to_string()));
+    wait_for_port(listen);
+    // Accepted, but its request is not sent yet when the stop begins.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", listen)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    write!(
+        s,
+        "GET /item/late HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Workspace-ID: w1\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    let (code, _) = exit_within(&mut child, Duration::from_secs(8)).expect("did not stop");
+    assert_eq!(code, 0);
+}
+
+#[test]
 fn sigterm_lets_the_request_in_flight_finish_then_stops() {
     let origin = Origin::start();
     let [listen, admin] = free_ports();
